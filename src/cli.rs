@@ -1,0 +1,279 @@
+//! The command line: `hamn serve | ingest | collections | migrate`. Parses arguments, sets up
+//! logging and the runtime, and reports errors as one clear line with a non-zero exit.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+
+use crate::catalog::CollectionId;
+use crate::config::{Config, GlobalArgs, StoreConfig};
+use crate::ingest::{self, reader::ReadOptions, IngestOptions, MetaOptions};
+use crate::store::postgis::PostgisStore;
+use crate::store::IngestMode;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "hamn",
+    version,
+    about = "Open geodata API server: ingest municipal datasets, serve OGC API Features"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP server. With an empty embedded store, loads the demo data first.
+    Serve(ServeArgs),
+    /// Load a dataset (any vector format GDAL reads) into a collection, atomically.
+    Ingest(Box<IngestArgs>),
+    /// List, show or delete collections.
+    Collections {
+        #[command(subcommand)]
+        action: CollectionsAction,
+    },
+    /// Apply pending database migrations (also done at start-up). Safe to run twice.
+    Migrate,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = "HAMN_BIND")]
+    pub bind: Option<String>,
+    /// Directory with demo.toml, loaded into an empty embedded store [default: ./data].
+    #[arg(long, env = "HAMN_DEMO_DATA")]
+    pub demo_data: Option<PathBuf>,
+    /// Do not load demo data, even into an empty store.
+    #[arg(long)]
+    pub no_demo: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct IngestArgs {
+    /// The file to load: GeoJSON, Shapefile (.shp or .zip), GeoPackage, CSV, GML, KML, FlatGeobuf …
+    pub file: String,
+    /// Collection id (a-z, 0-9, '-') [default: made from the file name].
+    #[arg(long, short = 'c')]
+    pub collection: Option<CollectionId>,
+    /// Layer to load from a multi-layer source [default: every layer, one collection each].
+    #[arg(long)]
+    pub layer: Option<String>,
+    /// create: fail if the collection exists; replace: swap in the new data whole; append: add to it.
+    #[arg(long, value_enum, default_value = "create")]
+    pub mode: IngestMode,
+    /// Ingest even when the file is unchanged (same SHA-256) since the last ingest.
+    #[arg(long)]
+    pub force: bool,
+    /// CRS of the source when it names none (or to override it), e.g. EPSG:3008.
+    #[arg(long)]
+    pub source_crs: Option<String>,
+    /// Attribute whose values become feature ids (text or integer, unique) [default: the source's FID].
+    #[arg(long)]
+    pub id_field: Option<String>,
+    /// Date/time attribute for the temporal extent [default: the only one, if there is exactly one].
+    #[arg(long)]
+    pub datetime_field: Option<String>,
+    /// CSV: column with X/easting/longitude [default: found by name: x, lon, longitude, E, easting, öst …].
+    #[arg(long)]
+    pub x_field: Option<String>,
+    /// CSV: column with Y/northing/latitude [default: found by name: y, lat, latitude, N, northing, nord …].
+    #[arg(long)]
+    pub y_field: Option<String>,
+    /// CSV: column with WKT geometry [default: found by name: wkt, geom, geometry].
+    #[arg(long)]
+    pub wkt_field: Option<String>,
+    /// Text encoding of a Shapefile without .cpg, or of a CSV (e.g. ISO-8859-1, windows-1252).
+    #[arg(long)]
+    pub encoding: Option<String>,
+    #[arg(long)]
+    pub title: Option<String>,
+    #[arg(long)]
+    pub description: Option<String>,
+    /// Who publishes the data, e.g. "Malmö stad".
+    #[arg(long)]
+    pub publisher: Option<String>,
+    /// Licence, preferably an SPDX id such as CC0-1.0 or CC-BY-4.0.
+    #[arg(long)]
+    pub licence: Option<String>,
+    /// Theme, e.g. parking, noise, traffic, bathing.
+    #[arg(long)]
+    pub theme: Option<String>,
+    /// Comma-separated keywords.
+    #[arg(long, value_delimiter = ',')]
+    pub keywords: Vec<String>,
+    /// Do not draw a progress bar (it is drawn only on a terminal anyway).
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CollectionsAction {
+    /// One line per collection: id, features, version, title.
+    List,
+    /// The full catalog record of one collection, as JSON.
+    Show { id: CollectionId },
+    /// Delete a collection and its data.
+    Delete { id: CollectionId },
+}
+
+impl IngestArgs {
+    fn options(&self, allow_gdal_paths: bool) -> IngestOptions {
+        IngestOptions {
+            input: self.file.clone(),
+            collection: self.collection.clone(),
+            layer: self.layer.clone(),
+            mode: self.mode,
+            force: self.force,
+            read: ReadOptions {
+                source_crs: self.source_crs.clone(),
+                x_field: self.x_field.clone(),
+                y_field: self.y_field.clone(),
+                wkt_field: self.wkt_field.clone(),
+            },
+            id_field: self.id_field.clone(),
+            datetime_field: self.datetime_field.clone(),
+            encoding: self.encoding.clone(),
+            meta: MetaOptions {
+                title: self.title.clone(),
+                description: self.description.clone(),
+                keywords: self
+                    .keywords
+                    .iter()
+                    .map(|k| k.trim().to_string())
+                    .filter(|k| !k.is_empty())
+                    .collect(),
+                theme: self.theme.clone(),
+                publisher: self.publisher.clone(),
+                licence: self.licence.clone(),
+            },
+            allow_gdal_paths,
+            progress: !self.quiet && std::io::stderr().is_terminal(),
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("HAMN_LOG")
+        .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+pub fn main(cli: Cli) -> ExitCode {
+    init_logging();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let config = Config::resolve(&cli.global)?;
+    match cli.command {
+        Command::Migrate => match &config.store {
+            StoreConfig::Postgis { url } => {
+                let store = PostgisStore::connect(url).await?;
+                // `connect` migrated already; a second call reports nothing left to do.
+                let again = store.migrate().await?;
+                println!(
+                    "migrations up to date ({} pending applied now)",
+                    again.len()
+                );
+            }
+            StoreConfig::Embedded { dir } => {
+                crate::store::embedded::EmbeddedStore::open(dir)?;
+                println!("embedded store at {} needs no migrations", dir.display());
+            }
+        },
+        Command::Ingest(args) => {
+            let store = config.open_store().await?;
+            let reports =
+                ingest::ingest(store.as_ref(), &args.options(config.allow_gdal_paths)).await?;
+            for r in reports {
+                print!("{r}");
+            }
+        }
+        Command::Collections { action } => {
+            let store = config.open_store().await?;
+            match action {
+                CollectionsAction::List => {
+                    for e in store.list().await? {
+                        println!(
+                            "{}\t{} features\tv{}\t{}",
+                            e.id, e.feature_count, e.version, e.meta.title
+                        );
+                    }
+                }
+                CollectionsAction::Show { id } => {
+                    let entry = store
+                        .get(&id)
+                        .await?
+                        .ok_or_else(|| anyhow::anyhow!("collection '{id}' not found"))?;
+                    println!("{}", serde_json::to_string_pretty(&entry)?);
+                }
+                CollectionsAction::Delete { id } => {
+                    store.delete(&id).await?;
+                    println!("deleted {id}");
+                }
+            }
+        }
+        Command::Serve(args) => serve(config, args).await?,
+    }
+    Ok(())
+}
+
+async fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()> {
+    let store: Arc<dyn crate::store::Store> = Arc::from(config.open_store().await?);
+    let demo_dir = args
+        .demo_data
+        .or(config.file.demo_data.clone())
+        .unwrap_or_else(|| PathBuf::from("data"));
+    let embedded = matches!(config.store, StoreConfig::Embedded { .. });
+    if embedded && !args.no_demo && store.list().await?.is_empty() {
+        if demo_dir.join("demo.toml").exists() {
+            tracing::info!(dir = %demo_dir.display(), "empty store: loading demo data");
+            crate::demo::load(store.as_ref(), &demo_dir).await?;
+        } else {
+            tracing::warn!(dir = %demo_dir.display(), "empty store and no demo.toml: serving nothing");
+        }
+    }
+    let bind = args
+        .bind
+        .or(config.file.bind.clone())
+        .unwrap_or_else(|| "127.0.0.1:8080".into());
+    let state = actix_web::web::Data::new(crate::api::AppState { store });
+    let server = actix_web::HttpServer::new(move || {
+        actix_web::App::new()
+            .app_data(state.clone())
+            .wrap(actix_web::middleware::Logger::default())
+            .configure(crate::api::configure)
+    })
+    .bind(&bind)
+    .map_err(|e| anyhow::anyhow!("cannot listen on {bind}: {e}"))?;
+    tracing::info!(%bind, store = embedded.then_some("embedded").unwrap_or("postgis"), "hamn listening on http://{bind}/");
+    server.run().await?;
+    Ok(())
+}

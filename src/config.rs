@@ -1,0 +1,189 @@
+//! Server-wide configuration: where data lives and how the server listens. Read from flags,
+//! then the environment (`DATABASE_URL`, `HAMN_*`), then an optional TOML file, then defaults
+//! that work out of the box — in that order of precedence.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::store::embedded::EmbeddedStore;
+use crate::store::postgis::PostgisStore;
+use crate::store::{Store, StoreError};
+
+/// Settings common to every command, as given by flags or the environment (clap reads both).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct GlobalArgs {
+    /// TOML configuration file (keys: database_url, data_dir, bind, demo_data, allow_gdal_paths).
+    #[arg(long, global = true, env = "HAMN_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// PostgreSQL/PostGIS URL (postgres://user:pass@host/db). Without it, hamn uses the embedded store.
+    #[arg(long, global = true, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Directory of the embedded store (used when no database URL is set) [default: ./hamn-data].
+    #[arg(long, global = true, env = "HAMN_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Let ingest open GDAL virtual file systems and network sources (/vsicurl/, http:, PG: …).
+    #[arg(long, global = true, env = "HAMN_ALLOW_GDAL_PATHS")]
+    pub allow_gdal_paths: Option<bool>,
+}
+
+/// The optional TOML file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub database_url: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub bind: Option<String>,
+    pub demo_data: Option<PathBuf>,
+    pub allow_gdal_paths: Option<bool>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {source}")]
+    Parse {
+        path: String,
+        source: toml::de::Error,
+    },
+}
+
+/// Where collections are stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreConfig {
+    Postgis { url: String },
+    Embedded { dir: PathBuf },
+}
+
+/// The resolved configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub store: StoreConfig,
+    pub allow_gdal_paths: bool,
+    pub file: FileConfigValues,
+}
+
+/// Values only the file (or later, command flags) set.
+#[derive(Debug, Clone, Default)]
+pub struct FileConfigValues {
+    pub bind: Option<String>,
+    pub demo_data: Option<PathBuf>,
+}
+
+impl Config {
+    pub fn resolve(args: &GlobalArgs) -> Result<Self, ConfigError> {
+        let file = match &args.config {
+            Some(path) => load_file(path)?,
+            None => FileConfig::default(),
+        };
+        let url = args
+            .database_url
+            .clone()
+            .or(file.database_url)
+            .filter(|u| !u.is_empty());
+        let store = match url {
+            Some(url) => StoreConfig::Postgis { url },
+            None => StoreConfig::Embedded {
+                dir: args
+                    .data_dir
+                    .clone()
+                    .or(file.data_dir)
+                    .unwrap_or_else(|| PathBuf::from("hamn-data")),
+            },
+        };
+        Ok(Self {
+            store,
+            allow_gdal_paths: args
+                .allow_gdal_paths
+                .or(file.allow_gdal_paths)
+                .unwrap_or(false),
+            file: FileConfigValues {
+                bind: file.bind,
+                demo_data: file.demo_data,
+            },
+        })
+    }
+
+    pub async fn open_store(&self) -> Result<Box<dyn Store>, StoreError> {
+        Ok(match &self.store {
+            StoreConfig::Postgis { url } => Box::new(PostgisStore::connect(url).await?),
+            StoreConfig::Embedded { dir } => Box::new(EmbeddedStore::open(dir)?),
+        })
+    }
+}
+
+fn load_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.display().to_string(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|source| ConfigError::Parse {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn precedence_flag_over_file_over_default() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("hamn.toml");
+        std::fs::write(
+            &file,
+            "data_dir = \"/from/file\"\nbind = \"0.0.0.0:9000\"\n",
+        )
+        .expect("write");
+        let mut args = GlobalArgs {
+            config: Some(file.clone()),
+            ..Default::default()
+        };
+        let c = Config::resolve(&args).expect("config");
+        assert_eq!(
+            c.store,
+            StoreConfig::Embedded {
+                dir: "/from/file".into()
+            }
+        );
+        assert_eq!(c.file.bind.as_deref(), Some("0.0.0.0:9000"));
+        args.data_dir = Some("/from/flag".into());
+        let c = Config::resolve(&args).expect("config");
+        assert_eq!(
+            c.store,
+            StoreConfig::Embedded {
+                dir: "/from/flag".into()
+            }
+        );
+        args.database_url = Some("postgres://x@localhost/db".into());
+        let c = Config::resolve(&args).expect("config");
+        assert!(matches!(c.store, StoreConfig::Postgis { .. }));
+        let none = Config::resolve(&GlobalArgs::default()).expect("config");
+        assert_eq!(
+            none.store,
+            StoreConfig::Embedded {
+                dir: "hamn-data".into()
+            }
+        );
+    }
+
+    #[test]
+    fn unknown_keys_in_the_file_are_errors() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("hamn.toml");
+        std::fs::write(&file, "databse_url = \"typo\"\n").expect("write");
+        let args = GlobalArgs {
+            config: Some(file),
+            ..Default::default()
+        };
+        assert!(matches!(
+            Config::resolve(&args),
+            Err(ConfigError::Parse { .. })
+        ));
+    }
+}

@@ -1,0 +1,112 @@
+//! Demo data: the manifest `data/demo.toml` and loading it into an empty store, so a first
+//! `hamn serve` has something to show.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::catalog::CollectionId;
+use crate::ingest::{self, reader::ReadOptions, IngestOptions, IngestReport, MetaOptions};
+use crate::store::{IngestMode, Store};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    pub collection: Vec<DemoCollection>,
+}
+
+/// One `[[collection]]` of the manifest.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DemoCollection {
+    pub id: CollectionId,
+    pub file: PathBuf,
+    pub title: String,
+    pub description: Option<String>,
+    pub publisher: Option<String>,
+    pub licence: Option<String>,
+    pub theme: Option<String>,
+    #[serde(default)]
+    pub keywords: Vec<String>,
+    pub layer: Option<String>,
+    pub source_crs: Option<String>,
+    pub x_field: Option<String>,
+    pub y_field: Option<String>,
+    pub wkt_field: Option<String>,
+    pub id_field: Option<String>,
+    pub datetime_field: Option<String>,
+    pub encoding: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path}: {source}")]
+    Parse {
+        path: String,
+        source: toml::de::Error,
+    },
+}
+
+pub fn load_manifest(dir: &Path) -> Result<Manifest, DemoError> {
+    let path = dir.join("demo.toml");
+    let text = std::fs::read_to_string(&path).map_err(|source| DemoError::Read {
+        path: path.display().to_string(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|source| DemoError::Parse {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
+impl DemoCollection {
+    pub fn ingest_options(&self, dir: &Path) -> IngestOptions {
+        IngestOptions {
+            collection: Some(self.id.clone()),
+            layer: self.layer.clone(),
+            mode: IngestMode::Replace,
+            read: ReadOptions {
+                source_crs: self.source_crs.clone(),
+                x_field: self.x_field.clone(),
+                y_field: self.y_field.clone(),
+                wkt_field: self.wkt_field.clone(),
+            },
+            id_field: self.id_field.clone(),
+            datetime_field: self.datetime_field.clone(),
+            encoding: self.encoding.clone(),
+            meta: MetaOptions {
+                title: Some(self.title.clone()),
+                description: self.description.clone(),
+                keywords: self.keywords.clone(),
+                theme: self.theme.clone(),
+                publisher: self.publisher.clone(),
+                licence: self.licence.clone(),
+            },
+            ..IngestOptions::new(dir.join(&self.file).display().to_string())
+        }
+    }
+}
+
+/// Ingests every demo collection; one that fails is logged and skipped, so a broken file
+/// does not keep the server from starting.
+pub async fn load(store: &dyn Store, dir: &Path) -> Result<Vec<IngestReport>, DemoError> {
+    let manifest = load_manifest(dir)?;
+    let mut reports = Vec::new();
+    for c in &manifest.collection {
+        match ingest::ingest(store, &c.ingest_options(dir)).await {
+            Ok(r) => {
+                for report in &r {
+                    tracing::info!(collection = %report.collection, features = report.feature_count, "demo data loaded");
+                }
+                reports.extend(r);
+            }
+            Err(e) => tracing::error!(collection = %c.id, error = %e, "demo data not loaded"),
+        }
+    }
+    Ok(reports)
+}

@@ -1,0 +1,512 @@
+//! Ingest: from a file a municipality published to a committed collection in a store.
+//!
+//! The pipeline per layer: prepare the source (`source`), read its schema and decide geometry
+//! and CRS (`reader::analyse`), open an ingest in the store (nothing visible yet), stream rows
+//! from a blocking GDAL thread through a bounded channel into the store (memory stays flat in
+//! the file's size), then commit with the catalog entry. Any error before the commit drops the
+//! store's sink, which leaves the previous version untouched.
+
+pub mod coords;
+pub mod reader;
+pub mod source;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::Utc;
+
+use crate::catalog::{Bbox, CatalogEntry, CollectionId, Description, SourceInfo};
+use crate::store::{IngestMode, IngestPlan, Store, StoreError};
+use reader::{GeometrySource, ReadOptions, RowPlan};
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("file not found: {0}")]
+    NotFound(String),
+    #[error("not a file: {0}")]
+    NotAFile(String),
+    #[error("empty file: {0}")]
+    Empty(String),
+    #[error("refused source {0:?}: GDAL virtual file systems, network sources and driver prefixes are not allowed (an operator can allow them with --allow-gdal-paths)")]
+    RefusedPath(String),
+    #[error("{name}: not a vector format GDAL can read ({reason})")]
+    UnreadableSource { name: String, reason: String },
+    #[error("the source has no layer named {layer:?} (layers: {available})")]
+    NoSuchLayer { layer: String, available: String },
+    #[error("the source has no layers")]
+    NoLayers,
+    #[error("no field named {field:?} (fields: {available})")]
+    NoSuchField { field: String, available: String },
+    #[error("no geometry: no geometry field, and no coordinate (x/y, lon/lat, E/N) or WKT columns among: {columns}")]
+    NoGeometry { columns: String },
+    #[error("CRS: {0}")]
+    Crs(String),
+    #[error("unknown text encoding {0:?} (try UTF-8, ISO-8859-1 or windows-1252)")]
+    UnknownEncoding(String),
+    #[error("corrupt source at feature {row}: {reason}")]
+    CorruptSource { row: u64, reason: String },
+    #[error("no feature could be stored: all {read} were rejected (first: {first})")]
+    AllRejected { read: u64, first: String },
+    #[error("bad zip file {path}: {reason}")]
+    BadZip { path: String, reason: String },
+    #[error("{0}")]
+    Options(String),
+    #[error("I/O error on {path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("ingest task failed: {0}")]
+    Task(String),
+}
+
+impl IngestError {
+    pub fn io(path: impl AsRef<std::path::Path>, source: std::io::Error) -> Self {
+        IngestError::Io {
+            path: path.as_ref().display().to_string(),
+            source,
+        }
+    }
+}
+
+/// Everything a user can say about one ingest.
+#[derive(Debug, Clone)]
+pub struct IngestOptions {
+    pub input: String,
+    /// The collection id; by default made from the file (or layer) name.
+    pub collection: Option<CollectionId>,
+    pub layer: Option<String>,
+    pub mode: IngestMode,
+    /// Ingest even when the source is unchanged since the last ingest.
+    pub force: bool,
+    pub read: ReadOptions,
+    pub id_field: Option<String>,
+    pub datetime_field: Option<String>,
+    pub encoding: Option<String>,
+    pub meta: MetaOptions,
+    /// The operator's permission to pass GDAL virtual paths and network sources through.
+    pub allow_gdal_paths: bool,
+    pub progress: bool,
+}
+
+impl IngestOptions {
+    pub fn new(input: impl Into<String>) -> Self {
+        Self {
+            input: input.into(),
+            collection: None,
+            layer: None,
+            mode: IngestMode::Create,
+            force: false,
+            read: ReadOptions::default(),
+            id_field: None,
+            datetime_field: None,
+            encoding: None,
+            meta: MetaOptions::default(),
+            allow_gdal_paths: false,
+            progress: false,
+        }
+    }
+}
+
+/// Descriptive metadata given on the command line (all optional; titles default to the name).
+#[derive(Debug, Clone, Default)]
+pub struct MetaOptions {
+    pub title: Option<String>,
+    pub description: Option<String>,
+    pub keywords: Vec<String>,
+    pub theme: Option<String>,
+    pub publisher: Option<String>,
+    pub licence: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Stored,
+    /// The same file (by SHA-256) was ingested last time; nothing was done.
+    Unchanged,
+}
+
+/// The summary of one layer's ingest.
+#[derive(Debug, Clone)]
+pub struct IngestReport {
+    pub collection: CollectionId,
+    pub outcome: Outcome,
+    pub version: i64,
+    pub read: u64,
+    pub stored: u64,
+    pub feature_count: u64,
+    pub repaired: Vec<(u64, String)>,
+    pub rejected: Vec<(u64, String)>,
+    pub warnings: Vec<String>,
+    pub seconds: f64,
+}
+
+impl fmt::Display for IngestReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.outcome == Outcome::Unchanged {
+            return writeln!(
+                f,
+                "{}: unchanged since version {} (same SHA-256); nothing done (use --force to ingest again)",
+                self.collection, self.version
+            );
+        }
+        writeln!(
+            f,
+            "{}: version {} — read {}, stored {}, repaired {}, rejected {} in {:.2} s ({} features in the collection)",
+            self.collection,
+            self.version,
+            self.read,
+            self.stored,
+            self.repaired.len(),
+            self.rejected.len(),
+            self.seconds,
+            self.feature_count
+        )?;
+        for w in &self.warnings {
+            writeln!(f, "  warning: {w}")?;
+        }
+        for (what, list) in [("repaired", &self.repaired), ("rejected", &self.rejected)] {
+            for (row, why) in list.iter().take(20) {
+                writeln!(f, "  {what} feature {row}: {why}")?;
+            }
+            if list.len() > 20 {
+                writeln!(f, "  … and {} more {what}", list.len() - 20)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, IngestError> + Send + 'static,
+) -> Result<T, IngestError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| IngestError::Task(e.to_string()))?
+}
+
+/// Ingests every layer of the source (or the one named by `--layer`): one collection each.
+pub async fn ingest(
+    store: &dyn Store,
+    opts: &IngestOptions,
+) -> Result<Vec<IngestReport>, IngestError> {
+    let input = opts.input.clone();
+    let encoding = opts.encoding.clone();
+    let allow = opts.allow_gdal_paths;
+    let prepared =
+        Arc::new(blocking(move || source::prepare(&input, encoding.as_deref(), allow)).await?);
+    let p = prepared.clone();
+    let layers = blocking(move || Ok(reader::layer_names(&reader::open(&p)?))).await?;
+    let chosen: Vec<(usize, String)> = match &opts.layer {
+        Some(name) => match layers.iter().position(|l| l == name) {
+            Some(i) => vec![(i, name.clone())],
+            None => {
+                return Err(IngestError::NoSuchLayer {
+                    layer: name.clone(),
+                    available: layers.join(", "),
+                })
+            }
+        },
+        None => layers.iter().cloned().enumerate().collect(),
+    };
+    if chosen.is_empty() {
+        return Err(IngestError::NoLayers);
+    }
+    let multi = chosen.len() > 1;
+    let stem = std::path::Path::new(&prepared.name)
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| prepared.name.clone());
+    let mut reports = Vec::new();
+    for (index, layer_name) in chosen {
+        let id = match (&opts.collection, multi) {
+            (Some(id), false) => id.clone(),
+            (Some(id), true) => CollectionId::slugify(&format!("{id}-{layer_name}"))
+                .map_err(|e| IngestError::Options(e.to_string()))?,
+            (None, false) => {
+                CollectionId::slugify(&stem).map_err(|e| IngestError::Options(e.to_string()))?
+            }
+            (None, true) => CollectionId::slugify(&format!("{stem}-{layer_name}"))
+                .map_err(|e| IngestError::Options(e.to_string()))?,
+        };
+        let default_title = if multi {
+            layer_name.clone()
+        } else {
+            stem.clone()
+        };
+        reports.push(ingest_layer(store, opts, prepared.clone(), index, id, default_title).await?);
+    }
+    Ok(reports)
+}
+
+async fn ingest_layer(
+    store: &dyn Store,
+    opts: &IngestOptions,
+    prepared: Arc<source::PreparedSource>,
+    layer_index: usize,
+    id: CollectionId,
+    default_title: String,
+) -> Result<IngestReport, IngestError> {
+    let started = Instant::now();
+    let existing = store.get(&id).await?;
+    if let Some(old) = &existing {
+        if opts.mode == IngestMode::Create {
+            return Err(StoreError::AlreadyExists(id).into());
+        }
+        if !opts.force && !prepared.sha256.is_empty() && old.source.sha256 == prepared.sha256 {
+            return Ok(IngestReport {
+                collection: id,
+                outcome: Outcome::Unchanged,
+                version: old.version,
+                read: 0,
+                stored: 0,
+                feature_count: old.feature_count,
+                repaired: Vec::new(),
+                rejected: Vec::new(),
+                warnings: Vec::new(),
+                seconds: started.elapsed().as_secs_f64(),
+            });
+        }
+    }
+
+    let p = prepared.clone();
+    let read_opts = opts.read.clone();
+    let schema = blocking(move || {
+        let ds = reader::open(&p)?;
+        reader::analyse(ds, layer_index, p.kind, &read_opts)
+    })
+    .await?;
+
+    let mut warnings = prepared.warnings.clone();
+    warnings.extend(schema.warnings.iter().cloned());
+    let find = |name: &str| {
+        schema
+            .fields
+            .iter()
+            .find(|f| f.attribute.name == name)
+            .ok_or_else(|| IngestError::NoSuchField {
+                field: name.to_string(),
+                available: schema
+                    .fields
+                    .iter()
+                    .map(|f| f.attribute.name.clone())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
+    };
+    let id_field = opts
+        .id_field
+        .as_deref()
+        .map(find)
+        .transpose()?
+        .map(|f| f.index);
+    let datetime_name = match &opts.datetime_field {
+        Some(name) => {
+            let f = find(name)?;
+            if !f.attribute.kind.is_temporal() {
+                return Err(IngestError::Options(format!(
+                    "--datetime-field {name}: the field is {:?}, not a date or date-time",
+                    f.attribute.kind
+                )));
+            }
+            Some(name.clone())
+        }
+        None => {
+            let temporal: Vec<&str> = schema
+                .fields
+                .iter()
+                .filter(|f| f.attribute.kind.is_temporal())
+                .map(|f| f.attribute.name.as_str())
+                .collect();
+            match temporal.as_slice() {
+                [one] => Some((*one).to_string()),
+                _ => None,
+            }
+        }
+    };
+
+    let plan = IngestPlan {
+        id: id.clone(),
+        mode: opts.mode,
+        attributes: schema.fields.iter().map(|f| f.attribute.clone()).collect(),
+    };
+    let mut sink = store.begin_ingest(plan).await?;
+    let row_plan = RowPlan {
+        targets: sink
+            .attributes()
+            .iter()
+            .map(|a| {
+                let src = schema
+                    .fields
+                    .iter()
+                    .find(|f| f.attribute.name == a.name)
+                    .map(|f| f.index);
+                (src, a.kind)
+            })
+            .collect(),
+        id_field,
+        ids_from_source_fid: sink.previous().is_none() || opts.mode != IngestMode::Append,
+        datetime_target: datetime_name
+            .as_ref()
+            .and_then(|n| sink.attributes().iter().position(|a| &a.name == n)),
+        first_fid: sink.first_fid(),
+        batch_size: 2000,
+    };
+
+    let progress = if opts.progress {
+        let bar = indicatif::ProgressBar::new(schema.feature_count.unwrap_or(0));
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{prefix} [{bar:40}] {pos}/{len} features ({per_sec}, {eta})",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> "),
+        );
+        bar.set_prefix(id.to_string());
+        bar
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+
+    let (tx, mut rx) = tokio::sync::mpsc::channel(4);
+    let bar = progress.clone();
+    let layer_name = schema.layer_name.clone();
+    let crs_label = schema.crs_label.clone();
+    let native = matches!(schema.geometry, GeometrySource::Native);
+    let reading = tokio::task::spawn_blocking(move || {
+        reader::read_rows(&schema, &row_plan, &bar, |rows| {
+            tx.blocking_send(rows).is_ok()
+        })
+    });
+    while let Some(rows) = rx.recv().await {
+        sink.write(rows).await?;
+    }
+    let stats = reading
+        .await
+        .map_err(|e| IngestError::Task(e.to_string()))??;
+    progress.finish_and_clear();
+
+    if stats.stored == 0 && stats.read > 0 {
+        let first = stats
+            .rejected
+            .first()
+            .map(|(r, why)| format!("feature {r}: {why}"))
+            .unwrap_or_default();
+        return Err(IngestError::AllRejected {
+            read: stats.read,
+            first,
+        });
+    }
+    if stats.null_geometries > 0 && native {
+        warnings.push(format!(
+            "{} features have no geometry (kept, served with null geometry)",
+            stats.null_geometries
+        ));
+    }
+    if stats.at_null_island > 0 {
+        warnings.push(format!(
+            "{} features lie at exactly (0, 0): probably missing coordinates in the source (kept)",
+            stats.at_null_island
+        ));
+    }
+    if stats.dropped_z {
+        warnings.push("Z/M coordinates dropped: hamn stores 2D geometry".into());
+    }
+    if stats.geometry_types.len() > 1 {
+        warnings.push(format!(
+            "mixed geometry types ({}): stored in one generic geometry column",
+            stats
+                .geometry_types
+                .iter()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+
+    let previous = if opts.mode == IngestMode::Append {
+        sink.previous().cloned()
+    } else {
+        None
+    };
+    let now = Utc::now();
+    let meta = &opts.meta;
+    let old_meta = existing
+        .as_ref()
+        .map(|e| e.meta.clone())
+        .unwrap_or_default();
+    let pick = |new: &Option<String>, old: &Option<String>| new.clone().or_else(|| old.clone());
+    let mut geometry_types: Vec<String> = stats.geometry_types.iter().cloned().collect();
+    let mut extent = stats.extent;
+    let mut feature_count = stats.stored;
+    let mut temporal = stats.temporal.map(|(a, b)| [a, b]);
+    if let Some(prev) = &previous {
+        feature_count += prev.feature_count;
+        if let Some(Bbox(b)) = prev.extent {
+            extent = Bbox::expand(extent, b);
+        }
+        for t in &prev.geometry_types {
+            if !geometry_types.contains(t) {
+                geometry_types.push(t.clone());
+            }
+        }
+        geometry_types.sort();
+        temporal = match (temporal, prev.temporal_extent) {
+            (Some([a, b]), Some([c, d])) => Some([a.min(c), b.max(d)]),
+            (x, y) => x.or(y),
+        };
+    }
+    let entry = CatalogEntry {
+        id: id.clone(),
+        meta: Description {
+            title: meta.title.clone().unwrap_or_else(|| {
+                if old_meta.title.is_empty() {
+                    default_title
+                } else {
+                    old_meta.title.clone()
+                }
+            }),
+            description: pick(&meta.description, &old_meta.description),
+            keywords: if meta.keywords.is_empty() {
+                old_meta.keywords.clone()
+            } else {
+                meta.keywords.clone()
+            },
+            theme: pick(&meta.theme, &old_meta.theme),
+            publisher: pick(&meta.publisher, &old_meta.publisher),
+            licence: pick(&meta.licence, &old_meta.licence),
+        },
+        source: SourceInfo {
+            name: prepared.name.clone(),
+            sha256: prepared.sha256.clone(),
+            layer: layer_name,
+            crs: crs_label,
+        },
+        attributes: sink.attributes().to_vec(),
+        geometry_types,
+        id_field: opts.id_field.clone(),
+        datetime_field: datetime_name,
+        feature_count,
+        extent,
+        temporal_extent: temporal,
+        created: now,
+        updated: now,
+        version: 0,
+    };
+    let stored = sink.commit(entry).await?;
+    Ok(IngestReport {
+        collection: id,
+        outcome: Outcome::Stored,
+        version: stored.version,
+        read: stats.read,
+        stored: stats.stored,
+        feature_count: stored.feature_count,
+        repaired: stats.repaired,
+        rejected: stats.rejected,
+        warnings,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}

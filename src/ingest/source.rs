@@ -1,0 +1,420 @@
+//! Turning what a user names into something GDAL can open safely: path checks (no virtual file
+//! systems or network sources unless the operator allows them), hashing, unzipping, and the
+//! repairs real municipal files need before GDAL will read them (a bare JSON array of features,
+//! CSV in an old encoding, Shapefiles without a `.cpg`).
+
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use super::IngestError;
+
+/// Largest total size unpacked from one zip (guards against zip bombs).
+const MAX_UNZIPPED_BYTES: u64 = 4 << 30;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceKind {
+    /// Read by GDAL's own geometry handling.
+    Gdal,
+    /// Delimited text whose points hamn builds from coordinate columns.
+    Csv,
+}
+
+/// A source ready for GDAL.
+#[derive(Debug)]
+pub struct PreparedSource {
+    /// What to pass to GDAL's open (a local path, or a `CSV:` prefixed one).
+    pub gdal_path: String,
+    pub open_options: Vec<String>,
+    pub kind: SourceKind,
+    /// File name for the catalog (no directories: they are the operator's business).
+    pub name: String,
+    pub sha256: String,
+    pub warnings: Vec<String>,
+    /// Keeps unpacked or rewritten files alive until the ingest ends.
+    _scratch: Option<tempfile::TempDir>,
+}
+
+/// True for anything GDAL would treat as other than a plain local file: `/vsi…` virtual file
+/// systems, URLs, and driver prefixes such as `PG:` or `CSV:`.
+pub fn is_gdal_special(path: &str) -> bool {
+    if path.starts_with("/vsi") || path.contains("://") {
+        return true;
+    }
+    // A `NAME:` prefix of two or more characters is a driver prefix (one letter: a Windows drive).
+    match path.split_once(':') {
+        Some((prefix, _)) => {
+            prefix.len() >= 2
+                && prefix
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_')
+        }
+        None => false,
+    }
+}
+
+fn extension(path: &Path) -> String {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or_default()
+        .to_ascii_lowercase()
+}
+
+pub fn sha256_file(path: &Path) -> Result<String, IngestError> {
+    let file = File::open(path).map_err(|e| IngestError::io(path, e))?;
+    let mut reader = BufReader::with_capacity(1 << 16, file);
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = reader
+            .read(&mut buf)
+            .map_err(|e| IngestError::io(path, e))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hex::encode(hasher.finalize()))
+}
+
+/// Prepares `input` for reading. `encoding` is the user's `--encoding`; `allow_special` is the
+/// operator's permission to pass GDAL paths through as they are.
+pub fn prepare(
+    input: &str,
+    encoding: Option<&str>,
+    allow_special: bool,
+) -> Result<PreparedSource, IngestError> {
+    if is_gdal_special(input) {
+        if !allow_special {
+            return Err(IngestError::RefusedPath(input.chars().take(200).collect()));
+        }
+        return Ok(PreparedSource {
+            gdal_path: input.to_string(),
+            open_options: Vec::new(),
+            kind: SourceKind::Gdal,
+            name: input.chars().take(200).collect(),
+            sha256: String::new(),
+            warnings: vec![
+                "source is a GDAL path: not hashed, so unchanged re-ingests are not skipped".into(),
+            ],
+            _scratch: None,
+        });
+    }
+    let path = PathBuf::from(input);
+    let meta = std::fs::metadata(&path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => IngestError::NotFound(input.to_string()),
+        _ => IngestError::io(&path, e),
+    })?;
+    if !meta.is_file() {
+        return Err(IngestError::NotAFile(input.to_string()));
+    }
+    if meta.len() == 0 {
+        return Err(IngestError::Empty(input.to_string()));
+    }
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| input.to_string());
+    let sha256 = sha256_file(&path)?;
+    let mut warnings = Vec::new();
+    let mut scratch = None;
+    let mut file = path.clone();
+
+    if extension(&file) == "zip" {
+        let dir = tempfile::tempdir().map_err(|e| IngestError::io("temporary directory", e))?;
+        file = unzip(&path, dir.path())?;
+        scratch = Some(dir);
+    }
+
+    let ext = extension(&file);
+    let mut open_options = Vec::new();
+    let mut kind = SourceKind::Gdal;
+    let mut gdal_path = file.display().to_string();
+    match ext.as_str() {
+        "json" | "geojson" if starts_with_array(&file)? => {
+            let dir = scratch_dir(&mut scratch)?;
+            let wrapped = dir.join("wrapped.geojson");
+            wrap_feature_array(&file, &wrapped)?;
+            warnings.push(
+                "source is a bare JSON array of features, not a FeatureCollection: read as one"
+                    .into(),
+            );
+            gdal_path = wrapped.display().to_string();
+        }
+        "csv" | "txt" | "tsv" => {
+            kind = SourceKind::Csv;
+            let utf8 = match encoding {
+                Some(enc) => Some(transcode_to_utf8(&file, enc, &mut scratch)?),
+                None if !is_utf8_file(&file)? => {
+                    warnings.push(
+                        "text is not UTF-8 and no --encoding was given: read as Windows-1252 (Latin-1)".into(),
+                    );
+                    Some(transcode_to_utf8(&file, "windows-1252", &mut scratch)?)
+                }
+                None => None,
+            };
+            let csv_file = utf8.unwrap_or(file.clone());
+            // GDAL recognises only `.csv` by name; other delimited text needs the prefix.
+            gdal_path = if extension(&csv_file) == "csv" {
+                csv_file.display().to_string()
+            } else {
+                format!("CSV:{}", csv_file.display())
+            };
+            open_options.extend(
+                [
+                    "AUTODETECT_TYPE=YES",
+                    "EMPTY_STRING_AS_NULL=YES",
+                    "GEOM_POSSIBLE_NAMES=",
+                    "KEEP_GEOM_COLUMNS=YES",
+                ]
+                .map(String::from),
+            );
+        }
+        "shp" | "dbf" => {
+            let cpg = file.with_extension("cpg");
+            let cpg_upper = file.with_extension("CPG");
+            if let Some(enc) = encoding {
+                open_options.push(format!("ENCODING={enc}"));
+            } else if !cpg.exists() && !cpg_upper.exists() {
+                let dbf = file.with_extension("dbf");
+                if dbf.exists() && !is_utf8_file(&dbf)? {
+                    warnings.push(
+                        "Shapefile has no .cpg and its text is not UTF-8: read as Windows-1252 (Latin-1); use --encoding to override".into(),
+                    );
+                    open_options.push("ENCODING=CP1252".into());
+                }
+            }
+        }
+        // GML: GDAL would otherwise write a .gfs file beside the source (which may be read-only).
+        "gml" | "xml" => open_options.push("WRITE_GFS=NO".into()),
+        _ => {
+            if let Some(enc) = encoding {
+                warnings.push(format!(
+                    "--encoding {enc} ignored: it applies to Shapefiles and CSV"
+                ));
+            }
+        }
+    }
+    Ok(PreparedSource {
+        gdal_path,
+        open_options,
+        kind,
+        name,
+        sha256,
+        warnings,
+        _scratch: scratch,
+    })
+}
+
+fn scratch_dir(scratch: &mut Option<tempfile::TempDir>) -> Result<PathBuf, IngestError> {
+    if scratch.is_none() {
+        *scratch =
+            Some(tempfile::tempdir().map_err(|e| IngestError::io("temporary directory", e))?);
+    }
+    Ok(scratch
+        .as_ref()
+        .map(|d| d.path().to_path_buf())
+        .unwrap_or_default())
+}
+
+fn starts_with_array(path: &Path) -> Result<bool, IngestError> {
+    let mut head = [0u8; 512];
+    let mut f = File::open(path).map_err(|e| IngestError::io(path, e))?;
+    let n = f.read(&mut head).map_err(|e| IngestError::io(path, e))?;
+    let text = head[..n]
+        .strip_prefix(b"\xEF\xBB\xBF")
+        .unwrap_or(&head[..n]);
+    Ok(text.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'['))
+}
+
+/// Streams `[feature, …]` into `{"type":"FeatureCollection","features":[feature, …]}` so the
+/// file is never held in memory.
+fn wrap_feature_array(src: &Path, dst: &Path) -> Result<(), IngestError> {
+    let mut input = BufReader::new(File::open(src).map_err(|e| IngestError::io(src, e))?);
+    let mut out = BufWriter::new(File::create(dst).map_err(|e| IngestError::io(dst, e))?);
+    let mut bom = [0u8; 3];
+    let n = input.read(&mut bom).map_err(|e| IngestError::io(src, e))?;
+    out.write_all(br#"{"type":"FeatureCollection","features":"#)
+        .map_err(|e| IngestError::io(dst, e))?;
+    if &bom[..n] != b"\xEF\xBB\xBF" {
+        out.write_all(&bom[..n])
+            .map_err(|e| IngestError::io(dst, e))?;
+    }
+    std::io::copy(&mut input, &mut out).map_err(|e| IngestError::io(dst, e))?;
+    out.write_all(b"}").map_err(|e| IngestError::io(dst, e))?;
+    out.flush().map_err(|e| IngestError::io(dst, e))
+}
+
+fn is_utf8_file(path: &Path) -> Result<bool, IngestError> {
+    let file = File::open(path).map_err(|e| IngestError::io(path, e))?;
+    let mut reader = BufReader::with_capacity(1 << 16, file);
+    let mut buf = Vec::with_capacity(1 << 16);
+    let mut carry: Vec<u8> = Vec::new();
+    loop {
+        buf.clear();
+        buf.extend_from_slice(&carry);
+        let mut chunk = vec![0u8; 1 << 16];
+        let n = reader
+            .read(&mut chunk)
+            .map_err(|e| IngestError::io(path, e))?;
+        if n == 0 {
+            return Ok(carry.is_empty() || std::str::from_utf8(&carry).is_ok());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        match std::str::from_utf8(&buf) {
+            Ok(_) => carry.clear(),
+            // An incomplete sequence at the end of a chunk is not an error yet.
+            Err(e) if e.error_len().is_none() => carry = buf[e.valid_up_to()..].to_vec(),
+            Err(_) => return Ok(false),
+        }
+    }
+}
+
+fn transcode_to_utf8(
+    src: &Path,
+    label: &str,
+    scratch: &mut Option<tempfile::TempDir>,
+) -> Result<PathBuf, IngestError> {
+    let encoding = encoding_rs::Encoding::for_label(label.as_bytes())
+        .ok_or_else(|| IngestError::UnknownEncoding(label.to_string()))?;
+    let dir = scratch_dir(scratch)?;
+    let dst = dir.join(format!(
+        "utf8.{}",
+        src.extension().and_then(|e| e.to_str()).unwrap_or("csv")
+    ));
+    let bytes = std::fs::read(src).map_err(|e| IngestError::io(src, e))?;
+    let (text, _, _) = encoding.decode(&bytes);
+    std::fs::write(&dst, text.as_bytes()).map_err(|e| IngestError::io(&dst, e))?;
+    Ok(dst)
+}
+
+/// Unpacks a zip into `dir` and returns what to open: the one `.shp` (or other single data
+/// file) inside, or the directory itself.
+fn unzip(zip_path: &Path, dir: &Path) -> Result<PathBuf, IngestError> {
+    let bad = |reason: String| IngestError::BadZip {
+        path: zip_path.display().to_string(),
+        reason,
+    };
+    let file = File::open(zip_path).map_err(|e| IngestError::io(zip_path, e))?;
+    let mut archive = zip::ZipArchive::new(file).map_err(|e| bad(e.to_string()))?;
+    let mut total: u64 = 0;
+    let mut data_files = Vec::new();
+    for i in 0..archive.len() {
+        let mut entry = archive.by_index(i).map_err(|e| bad(e.to_string()))?;
+        if entry.is_dir() {
+            continue;
+        }
+        // `enclosed_name` refuses absolute paths and `..`, so nothing lands outside `dir`.
+        let Some(rel) = entry.enclosed_name() else {
+            return Err(bad(format!("unsafe path in archive: {}", entry.name())));
+        };
+        if rel
+            .components()
+            .any(|c| c.as_os_str().to_string_lossy().starts_with("__MACOSX"))
+        {
+            continue;
+        }
+        let out_path = dir.join(&rel);
+        if let Some(parent) = out_path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| IngestError::io(parent, e))?;
+        }
+        let mut out = File::create(&out_path).map_err(|e| IngestError::io(&out_path, e))?;
+        let limit = MAX_UNZIPPED_BYTES.saturating_sub(total) + 1;
+        let copied = std::io::copy(&mut (&mut entry).take(limit), &mut out)
+            .map_err(|e| bad(e.to_string()))?;
+        total += copied;
+        if total > MAX_UNZIPPED_BYTES {
+            return Err(bad(format!(
+                "unpacks to more than {MAX_UNZIPPED_BYTES} bytes"
+            )));
+        }
+        let ext = extension(&out_path);
+        if matches!(
+            ext.as_str(),
+            "shp"
+                | "gpkg"
+                | "geojson"
+                | "json"
+                | "gml"
+                | "kml"
+                | "fgb"
+                | "csv"
+                | "sqlite"
+                | "tab"
+                | "mif"
+        ) {
+            data_files.push(out_path);
+        }
+    }
+    let shps: Vec<&PathBuf> = data_files
+        .iter()
+        .filter(|p| extension(p) == "shp")
+        .collect();
+    match (shps.len(), data_files.len()) {
+        (1, _) => Ok(shps[0].clone()),
+        (0, 1) => Ok(data_files.remove(0)),
+        (0, 0) => Err(bad("no spatial data file inside".into())),
+        _ => Ok(dir.to_path_buf()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn special_paths_are_recognised() {
+        for p in [
+            "/vsicurl/http://x/y.shp",
+            "/vsizip/a.zip",
+            "http://example.org/a.geojson",
+            "PG:dbname=x",
+            "CSV:/tmp/a.txt",
+            "OAPIF:https://x",
+            "WFS:http://x",
+        ] {
+            assert!(is_gdal_special(p), "{p}");
+        }
+        for p in ["/data/a.geojson", "a.csv", "C:/data/a.shp", "./dir/x.gml"] {
+            assert!(!is_gdal_special(p), "{p}");
+        }
+    }
+
+    #[test]
+    fn refuses_special_paths_unless_allowed() {
+        assert!(matches!(
+            prepare("/vsicurl/http://x/a.shp", None, false),
+            Err(IngestError::RefusedPath(_))
+        ));
+        assert!(prepare("/vsimem/a.shp", None, true).is_ok());
+    }
+
+    #[test]
+    fn missing_and_empty_files() {
+        assert!(matches!(
+            prepare("/nonexistent/a.geojson", None, false),
+            Err(IngestError::NotFound(_))
+        ));
+        let dir = tempfile::tempdir().expect("tempdir");
+        let empty = dir.path().join("e.geojson");
+        std::fs::write(&empty, b"").expect("write");
+        assert!(matches!(
+            prepare(&empty.display().to_string(), None, false),
+            Err(IngestError::Empty(_))
+        ));
+    }
+
+    #[test]
+    fn utf8_detection_across_chunks() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("a.csv");
+        let mut text = "x".repeat((1 << 16) - 1);
+        text.push('ö');
+        std::fs::write(&p, text.as_bytes()).expect("write");
+        assert!(is_utf8_file(&p).expect("read"));
+        std::fs::write(&p, b"namn\nG\xf6teborg\n").expect("write");
+        assert!(!is_utf8_file(&p).expect("read"));
+    }
+}

@@ -1,0 +1,14 @@
+//! hamn: an open geodata API server. Ingests municipal datasets (through GDAL) into PostGIS or
+//! an embedded store, and serves them over HTTP.
+//!
+//! Modules, one concept each: `catalog` (what a collection is), `ingest` (files → rows),
+//! `store` (where rows live, atomically), `api` (HTTP), `config` and `cli` (how it is run),
+//! `demo` (the bundled demo data).
+
+pub mod api;
+pub mod catalog;
+pub mod cli;
+pub mod config;
+pub mod demo;
+pub mod ingest;
+pub mod store;

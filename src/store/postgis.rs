@@ -1,0 +1,619 @@
+//! The PostGIS store: catalog in `hamn.collections`, one table per collection version in
+//! schema `hamn_data`, migrations from `migrations/`.
+//!
+//! Atomicity comes from PostgreSQL's transactional DDL: an ingest creates its new table, loads
+//! it with binary COPY, indexes it, points the catalog row at it and drops the old table — all
+//! in one transaction. A failed or killed ingest rolls back whole (the new table included), so
+//! there is nothing to clean up and readers never see a half-loaded collection.
+
+use std::pin::Pin;
+use std::str::FromStr;
+
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDate, Utc};
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
+use tokio_postgres::binary_copy::BinaryCopyInWriter;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::{ToSql, Type};
+use tokio_postgres::NoTls;
+
+use super::value::Ewkb;
+use super::{
+    IngestMode, IngestPlan, IngestSink, Result, Row, Store, StoreError, StoredFeature, Value,
+};
+use crate::catalog::{
+    AttrType, Attribute, Bbox, CatalogEntry, CollectionId, Description, SourceInfo,
+};
+
+/// The migrations, in order. Plain SQL files; each runs once, in its own transaction.
+pub const MIGRATIONS: &[(&str, &str)] = &[(
+    "0001_catalog",
+    include_str!("../../migrations/0001_catalog.sql"),
+)];
+
+/// Key of the advisory lock that serialises migrations between processes.
+const MIGRATION_LOCK: i64 = 0x6861_6d6e_0001;
+
+/// Channel on which committed ingests are announced (`<id>:<version>`), so other server
+/// instances can reload.
+pub const NOTIFY_CHANNEL: &str = "hamn_catalog";
+
+pub struct PostgisStore {
+    pool: Pool,
+}
+
+fn pool_err(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Pool(e.to_string())
+}
+
+/// Quotes an SQL identifier. Identifiers hamn uses are already restricted (collection ids and
+/// sanitised column names), so this is defence in depth, not the only guard.
+pub fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+fn table_ref(table: &str) -> String {
+    format!("hamn_data.{}", quote_ident(table))
+}
+
+impl PostgisStore {
+    /// Connects (lazily, through a pool) and runs pending migrations.
+    pub async fn connect(url: &str) -> Result<Self> {
+        let config = tokio_postgres::Config::from_str(url)?;
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(16)
+            .build()
+            .map_err(pool_err)?;
+        let store = Self { pool };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn client(&self) -> Result<Object> {
+        self.pool.get().await.map_err(|e| match e {
+            deadpool_postgres::PoolError::Backend(e) => StoreError::Postgres(e),
+            other => pool_err(other),
+        })
+    }
+
+    /// Applies migrations not yet applied. Safe to run twice and from several processes at
+    /// once: a session advisory lock serialises them, and each migration is recorded in the
+    /// same transaction that applies it.
+    pub async fn migrate(&self) -> Result<Vec<&'static str>> {
+        let client = self.client().await?;
+        client
+            .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
+            .await?;
+        let result = apply_migrations(&client).await;
+        // Unlock even when a migration failed; the session lock would otherwise live on in the pool.
+        let unlock = client
+            .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])
+            .await;
+        let applied = result?;
+        unlock?;
+        Ok(applied)
+    }
+}
+
+async fn apply_migrations(client: &Object) -> Result<Vec<&'static str>> {
+    client
+        .batch_execute(
+            "CREATE SCHEMA IF NOT EXISTS hamn;
+             CREATE TABLE IF NOT EXISTS hamn.schema_migrations (
+                 name text PRIMARY KEY,
+                 applied timestamptz NOT NULL DEFAULT now())",
+        )
+        .await?;
+    let done: Vec<String> = client
+        .query("SELECT name FROM hamn.schema_migrations", &[])
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let mut applied = Vec::new();
+    for (name, sql) in MIGRATIONS {
+        if done.iter().any(|d| d == name) {
+            continue;
+        }
+        let run = async {
+            client.batch_execute("BEGIN").await?;
+            client.batch_execute(sql).await?;
+            client
+                .execute(
+                    "INSERT INTO hamn.schema_migrations (name) VALUES ($1)",
+                    &[name],
+                )
+                .await?;
+            client.batch_execute("COMMIT").await
+        };
+        if let Err(source) = run.await {
+            let _ = client.batch_execute("ROLLBACK").await;
+            return Err(StoreError::Migration {
+                name: (*name).to_string(),
+                source,
+            });
+        }
+        tracing::info!(migration = name, "applied migration");
+        applied.push(*name);
+    }
+    Ok(applied)
+}
+
+const ENTRY_COLUMNS: &str = "id, title, description, keywords, theme, publisher, licence, \
+    source_name, source_sha256, source_layer, source_crs, attributes, geometry_types, id_field, \
+    datetime_field, feature_count, extent, temporal_start, temporal_end, created, updated, \
+    version, data_table";
+
+fn entry_from_row(row: &tokio_postgres::Row) -> Result<(CatalogEntry, String)> {
+    let corrupt = |reason: String| StoreError::CorruptCatalog {
+        path: "hamn.collections".into(),
+        reason,
+    };
+    let id: String = row.get("id");
+    let id: CollectionId = id.parse().map_err(|e| corrupt(format!("{e}")))?;
+    let attributes: serde_json::Value = row.get("attributes");
+    let attributes: Vec<Attribute> = serde_json::from_value(attributes)
+        .map_err(|e| corrupt(format!("attributes of {id}: {e}")))?;
+    let extent: Option<Vec<f64>> = row.get("extent");
+    let extent = extent.and_then(|e| <[f64; 4]>::try_from(e).ok()).map(Bbox);
+    let t0: Option<DateTime<Utc>> = row.get("temporal_start");
+    let t1: Option<DateTime<Utc>> = row.get("temporal_end");
+    let feature_count: i64 = row.get("feature_count");
+    let entry = CatalogEntry {
+        id,
+        meta: Description {
+            title: row.get("title"),
+            description: row.get("description"),
+            keywords: row.get("keywords"),
+            theme: row.get("theme"),
+            publisher: row.get("publisher"),
+            licence: row.get("licence"),
+        },
+        source: SourceInfo {
+            name: row.get("source_name"),
+            sha256: row.get("source_sha256"),
+            layer: row.get("source_layer"),
+            crs: row.get("source_crs"),
+        },
+        attributes,
+        geometry_types: row.get("geometry_types"),
+        id_field: row.get("id_field"),
+        datetime_field: row.get("datetime_field"),
+        feature_count: u64::try_from(feature_count).unwrap_or(0),
+        extent,
+        temporal_extent: t0.zip(t1).map(|(a, b)| [a, b]),
+        created: row.get("created"),
+        updated: row.get("updated"),
+        version: row.get("version"),
+    };
+    Ok((entry, row.get("data_table")))
+}
+
+async fn current(
+    client: &Object,
+    id: &CollectionId,
+    lock: bool,
+) -> Result<Option<(CatalogEntry, String)>> {
+    let sql = format!(
+        "SELECT {ENTRY_COLUMNS} FROM hamn.collections WHERE id = $1{}",
+        if lock { " FOR UPDATE" } else { "" }
+    );
+    let row = client.query_opt(&sql, &[&id.as_str()]).await?;
+    row.as_ref().map(entry_from_row).transpose()
+}
+
+#[async_trait]
+impl Store for PostgisStore {
+    fn kind(&self) -> &'static str {
+        "postgis"
+    }
+
+    async fn list(&self) -> Result<Vec<CatalogEntry>> {
+        let client = self.client().await?;
+        let sql = format!("SELECT {ENTRY_COLUMNS} FROM hamn.collections ORDER BY id");
+        client
+            .query(&sql, &[])
+            .await?
+            .iter()
+            .map(|r| entry_from_row(r).map(|(e, _)| e))
+            .collect()
+    }
+
+    async fn get(&self, id: &CollectionId) -> Result<Option<CatalogEntry>> {
+        let client = self.client().await?;
+        Ok(current(&client, id, false).await?.map(|(e, _)| e))
+    }
+
+    async fn delete(&self, id: &CollectionId) -> Result<()> {
+        let client = self.client().await?;
+        client.batch_execute("BEGIN").await?;
+        let deleted = async {
+            let table: Option<String> = client
+                .query_opt(
+                    "DELETE FROM hamn.collections WHERE id = $1 RETURNING data_table",
+                    &[&id.as_str()],
+                )
+                .await?
+                .map(|r| r.get(0));
+            let Some(table) = table else {
+                return Err(StoreError::NotFound(id.clone()));
+            };
+            client
+                .batch_execute(&format!("DROP TABLE IF EXISTS {}", table_ref(&table)))
+                .await?;
+            client
+                .execute(
+                    "SELECT pg_notify($1, $2)",
+                    &[&NOTIFY_CHANNEL, &format!("{id}:deleted")],
+                )
+                .await?;
+            client.batch_execute("COMMIT").await?;
+            Ok(())
+        };
+        let result = deleted.await;
+        if result.is_err() {
+            let _ = client.batch_execute("ROLLBACK").await;
+        }
+        result
+    }
+
+    async fn begin_ingest(&self, plan: IngestPlan) -> Result<Box<dyn IngestSink>> {
+        let client = self.client().await?;
+        client.batch_execute("BEGIN").await?;
+        let mut sink = PgSink {
+            client: Some(client),
+            plan,
+            attributes: Vec::new(),
+            previous: None,
+            table: String::new(),
+            writer: None,
+            first_fid: 1,
+        };
+        sink.start().await?;
+        Ok(Box::new(sink))
+    }
+
+    async fn features(&self, id: &CollectionId) -> Result<Vec<StoredFeature>> {
+        let client = self.client().await?;
+        let Some((entry, table)) = current(&client, id, false).await? else {
+            return Err(StoreError::NotFound(id.clone()));
+        };
+        let cols: String = entry
+            .attributes
+            .iter()
+            .map(|a| format!(", {}", quote_ident(&a.column)))
+            .collect();
+        let sql = format!(
+            "SELECT hamn_fid, hamn_id, ST_AsBinary(geom){cols} FROM {} ORDER BY hamn_fid",
+            table_ref(&table)
+        );
+        let rows = client.query(&sql, &[]).await?;
+        rows.iter()
+            .map(|r| {
+                let values = entry
+                    .attributes
+                    .iter()
+                    .enumerate()
+                    .map(|(i, a)| read_value(r, i + 3, a.kind))
+                    .collect::<Result<Vec<_>>>()?;
+                Ok(StoredFeature {
+                    fid: r.try_get(0)?,
+                    id: r.try_get(1)?,
+                    geometry: r.try_get(2)?,
+                    values,
+                })
+            })
+            .collect()
+    }
+}
+
+fn read_value(row: &tokio_postgres::Row, idx: usize, kind: AttrType) -> Result<Value> {
+    fn opt<T>(v: Option<T>, f: impl FnOnce(T) -> Value) -> Value {
+        v.map_or(Value::Null, f)
+    }
+    Ok(match kind {
+        AttrType::Integer => opt(row.try_get::<_, Option<i64>>(idx)?, Value::Integer),
+        AttrType::Real => opt(row.try_get::<_, Option<f64>>(idx)?, Value::Real),
+        AttrType::Text => opt(row.try_get::<_, Option<String>>(idx)?, Value::Text),
+        AttrType::Boolean => opt(row.try_get::<_, Option<bool>>(idx)?, Value::Boolean),
+        AttrType::Date => opt(row.try_get::<_, Option<NaiveDate>>(idx)?, Value::Date),
+        AttrType::DateTime => opt(row.try_get::<_, Option<DateTime<Utc>>>(idx)?, |t| {
+            Value::DateTime(t.fixed_offset())
+        }),
+        AttrType::Json => opt(
+            row.try_get::<_, Option<serde_json::Value>>(idx)?,
+            Value::Json,
+        ),
+    })
+}
+
+/// An ingest in progress: one connection, one open transaction, one COPY.
+struct PgSink {
+    /// `None` only after commit; dropping the sink with a client still here aborts the ingest.
+    client: Option<Object>,
+    plan: IngestPlan,
+    attributes: Vec<Attribute>,
+    previous: Option<(CatalogEntry, String)>,
+    table: String,
+    writer: Option<Pin<Box<BinaryCopyInWriter>>>,
+    first_fid: i64,
+}
+
+impl Drop for PgSink {
+    fn drop(&mut self) {
+        if let Some(client) = self.client.take() {
+            // The transaction is still open. Take the connection out of the pool and close it:
+            // the server then rolls back, dropping the half-loaded table with it.
+            drop(Object::take(client));
+        }
+    }
+}
+
+impl PgSink {
+    fn client(&self) -> Result<&Object> {
+        self.client
+            .as_ref()
+            .ok_or_else(|| StoreError::Task("ingest already committed".into()))
+    }
+
+    async fn start(&mut self) -> Result<()> {
+        let id = self.plan.id.clone();
+        let client = self.client()?;
+        // Appends hold the catalog row from the start, so two appends cannot both copy the
+        // same old version and lose each other's rows.
+        let lock = self.plan.mode == IngestMode::Append;
+        let previous = current(client, &id, lock).await?;
+        if self.plan.mode == IngestMode::Create && previous.is_some() {
+            return Err(StoreError::AlreadyExists(id));
+        }
+        self.attributes = match (&previous, self.plan.mode) {
+            (Some((old, _)), IngestMode::Append) => {
+                super::merge_attributes(&old.attributes, &self.plan.attributes)?
+            }
+            _ => self.plan.attributes.clone(),
+        };
+        let client = self.client()?;
+        let mut first_fid = 1;
+        let version: i64 = client
+            .query_one("SELECT nextval('hamn.version_seq')", &[])
+            .await?
+            .get(0);
+        let table = format!("{id}_v{version}");
+        let columns: String = self
+            .attributes
+            .iter()
+            .map(|a| format!(", {} {}", quote_ident(&a.column), a.kind.sql_type()))
+            .collect();
+        client
+            .batch_execute(&format!(
+                "CREATE TABLE {} (hamn_fid bigint NOT NULL, hamn_id text NOT NULL, \
+                 geom geometry(Geometry, 4326){columns})",
+                table_ref(&table)
+            ))
+            .await?;
+        if let (Some((old, old_table)), IngestMode::Append) = (&previous, self.plan.mode) {
+            let cols: String = old
+                .attributes
+                .iter()
+                .map(|a| format!(", {}", quote_ident(&a.column)))
+                .collect();
+            client
+                .batch_execute(&format!(
+                    "INSERT INTO {} (hamn_fid, hamn_id, geom{cols}) SELECT hamn_fid, hamn_id, geom{cols} FROM {}",
+                    table_ref(&table),
+                    table_ref(old_table)
+                ))
+                .await?;
+            let max: Option<i64> = client
+                .query_one(
+                    &format!("SELECT max(hamn_fid) FROM {}", table_ref(&table)),
+                    &[],
+                )
+                .await?
+                .get(0);
+            first_fid = max.unwrap_or(0) + 1;
+        }
+        let geometry_type = client.prepare("SELECT $1::geometry").await?.params()[0].clone();
+        let mut types = vec![Type::INT8, Type::TEXT, geometry_type];
+        types.extend(self.attributes.iter().map(|a| sql_param_type(a.kind)));
+        let copy_cols: String = self
+            .attributes
+            .iter()
+            .map(|a| format!(", {}", quote_ident(&a.column)))
+            .collect();
+        let sink = client
+            .copy_in(&format!(
+                "COPY {} (hamn_fid, hamn_id, geom{copy_cols}) FROM STDIN (FORMAT binary)",
+                table_ref(&table)
+            ))
+            .await?;
+        self.writer = Some(Box::pin(BinaryCopyInWriter::new(sink, &types)));
+        self.first_fid = first_fid;
+        self.table = table;
+        self.previous = previous;
+        Ok(())
+    }
+}
+
+fn sql_param_type(kind: AttrType) -> Type {
+    match kind {
+        AttrType::Integer => Type::INT8,
+        AttrType::Real => Type::FLOAT8,
+        AttrType::Text => Type::TEXT,
+        AttrType::Boolean => Type::BOOL,
+        AttrType::Date => Type::DATE,
+        AttrType::DateTime => Type::TIMESTAMPTZ,
+        AttrType::Json => Type::JSONB,
+    }
+}
+
+fn duplicate_or(e: tokio_postgres::Error) -> StoreError {
+    if e.code() == Some(&SqlState::UNIQUE_VIOLATION) {
+        let detail = e
+            .as_db_error()
+            .and_then(|d| d.detail())
+            .unwrap_or_default()
+            .to_string();
+        // Detail reads "Key (hamn_id)=(value) already exists."
+        let value = detail
+            .split_once(")=(")
+            .and_then(|(_, rest)| rest.rsplit_once(") already exists"))
+            .map_or(detail.clone(), |(v, _)| v.to_string());
+        return StoreError::DuplicateId(value);
+    }
+    StoreError::Postgres(e)
+}
+
+#[async_trait]
+impl IngestSink for PgSink {
+    fn attributes(&self) -> &[Attribute] {
+        &self.attributes
+    }
+
+    fn first_fid(&self) -> i64 {
+        self.first_fid
+    }
+
+    fn previous(&self) -> Option<&CatalogEntry> {
+        self.previous.as_ref().map(|(e, _)| e)
+    }
+
+    async fn write(&mut self, rows: Vec<Row>) -> Result<()> {
+        let writer = self
+            .writer
+            .as_mut()
+            .ok_or_else(|| StoreError::Task("COPY already finished".into()))?;
+        for row in &rows {
+            let geom = row.geometry.as_deref().map(Ewkb);
+            let mut params: Vec<&(dyn ToSql + Sync)> = Vec::with_capacity(row.values.len() + 3);
+            params.push(&row.fid);
+            params.push(&row.id);
+            params.push(&geom);
+            params.extend(row.values.iter().map(|v| v as &(dyn ToSql + Sync)));
+            writer.as_mut().write(&params).await?;
+        }
+        Ok(())
+    }
+
+    async fn commit(mut self: Box<Self>, mut entry: CatalogEntry) -> Result<CatalogEntry> {
+        if let Some(mut writer) = self.writer.take() {
+            writer.as_mut().finish().await?;
+        }
+        let table = table_ref(&self.table);
+        let client = self.client()?;
+        let index_name = |suffix: &str| quote_ident(&format!("{}_{suffix}", self.table));
+        client
+            .batch_execute(&format!(
+                "ALTER TABLE {table} ADD CONSTRAINT {} PRIMARY KEY (hamn_fid)",
+                index_name("pk")
+            ))
+            .await?;
+        client
+            .batch_execute(&format!(
+                "CREATE UNIQUE INDEX {} ON {table} (hamn_id)",
+                index_name("id")
+            ))
+            .await
+            .map_err(duplicate_or)?;
+        client
+            .batch_execute(&format!(
+                "CREATE INDEX {} ON {table} USING gist (geom); ANALYZE {table}",
+                index_name("geom")
+            ))
+            .await?;
+
+        // Lock the catalog row (or the id, for a new collection) so concurrent ingests of one
+        // collection commit one after the other: the last one wins, whole.
+        client
+            .execute(
+                "SELECT pg_advisory_xact_lock(hashtext($1))",
+                &[&entry.id.as_str()],
+            )
+            .await?;
+        let old = current(client, &entry.id, true).await?;
+        if self.plan.mode == IngestMode::Create && old.is_some() {
+            return Err(StoreError::AlreadyExists(entry.id.clone()));
+        }
+        let version: i64 = self
+            .table
+            .rsplit_once("_v")
+            .and_then(|(_, v)| v.parse().ok())
+            .unwrap_or(0);
+        entry.version = version;
+        entry.attributes = self.attributes.clone();
+        entry.updated = Utc::now();
+        if let Some((old_entry, _)) = &old {
+            entry.created = old_entry.created;
+        }
+        let attributes = serde_json::to_value(&entry.attributes)
+            .map_err(|e| StoreError::Task(format!("serialising attributes: {e}")))?;
+        let extent: Option<Vec<f64>> = entry.extent.map(|b| b.0.to_vec());
+        let feature_count = i64::try_from(entry.feature_count).unwrap_or(i64::MAX);
+        let (t0, t1) = match entry.temporal_extent {
+            Some([a, b]) => (Some(a), Some(b)),
+            None => (None, None),
+        };
+        client
+            .execute(
+                &format!(
+                    "INSERT INTO hamn.collections ({ENTRY_COLUMNS}) VALUES \
+                     ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23) \
+                     ON CONFLICT (id) DO UPDATE SET ({ENTRY_COLUMNS}) = \
+                     (EXCLUDED.id, EXCLUDED.title, EXCLUDED.description, EXCLUDED.keywords, EXCLUDED.theme, \
+                      EXCLUDED.publisher, EXCLUDED.licence, EXCLUDED.source_name, EXCLUDED.source_sha256, \
+                      EXCLUDED.source_layer, EXCLUDED.source_crs, EXCLUDED.attributes, EXCLUDED.geometry_types, \
+                      EXCLUDED.id_field, EXCLUDED.datetime_field, EXCLUDED.feature_count, EXCLUDED.extent, \
+                      EXCLUDED.temporal_start, EXCLUDED.temporal_end, EXCLUDED.created, EXCLUDED.updated, \
+                      EXCLUDED.version, EXCLUDED.data_table)"
+                ),
+                &[
+                    &entry.id.as_str(),
+                    &entry.meta.title,
+                    &entry.meta.description,
+                    &entry.meta.keywords,
+                    &entry.meta.theme,
+                    &entry.meta.publisher,
+                    &entry.meta.licence,
+                    &entry.source.name,
+                    &entry.source.sha256,
+                    &entry.source.layer,
+                    &entry.source.crs,
+                    &attributes,
+                    &entry.geometry_types,
+                    &entry.id_field,
+                    &entry.datetime_field,
+                    &feature_count,
+                    &extent,
+                    &t0,
+                    &t1,
+                    &entry.created,
+                    &entry.updated,
+                    &entry.version,
+                    &self.table,
+                ],
+            )
+            .await?;
+        if let Some((_, old_table)) = &old {
+            client
+                .batch_execute(&format!("DROP TABLE IF EXISTS {}", table_ref(old_table)))
+                .await?;
+        }
+        client
+            .execute(
+                "SELECT pg_notify($1, $2)",
+                &[&NOTIFY_CHANNEL, &format!("{}:{}", entry.id, entry.version)],
+            )
+            .await?;
+        client.batch_execute("COMMIT").await?;
+        // Committed: give the connection back to the pool instead of closing it.
+        self.client = None;
+        Ok(entry)
+    }
+}
