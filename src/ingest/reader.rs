@@ -313,6 +313,9 @@ fn sample_xy(
 }
 
 fn number(f: &Feature, idx: usize) -> Option<f64> {
+    if !super::gdal_ext::has_value(f, idx) {
+        return None;
+    }
     match f.field(idx).ok()?? {
         FieldValue::RealValue(v) => Some(v),
         FieldValue::IntegerValue(v) => Some(f64::from(v)),
@@ -595,17 +598,21 @@ fn type_name(ogr: &str) -> String {
 }
 
 fn read_value(f: &Feature, idx: usize, kind: AttrType) -> Value {
+    if !super::gdal_ext::has_value(f, idx) {
+        return Value::Null;
+    }
     let raw = match f.field(idx) {
         Ok(Some(v)) => v,
         Ok(None) => return Value::Null,
         // Field types the gdal crate does not map (time, binary): GDAL's own text form.
-        Err(_) => {
+        Err(_) if kind == AttrType::Text => {
             return f
                 .field_as_string(idx)
                 .ok()
                 .flatten()
                 .map_or(Value::Null, Value::Text)
         }
+        Err(_) => return Value::Null,
     };
     coerce(raw, kind)
 }

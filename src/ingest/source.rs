@@ -135,7 +135,8 @@ pub fn prepare(
     match ext.as_str() {
         "json" | "geojson" if starts_with_array(&file)? => {
             let dir = scratch_dir(&mut scratch)?;
-            let wrapped = dir.join("wrapped.geojson");
+            // Named after the source, so the layer (and the default title) keeps its name.
+            let wrapped = dir.join(file.file_name().unwrap_or_default());
             wrap_feature_array(&file, &wrapped)?;
             warnings.push(
                 "source is a bare JSON array of features, not a FeatureCollection: read as one"
@@ -280,10 +281,7 @@ fn transcode_to_utf8(
     let encoding = encoding_rs::Encoding::for_label(label.as_bytes())
         .ok_or_else(|| IngestError::UnknownEncoding(label.to_string()))?;
     let dir = scratch_dir(scratch)?;
-    let dst = dir.join(format!(
-        "utf8.{}",
-        src.extension().and_then(|e| e.to_str()).unwrap_or("csv")
-    ));
+    let dst = dir.join(src.file_name().unwrap_or_default());
     let bytes = std::fs::read(src).map_err(|e| IngestError::io(src, e))?;
     let (text, _, _) = encoding.decode(&bytes);
     std::fs::write(&dst, text.as_bytes()).map_err(|e| IngestError::io(&dst, e))?;

@@ -461,10 +461,11 @@ fn duplicate_or(e: tokio_postgres::Error) -> StoreError {
             .and_then(|d| d.detail())
             .unwrap_or_default()
             .to_string();
-        // Detail reads "Key (hamn_id)=(value) already exists."
+        // Detail reads "Key (hamn_id)=(value) is duplicated." (index build) or
+        // "… already exists." (insert).
         let value = detail
             .split_once(")=(")
-            .and_then(|(_, rest)| rest.rsplit_once(") already exists"))
+            .and_then(|(_, rest)| rest.rsplit_once(") "))
             .map_or(detail.clone(), |(v, _)| v.to_string());
         return StoreError::DuplicateId(value);
     }

@@ -1,0 +1,272 @@
+#!/usr/bin/env bash
+# scripts/deps.sh — install the system packages hamn needs (Debian/Ubuntu, apt).
+#
+# Run it:
+#   bash scripts/deps.sh [build] [postgis] [browser] [all]   (default: build postgis)
+# or source it (bash) and call the functions:
+#   . scripts/deps.sh && hamn_deps_build && hamn_deps_postgis
+#
+# Groups:
+#   build    pkg-config clang libclang-dev libgdal-dev gdal-bin (+ build-essential
+#            if there is no `cc`, libssl-dev if Cargo.lock uses openssl-sys), and
+#            checks that `cargo` exists (prints how to get rustup if not).
+#   postgis  a PostgreSQL server with PostGIS 3 (Debian 12: postgresql-15-postgis-3).
+#   browser  chromium (for browser tests; not used yet).
+#
+# Idempotent and quiet: everything is checked first; `apt-get update` runs at most
+# once per process and only when something must be installed; apt output is shown
+# only when it fails. Uses sudo when not root. Returns/exits non-zero with a message
+# when it cannot install what is missing (no apt-get, not root and no sudo, ...).
+#
+# Safe to source from scripts using `set -euo pipefail`; it sets no shell options
+# itself when sourced.
+
+_HAMN_DEPS_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+_hamn_deps_msg() { printf 'deps: %s\n' "$*" >&2; }
+
+# True when the Debian package is installed (not merely known / config-files).
+_hamn_deps_pkg_installed() {
+    dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'ok installed$'
+}
+
+_hamn_deps_have() { command -v "$1" >/dev/null 2>&1; }
+
+# Run a command as root (directly, or via sudo).
+_hamn_deps_as_root() {
+    if [ "$(id -u)" -eq 0 ]; then
+        "$@"
+    else
+        sudo "$@"
+    fi
+}
+
+# Can we run apt-get as root at all? Prints why not.
+_hamn_deps_can_apt() {
+    if ! _hamn_deps_have apt-get; then
+        _hamn_deps_msg "apt-get not found: this script only knows Debian/Ubuntu."
+        return 1
+    fi
+    if [ "$(id -u)" -ne 0 ] && ! _hamn_deps_have sudo; then
+        _hamn_deps_msg "not root and sudo is not available: cannot install packages."
+        return 1
+    fi
+    return 0
+}
+
+# apt-get quietly; its output is printed only if it fails.
+_hamn_deps_apt() {
+    local log rc=0
+    log=$(mktemp "${TMPDIR:-/tmp}/hamn-deps-apt.XXXXXX")
+    _hamn_deps_as_root env DEBIAN_FRONTEND=noninteractive \
+        apt-get -q -y -o Dpkg::Use-Pty=0 "$@" >"$log" 2>&1 || rc=$?
+    if [ "$rc" -ne 0 ]; then
+        _hamn_deps_msg "'apt-get $*' failed (exit $rc); last lines of its output:"
+        tail -n 40 "$log" >&2
+    fi
+    rm -f "$log"
+    return "$rc"
+}
+
+_hamn_deps_apt_update_once() {
+    if [ -n "${_HAMN_DEPS_APT_UPDATED:-}" ]; then
+        return 0
+    fi
+    _hamn_deps_msg "running apt-get update"
+    _hamn_deps_apt update || return 1
+    _HAMN_DEPS_APT_UPDATED=1
+}
+
+# Install packages (after the checks decided they are missing).
+_hamn_deps_install() {
+    if ! _hamn_deps_can_apt; then
+        _hamn_deps_msg "please install these packages yourself: $*"
+        return 1
+    fi
+    _hamn_deps_apt_update_once || return 1
+    _hamn_deps_msg "installing: $*"
+    _hamn_deps_apt install --no-install-recommends "$@" || return 1
+}
+
+# Does apt have an installable candidate for this package? (needs apt lists)
+_hamn_deps_apt_offers() {
+    local cand
+    cand=$(apt-cache policy "$1" 2>/dev/null | awk '/Candidate:/ { print $2; exit }')
+    [ -n "$cand" ] && [ "$cand" != "(none)" ]
+}
+
+# ---------------------------------------------------------------------------
+# build: what `cargo build` needs (gdal-sys uses pkg-config + bindgen/libclang).
+# ---------------------------------------------------------------------------
+hamn_deps_build() {
+    local missing=() pkg
+    if _hamn_deps_have dpkg-query; then
+        for pkg in pkg-config clang libclang-dev libgdal-dev gdal-bin; do
+            if _hamn_deps_pkg_installed "$pkg"; then
+                continue
+            fi
+            # A GDAL/clang built from source also counts.
+            case "$pkg" in
+            libgdal-dev) _hamn_deps_have gdal-config && continue ;;
+            gdal-bin) _hamn_deps_have gdalinfo && continue ;;
+            clang) _hamn_deps_have clang && continue ;;
+            pkg-config) _hamn_deps_have pkg-config && continue ;;
+            esac
+            missing+=("$pkg")
+        done
+        # A linker/C compiler for rustc and the cc crate.
+        if ! _hamn_deps_have cc; then
+            missing+=(build-essential)
+        fi
+        # Only if the project ends up depending on openssl-sys.
+        if [ -f "$_HAMN_DEPS_ROOT/Cargo.lock" ] &&
+            grep -q '^name = "openssl-sys"$' "$_HAMN_DEPS_ROOT/Cargo.lock" &&
+            ! _hamn_deps_pkg_installed libssl-dev; then
+            missing+=(libssl-dev)
+        fi
+    else
+        # No dpkg: check by command only, and we will not be able to install.
+        _hamn_deps_have pkg-config || missing+=(pkg-config)
+        _hamn_deps_have clang || missing+=(clang libclang-dev)
+        _hamn_deps_have gdal-config || missing+=(libgdal-dev)
+        _hamn_deps_have gdalinfo || missing+=(gdal-bin)
+        _hamn_deps_have cc || missing+=(build-essential)
+    fi
+
+    if [ "${#missing[@]}" -gt 0 ]; then
+        _hamn_deps_install "${missing[@]}" || return 1
+    fi
+
+    if ! _hamn_deps_have cargo; then
+        if [ -x "${HOME:-}/.cargo/bin/cargo" ]; then
+            export PATH="$HOME/.cargo/bin:$PATH"
+        else
+            _hamn_deps_msg "cargo not found. Install the Rust toolchain with rustup, then open a new shell:"
+            _hamn_deps_msg "  curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y"
+            _hamn_deps_msg "  (see https://rustup.rs; the components rustfmt and clippy are needed for tests)"
+            return 1
+        fi
+    fi
+    _hamn_deps_msg "build: ok (gdal $(gdal-config --version 2>/dev/null || echo '?'), $(cargo --version 2>/dev/null || echo 'cargo ?'))"
+}
+
+# ---------------------------------------------------------------------------
+# postgis: a PostgreSQL server with PostGIS 3, for scripts/with-postgis.sh.
+# ---------------------------------------------------------------------------
+
+# Installed server versions (those with an initdb), oldest first.
+hamn_pg_versions() {
+    local d v
+    for d in /usr/lib/postgresql/*/bin; do
+        [ -x "$d/initdb" ] || continue
+        v=${d#/usr/lib/postgresql/}
+        printf '%s\n' "${v%/bin}"
+    done | sort -V
+}
+
+# Newest installed server version that has the PostGIS extension; fails if none.
+hamn_pg_postgis_version() {
+    local v best=""
+    for v in $(hamn_pg_versions); do
+        if [ -f "/usr/share/postgresql/$v/extension/postgis.control" ]; then
+            best=$v
+        fi
+    done
+    [ -n "$best" ] || return 1
+    printf '%s\n' "$best"
+}
+
+hamn_deps_postgis() {
+    local v newest pkg=""
+    if v=$(hamn_pg_postgis_version); then
+        _hamn_deps_msg "postgis: ok (PostgreSQL $v with PostGIS)"
+        return 0
+    fi
+    newest=$(hamn_pg_versions | tail -n 1)
+
+    _hamn_deps_can_apt || {
+        _hamn_deps_msg "please install a PostgreSQL server with PostGIS 3 (Debian 12: postgresql-15-postgis-3)"
+        return 1
+    }
+    # apt-cache needs fresh lists (a fresh container has none).
+    _hamn_deps_apt_update_once || return 1
+    if [ -n "$newest" ] && _hamn_deps_apt_offers "postgresql-$newest-postgis-3"; then
+        pkg="postgresql-$newest-postgis-3"   # matches the installed server
+    elif _hamn_deps_apt_offers postgresql-postgis; then
+        pkg=postgresql-postgis              # the distribution's default version
+    else
+        pkg=$(apt-cache search --names-only '^postgresql-[0-9]+-postgis-3$' 2>/dev/null |
+            awk '{ print $1 }' | sort -V | tail -n 1) || true
+    fi
+    if [ -z "$pkg" ]; then
+        _hamn_deps_msg "apt offers no PostGIS 3 package (postgresql-<version>-postgis-3 / postgresql-postgis)."
+        return 1
+    fi
+    _hamn_deps_install "$pkg" || return 1
+    if ! v=$(hamn_pg_postgis_version); then
+        _hamn_deps_msg "installed $pkg but found no /usr/lib/postgresql/<v>/bin with /usr/share/postgresql/<v>/extension/postgis.control"
+        return 1
+    fi
+    _hamn_deps_msg "postgis: ok (PostgreSQL $v with PostGIS)"
+}
+
+# ---------------------------------------------------------------------------
+# browser: chromium (for future browser tests).
+# ---------------------------------------------------------------------------
+hamn_deps_browser() {
+    local b
+    for b in chromium chromium-browser google-chrome google-chrome-stable; do
+        if _hamn_deps_have "$b"; then
+            _hamn_deps_msg "browser: ok ($b)"
+            return 0
+        fi
+    done
+    _hamn_deps_can_apt || {
+        _hamn_deps_msg "please install chromium"
+        return 1
+    }
+    _hamn_deps_apt_update_once || return 1
+    if ! _hamn_deps_apt_offers chromium; then
+        # Ubuntu only has a snap wrapper (chromium-browser), unusable in containers.
+        _hamn_deps_msg "apt offers no 'chromium' package here; install Chromium or Chrome yourself."
+        return 1
+    fi
+    _hamn_deps_install chromium fonts-liberation || return 1
+    _hamn_deps_msg "browser: ok (chromium)"
+}
+
+_hamn_deps_usage() {
+    cat >&2 <<'EOF'
+usage: bash scripts/deps.sh [build] [postgis] [browser] [all]
+       (no argument = build postgis; --build style flags also work)
+EOF
+}
+
+_hamn_deps_main() {
+    local groups=("$@") g
+    if [ "${#groups[@]}" -eq 0 ]; then
+        groups=(build postgis)
+    fi
+    for g in "${groups[@]}"; do
+        case "${g#--}" in
+        build) hamn_deps_build || return 1 ;;
+        postgis) hamn_deps_postgis || return 1 ;;
+        browser) hamn_deps_browser || return 1 ;;
+        all) hamn_deps_build && hamn_deps_postgis && hamn_deps_browser || return 1 ;;
+        help | -h)
+            _hamn_deps_usage
+            return 0
+            ;;
+        *)
+            _hamn_deps_msg "unknown group: $g"
+            _hamn_deps_usage
+            return 2
+            ;;
+        esac
+    done
+}
+
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+    set -euo pipefail
+    _hamn_deps_main "$@"
+fi

@@ -1,0 +1,17 @@
+//! The one GDAL call the `gdal` crate does not wrap and hamn needs: whether a field is *set*.
+//! GDAL distinguishes "unset" (a GeoJSON feature without that property) from "null"; the
+//! crate's `Feature::field` checks only null, and reads an unset integer as 0 and an unset
+//! date as an error — which would store values the source never had.
+#![allow(unsafe_code)]
+
+use gdal::vector::Feature;
+
+/// True when the field has a value (set and not null).
+pub fn has_value(feature: &Feature, idx: usize) -> bool {
+    let Ok(idx) = i32::try_from(idx) else {
+        return false;
+    };
+    // SAFETY: `c_feature` is a valid handle for as long as `feature` is borrowed, and
+    // OGR_F_IsFieldSetAndNotNull only reads it; an out-of-range index returns false.
+    unsafe { gdal_sys::OGR_F_IsFieldSetAndNotNull(feature.c_feature(), idx) != 0 }
+}
