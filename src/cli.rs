@@ -273,7 +273,7 @@ async fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()> {
     })
     .bind(&bind)
     .map_err(|e| anyhow::anyhow!("cannot listen on {bind}: {e}"))?;
-    tracing::info!(%bind, store = embedded.then_some("embedded").unwrap_or("postgis"), "hamn listening on http://{bind}/");
+    tracing::info!(%bind, store = if embedded { "embedded" } else { "postgis" }, "hamn listening on http://{bind}/");
     server.run().await?;
     Ok(())
 }

@@ -15,3 +15,11 @@ pub fn has_value(feature: &Feature, idx: usize) -> bool {
     // OGR_F_IsFieldSetAndNotNull only reads it; an out-of-range index returns false.
     unsafe { gdal_sys::OGR_F_IsFieldSetAndNotNull(feature.c_feature(), idx) != 0 }
 }
+
+/// True when the feature has a geometry. The crate's `Feature::geometry` returns `Some` with a
+/// null handle for a feature without one (GeoJSON `"geometry": null`), which GDAL then rejects.
+pub fn has_geometry(feature: &Feature) -> bool {
+    // SAFETY: as above; OGR_F_GetGeometryRef only reads the handle and returns a borrowed pointer
+    // we compare with null and do not keep.
+    unsafe { !gdal_sys::OGR_F_GetGeometryRef(feature.c_feature()).is_null() }
+}

@@ -436,6 +436,12 @@ pub fn read_rows(
                 .map_or_else(|| row_no.to_string(), |f| f.to_string()),
             None => next_fid.to_string(),
         };
+        if let Some(reason) = take_gdal_errors().into_iter().next() {
+            return Err(IngestError::CorruptSource {
+                row: row_no,
+                reason,
+            });
+        }
         if let Some(t) = plan.datetime_target.and_then(|i| instant(&values[i])) {
             stats.temporal = Some(match stats.temporal {
                 None => (t, t),
@@ -493,6 +499,8 @@ fn instant(v: &Value) -> Option<DateTime<Utc>> {
 
 fn feature_geometry(f: &Feature, how: &GeometrySource) -> Result<Option<Geometry>, String> {
     match how {
+        // The crate hands out a geometry with a null handle for "no geometry".
+        GeometrySource::Native if !super::gdal_ext::has_geometry(f) => Ok(None),
         GeometrySource::Native => Ok(f.geometry().cloned()),
         GeometrySource::Wkt(i) => match f.field_as_string(*i).ok().flatten() {
             Some(text) if !text.trim().is_empty() => {
@@ -519,13 +527,16 @@ fn feature_geometry(f: &Feature, how: &GeometrySource) -> Result<Option<Geometry
     }
 }
 
+/// A geometry as stored (ISO WKB) and, if it was repaired, what was done.
+type Converted = (Vec<u8>, Option<String>);
+
 /// Reprojects, drops Z, repairs. `Ok(None)`: an empty geometry (stored as none).
 /// The `Option<String>` in the result says what was repaired.
 fn to_wgs84_wkb(
     geom: Geometry,
     transform: Option<&CoordTransform>,
     stats: &mut ReadStats,
-) -> Result<Option<(Vec<u8>, Option<String>)>, String> {
+) -> Result<Option<Converted>, String> {
     if geom.is_empty() {
         return Ok(None);
     }

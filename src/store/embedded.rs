@@ -111,6 +111,15 @@ impl EmbeddedStore {
         Ok(DirLock(file))
     }
 
+    /// Takes the lock on a blocking thread: waiting for another process must not stall the
+    /// async runtime (with two ingests on one thread, that would deadlock).
+    async fn lock_async(&self) -> Result<DirLock> {
+        let store = EmbeddedStore {
+            dir: self.dir.clone(),
+        };
+        blocking(move || store.lock()).await
+    }
+
     fn read_catalog(&self) -> Result<CatalogFile> {
         let path = self.dir.join(CATALOG_FILE);
         match std::fs::read(&path) {
@@ -189,18 +198,19 @@ fn create_gpkg(path: &Path, attributes: &[Attribute]) -> Result<Dataset> {
     let mut ds = driver.create_vector_only(path)?;
     let mut srs = SpatialRef::from_epsg(4326)?;
     srs.set_axis_mapping_strategy(AxisMappingStrategy::TraditionalGisOrder);
-    let layer = ds.create_layer(LayerOptions {
-        name: LAYER,
-        srs: Some(&srs),
-        ty: OGRwkbGeometryType::wkbUnknown,
-        options: Some(&["GEOMETRY_NAME=geom", "SPATIAL_INDEX=YES"]),
-    })?;
-    FieldDefn::new("hamn_fid", OGRFieldType::OFTInteger64)?.add_to_layer(&layer)?;
-    FieldDefn::new("hamn_id", OGRFieldType::OFTString)?.add_to_layer(&layer)?;
-    for a in attributes {
-        FieldDefn::new(&a.column, field_type(a.kind))?.add_to_layer(&layer)?;
+    {
+        let layer = ds.create_layer(LayerOptions {
+            name: LAYER,
+            srs: Some(&srs),
+            ty: OGRwkbGeometryType::wkbUnknown,
+            options: Some(&["GEOMETRY_NAME=geom", "SPATIAL_INDEX=YES"]),
+        })?;
+        FieldDefn::new("hamn_fid", OGRFieldType::OFTInteger64)?.add_to_layer(&layer)?;
+        FieldDefn::new("hamn_id", OGRFieldType::OFTString)?.add_to_layer(&layer)?;
+        for a in attributes {
+            FieldDefn::new(&a.column, field_type(a.kind))?.add_to_layer(&layer)?;
+        }
     }
-    drop(layer);
     Ok(ds)
 }
 
@@ -297,7 +307,7 @@ impl Store for EmbeddedStore {
     }
 
     async fn delete(&self, id: &CollectionId) -> Result<()> {
-        let _lock = self.lock()?;
+        let _lock = self.lock_async().await?;
         let mut catalog = self.read_catalog()?;
         let Some(pos) = catalog.collections.iter().position(|c| &c.entry.id == id) else {
             return Err(StoreError::NotFound(id.clone()));
@@ -501,7 +511,7 @@ impl IngestSink for EmbeddedSink {
         };
         let lock = match self.lock.take() {
             Some(l) => l,
-            None => store.lock()?,
+            None => store.lock_async().await?,
         };
         let result = (|| {
             let mut catalog = store.read_catalog()?;

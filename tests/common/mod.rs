@@ -1,0 +1,193 @@
+//! Shared test support: stores to run against (the embedded store in a temporary directory,
+//! and PostGIS in a fresh database per test), paths to demo data and fixtures, and the
+//! `hamn` binary.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use hamn::catalog::CollectionId;
+use hamn::ingest::{self, IngestOptions, IngestReport};
+use hamn::store::embedded::EmbeddedStore;
+use hamn::store::postgis::PostgisStore;
+use hamn::store::{Store, StoredFeature};
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn data(rel: &str) -> String {
+    repo().join("data").join(rel).display().to_string()
+}
+
+pub fn fixture(rel: &str) -> String {
+    repo()
+        .join("tests/fixtures")
+        .join(rel)
+        .display()
+        .to_string()
+}
+
+pub fn id(s: &str) -> CollectionId {
+    s.parse().expect("valid id")
+}
+
+/// A store for one test, with what a `hamn` process needs to reach the same store.
+pub struct TestStore {
+    pub store: Box<dyn Store>,
+    pub kind: &'static str,
+    pub url: Option<String>,
+    pub dir: Option<tempfile::TempDir>,
+}
+
+impl TestStore {
+    /// Arguments that point a `hamn` process at this store.
+    pub fn args(&self) -> Vec<String> {
+        match (&self.url, &self.dir) {
+            (Some(url), _) => vec!["--database-url".into(), url.clone()],
+            (None, Some(dir)) => vec!["--data-dir".into(), dir.path().display().to_string()],
+            (None, None) => unreachable!("a test store has a URL or a directory"),
+        }
+    }
+
+    pub fn hamn(&self) -> Command {
+        let mut cmd = hamn_cmd();
+        cmd.args(self.args());
+        cmd
+    }
+
+    pub async fn ingest(
+        &self,
+        opts: &IngestOptions,
+    ) -> Result<Vec<IngestReport>, ingest::IngestError> {
+        ingest::ingest(self.store.as_ref(), opts).await
+    }
+
+    pub async fn features(&self, id: &str) -> Vec<StoredFeature> {
+        self.store.features(&self::id(id)).await.expect("features")
+    }
+}
+
+/// The `hamn` binary built for these tests, with no configuration leaking in from outside.
+pub fn hamn_cmd() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hamn"));
+    cmd.env_remove("DATABASE_URL")
+        .env_remove("HAMN_DATA_DIR")
+        .env_remove("HAMN_CONFIG")
+        .env("HAMN_LOG", "warn");
+    cmd
+}
+
+pub fn embedded() -> TestStore {
+    let dir = tempfile::tempdir().expect("tempdir");
+    TestStore {
+        store: Box::new(EmbeddedStore::open(dir.path()).expect("embedded store")),
+        kind: "embedded",
+        url: None,
+        dir: Some(dir),
+    }
+}
+
+/// The server URL from scripts/with-postgis.sh. Tests need a real PostGIS: without one they
+/// fail, unless HAMN_SKIP_POSTGIS=1 says to run the embedded half only.
+pub fn postgis_url() -> Option<String> {
+    match std::env::var("HAMN_TEST_DATABASE_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ if std::env::var("HAMN_SKIP_POSTGIS").as_deref() == Ok("1") => None,
+        _ => panic!(
+            "HAMN_TEST_DATABASE_URL is not set: run the tests with `bash scripts/test.sh` \
+             (or set HAMN_SKIP_POSTGIS=1 to skip the PostGIS half)"
+        ),
+    }
+}
+
+/// A fresh database (with PostGIS, migrated) for one test, so tests can run in parallel.
+pub async fn postgis() -> Option<TestStore> {
+    let base = postgis_url()?;
+    static N: AtomicU32 = AtomicU32::new(0);
+    let name = format!(
+        "hamn_t_{}_{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    );
+    let (client, conn) = tokio_postgres::connect(&base, tokio_postgres::NoTls)
+        .await
+        .expect("connect to the test server");
+    tokio::spawn(conn);
+    client
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .await
+        .expect("create test database");
+    let url = match base.rsplit_once('/') {
+        Some((server, _db)) => format!("{server}/{name}"),
+        None => panic!("unexpected test database URL {base}"),
+    };
+    let store = PostgisStore::connect(&url)
+        .await
+        .expect("connect and migrate");
+    Some(TestStore {
+        store: Box::new(store),
+        kind: "postgis",
+        url: Some(url),
+        dir: None,
+    })
+}
+
+/// Both stores: every behaviour is tested on each.
+pub async fn each_store() -> Vec<TestStore> {
+    let mut stores = vec![embedded()];
+    stores.extend(postgis().await);
+    stores
+}
+
+/// Runs SQL against a PostGIS test store.
+pub async fn sql(store: &TestStore) -> tokio_postgres::Client {
+    let url = store.url.as_ref().expect("a PostGIS store");
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    tokio::spawn(conn);
+    client
+}
+
+/// Coordinates of a WKB geometry's vertices (points and line strings; polygons' rings flattened).
+pub fn vertices(wkb: &[u8]) -> Vec<(f64, f64)> {
+    let g = gdal::vector::Geometry::from_wkb(wkb).expect("WKB");
+    let mut out = Vec::new();
+    collect(&g, &mut out);
+    out
+}
+
+fn collect(g: &gdal::vector::Geometry, out: &mut Vec<(f64, f64)>) {
+    if g.geometry_count() > 0 {
+        for i in 0..g.geometry_count() {
+            collect(&g.get_geometry(i), out);
+        }
+    } else {
+        let mut pts = Vec::new();
+        g.get_points(&mut pts);
+        out.extend(pts.into_iter().map(|(x, y, _)| (x, y)));
+    }
+}
+
+/// Distance in metres between two lon/lat points (flat approximation, fine below a kilometre).
+pub fn metres(a: (f64, f64), b: (f64, f64)) -> f64 {
+    let lat = a.1.to_radians();
+    let dx = (a.0 - b.0) * 111_320.0 * lat.cos();
+    let dy = (a.1 - b.1) * 110_574.0;
+    (dx * dx + dy * dy).sqrt()
+}
+
+/// The value of a named attribute of a stored feature, as JSON.
+pub fn attr(
+    store_attrs: &[hamn::catalog::Attribute],
+    f: &StoredFeature,
+    name: &str,
+) -> serde_json::Value {
+    let i = store_attrs
+        .iter()
+        .position(|a| a.name == name)
+        .unwrap_or_else(|| panic!("no attribute {name}"));
+    f.values[i].to_json()
+}

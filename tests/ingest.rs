@@ -1,0 +1,524 @@
+//! Ingest against both stores: every format, counts and values, reprojection accuracy,
+//! append/replace/unchanged, and atomicity when an ingest fails.
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+
+use common::*;
+use hamn::ingest::{IngestError, IngestOptions, Outcome};
+use hamn::store::{IngestMode, StoreError};
+
+fn opts(path: String, id: &str) -> IngestOptions {
+    IngestOptions {
+        collection: Some(common::id(id)),
+        ..IngestOptions::new(path)
+    }
+}
+
+struct Case {
+    id: &'static str,
+    path: String,
+    count: u64,
+    tweak: fn(&mut IngestOptions),
+    /// An attribute and a value some feature must have.
+    value: (&'static str, serde_json::Value),
+}
+
+fn cases() -> Vec<Case> {
+    use serde_json::json;
+    fn none(_: &mut IngestOptions) {}
+    vec![
+        Case {
+            id: "geojson-bare-array",
+            path: data("parking/malmo_miljoparkering.geojson"),
+            count: 2261,
+            tweak: none,
+            value: (
+                "copy_value",
+                json!("Parkering  förbjuden klockan 08.00 - 12.00  den 9:e i månaden."),
+            ),
+        },
+        Case {
+            id: "geojson-mixed",
+            path: data("parking/copenhagen_osm_parking_areas.geojson"),
+            count: 597,
+            tweak: none,
+            value: ("name", json!("Det Grønne P-hus")),
+        },
+        Case {
+            id: "csv-bom",
+            path: data("bathing/harryda_badplatser.csv"),
+            count: 9,
+            tweak: none,
+            value: ("name", json!("Frökens udde")),
+        },
+        Case {
+            id: "csv-gtfs-txt",
+            path: data("transit/xtrafik_gtfs_stops.txt"),
+            count: 6562,
+            tweak: |o| o.id_field = Some("stop_id".into()),
+            value: ("stop_name", json!("Harmånger torget")),
+        },
+        Case {
+            id: "gml",
+            path: data("properties/viborg_matrikel_jordstykker.gml"),
+            count: 24,
+            tweak: none,
+            value: ("ejerlavsnavn", json!("Viborg Markjorder")),
+        },
+        Case {
+            id: "gpkg-3008",
+            path: fixture("malmo_miljoparkering_sweref99_1330.gpkg"),
+            count: 2261,
+            tweak: none,
+            value: ("day", json!("7")),
+        },
+        Case {
+            id: "shp-zip-3006",
+            path: fixture("hav_active_bathing_waters_sweref99tm.zip"),
+            count: 2684,
+            tweak: none,
+            value: ("KMN_NAMN", json!("Landskrona")),
+        },
+        Case {
+            id: "kml",
+            path: fixture("traffic_counts.kml"),
+            count: 150,
+            tweak: none,
+            value: ("vag", json!("Inre Ringvägen")),
+        },
+        Case {
+            id: "flatgeobuf",
+            path: fixture("traffic_counts.fgb"),
+            count: 150,
+            tweak: none,
+            value: ("matpunkt_id", json!("MLM-0001")),
+        },
+        Case {
+            id: "csv-excel-3008",
+            path: fixture("swedish_excel_3008.csv"),
+            count: 8,
+            tweak: |o| o.read.source_crs = Some("EPSG:3008".into()),
+            value: ("Väg", json!("Inre Ringvägen")),
+        },
+        Case {
+            id: "csv-wkt-3006",
+            path: fixture("wkt_3006.csv"),
+            count: 8,
+            tweak: |o| o.read.source_crs = Some("EPSG:3006".into()),
+            value: ("namn", json!("Inre Ringvägen")),
+        },
+    ]
+}
+
+#[tokio::test]
+async fn every_format_is_read_with_its_counts_and_values() {
+    for store in each_store().await {
+        for case in cases() {
+            let mut o = opts(case.path.clone(), case.id);
+            (case.tweak)(&mut o);
+            let reports = store
+                .ingest(&o)
+                .await
+                .unwrap_or_else(|e| panic!("{} {}: {e}", store.kind, case.id));
+            assert_eq!(reports.len(), 1);
+            assert_eq!(reports[0].stored, case.count, "{} {}", store.kind, case.id);
+            let entry = store
+                .store
+                .get(&id(case.id))
+                .await
+                .expect("get")
+                .expect("entry");
+            assert_eq!(entry.feature_count, case.count);
+            let features = store.features(case.id).await;
+            assert_eq!(
+                features.len() as u64,
+                case.count,
+                "{} {}",
+                store.kind,
+                case.id
+            );
+            let (name, want) = &case.value;
+            assert!(
+                features
+                    .iter()
+                    .any(|f| &attr(&entry.attributes, f, name) == want),
+                "{} {}: no feature with {name} = {want}",
+                store.kind,
+                case.id
+            );
+            let ids: HashSet<&str> = features.iter().map(|f| f.id.as_str()).collect();
+            assert_eq!(ids.len() as u64, case.count, "feature ids must be unique");
+            let extent = entry.extent.expect("extent").0;
+            assert!(
+                extent[0] >= -180.0
+                    && extent[2] <= 180.0
+                    && extent[1] >= -90.0
+                    && extent[3] <= 90.0
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn catalog_records_source_schema_and_extents() {
+    for store in each_store().await {
+        let mut o = opts(
+            data("synthetic/traffic_counts_malmo_lund_synthetic.geojson"),
+            "traffic",
+        );
+        o.id_field = Some("matpunkt_id".into());
+        o.meta.publisher = Some("Malmö stad".into());
+        o.meta.keywords = vec!["trafik".into(), "ÅDT".into()];
+        store.ingest(&o).await.expect("ingest");
+        let e = store
+            .store
+            .get(&id("traffic"))
+            .await
+            .expect("get")
+            .expect("entry");
+        assert_eq!(e.source.name, "traffic_counts_malmo_lund_synthetic.geojson");
+        assert_eq!(e.source.sha256.len(), 64);
+        assert_eq!(e.source.crs, "EPSG:4326");
+        assert_eq!(e.meta.publisher.as_deref(), Some("Malmö stad"));
+        assert_eq!(e.meta.keywords, ["trafik", "ÅDT"]);
+        // The one date attribute is picked up for the temporal extent.
+        assert_eq!(e.datetime_field.as_deref(), Some("matdatum"));
+        let [t0, t1] = e.temporal_extent.expect("temporal extent");
+        assert_eq!(t0.format("%F").to_string(), "2023-01-04");
+        assert_eq!(t1.format("%F").to_string(), "2024-12-27");
+        assert_eq!(e.geometry_types, ["Point"]);
+        let f = store.features("traffic").await;
+        assert!(f.iter().any(|f| f.id == "MLM-0001"));
+        let adt = e.attributes.iter().find(|a| a.name == "adt").expect("adt");
+        assert_eq!(adt.kind, hamn::catalog::AttrType::Integer);
+        assert!(e.version > 0);
+    }
+}
+
+/// Points read from a file in a Swedish CRS must land where the WGS 84 original has them,
+/// to the centimetre.
+#[tokio::test]
+async fn reprojection_from_sweref_is_exact_to_a_centimetre() {
+    let control: HashMap<String, (f64, f64)> = serde_json::from_str::<HashMap<String, [f64; 2]>>(
+        &std::fs::read_to_string(fixture("control_points.json")).expect("control points"),
+    )
+    .expect("json")
+    .into_iter()
+    .map(|(k, v)| (k, (v[0], v[1])))
+    .collect();
+    for store in each_store().await {
+        // EPSG:3008 written surveyor-style (X = northing), decimal commas, Windows-1252.
+        let mut o = opts(fixture("swedish_excel_3008.csv"), "excel");
+        o.read.source_crs = Some("EPSG:3008".into());
+        let r = store.ingest(&o).await.expect("ingest");
+        assert!(
+            r[0].warnings.iter().any(|w| w.contains("swapped")),
+            "{:?}",
+            r[0].warnings
+        );
+        let mut o = opts(fixture("wkt_3006.csv"), "wkt");
+        o.read.source_crs = Some("EPSG:3006".into());
+        store.ingest(&o).await.expect("ingest");
+        for (coll, id_attr) in [("excel", "Mätpunkt"), ("wkt", "id")] {
+            let entry = store
+                .store
+                .get(&id(coll))
+                .await
+                .expect("get")
+                .expect("entry");
+            for f in store.features(coll).await {
+                let key = attr(&entry.attributes, &f, id_attr);
+                let want = control[key.as_str().expect("id")];
+                let got = vertices(f.geometry.as_deref().expect("geometry"))[0];
+                assert!(
+                    metres(got, want) < 0.01,
+                    "{coll} {key}: {got:?} vs {want:?}"
+                );
+            }
+        }
+
+        // Every vertex of Malmö's lines in EPSG:3008 against the WGS 84 original.
+        store
+            .ingest(&opts(
+                fixture("malmo_miljoparkering_sweref99_1330.gpkg"),
+                "m3008",
+            ))
+            .await
+            .expect("ingest");
+        store
+            .ingest(&opts(data("parking/malmo_miljoparkering.geojson"), "m4326"))
+            .await
+            .expect("ingest");
+        let a = store.features("m3008").await;
+        let b = store.features("m4326").await;
+        assert_eq!(a.len(), b.len());
+        let mut worst: f64 = 0.0;
+        for (fa, fb) in a.iter().zip(&b) {
+            let (va, vb) = (
+                vertices(fa.geometry.as_deref().expect("g")),
+                vertices(fb.geometry.as_deref().expect("g")),
+            );
+            assert_eq!(va.len(), vb.len());
+            for (p, q) in va.iter().zip(&vb) {
+                worst = worst.max(metres(*p, *q));
+            }
+        }
+        // The GeoJSON original has 6 decimals (about 6 cm); the round trip must not add to that.
+        assert!(
+            worst < 0.07,
+            "{}: worst vertex off by {worst} m",
+            store.kind
+        );
+    }
+}
+
+#[tokio::test]
+async fn unchanged_source_is_skipped_unless_forced() {
+    for store in each_store().await {
+        let path = data("bathing/harryda_badplatser.csv");
+        let first = store
+            .ingest(&opts(path.clone(), "bad"))
+            .await
+            .expect("ingest");
+        let mut again = opts(path.clone(), "bad");
+        again.mode = IngestMode::Replace;
+        let second = store.ingest(&again).await.expect("ingest");
+        assert_eq!(second[0].outcome, Outcome::Unchanged);
+        assert_eq!(second[0].version, first[0].version);
+        again.force = true;
+        let third = store.ingest(&again).await.expect("ingest");
+        assert_eq!(third[0].outcome, Outcome::Stored);
+        assert!(third[0].version > first[0].version);
+    }
+}
+
+#[tokio::test]
+async fn append_adds_features_and_merges_schemas() {
+    for store in each_store().await {
+        store
+            .ingest(
+                &opts(fixture("wkt_3006.csv"), "app")
+                    .tap(|o| o.read.source_crs = Some("EPSG:3006".into())),
+            )
+            .await
+            .expect("ingest");
+        let before = store.features("app").await;
+        let mut o = opts(data("bathing/harryda_badplatser.csv"), "app");
+        o.mode = IngestMode::Append;
+        let r = store.ingest(&o).await.expect("append");
+        assert_eq!(r[0].feature_count, 8 + 9);
+        let after = store.features("app").await;
+        assert_eq!(after.len(), 17);
+        for (a, b) in after.iter().zip(&before) {
+            assert_eq!(
+                (a.fid, &a.id, &a.geometry),
+                (b.fid, &b.id, &b.geometry),
+                "{}",
+                store.kind
+            );
+            assert_eq!(
+                &a.values[..b.values.len()],
+                &b.values[..],
+                "{}: existing values kept",
+                store.kind
+            );
+            assert!(a.values[b.values.len()..]
+                .iter()
+                .all(|v| *v == hamn::store::Value::Null));
+        }
+        let fids: Vec<i64> = after.iter().map(|f| f.fid).collect();
+        assert_eq!(fids, (1..=17).collect::<Vec<_>>());
+        let ids: HashSet<&str> = after.iter().map(|f| f.id.as_str()).collect();
+        assert_eq!(ids.len(), 17);
+        let e = store
+            .store
+            .get(&id("app"))
+            .await
+            .expect("get")
+            .expect("entry");
+        assert!(
+            e.attributes.iter().any(|a| a.name == "namn")
+                && e.attributes.iter().any(|a| a.name == "name")
+        );
+
+        // A type conflict is refused and changes nothing.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let clash = dir.path().join("clash.csv");
+        std::fs::write(&clash, "namn,lon,lat\n5,13.0,55.6\n").expect("write");
+        let mut o2 = opts(clash.display().to_string(), "app");
+        o2.mode = IngestMode::Append;
+        let err = store.ingest(&o2).await.expect_err("type clash");
+        assert!(
+            matches!(err, IngestError::Store(StoreError::Incompatible(_))),
+            "{err}"
+        );
+        assert_eq!(store.features("app").await, after);
+    }
+}
+
+trait Tap: Sized {
+    fn tap(self, f: impl FnOnce(&mut Self)) -> Self;
+}
+impl Tap for IngestOptions {
+    fn tap(mut self, f: impl FnOnce(&mut Self)) -> Self {
+        f(&mut self);
+        self
+    }
+}
+
+#[tokio::test]
+async fn a_failing_replace_leaves_the_previous_version_intact() {
+    for store in each_store().await {
+        let mut o = opts(
+            data("synthetic/traffic_counts_malmo_lund_synthetic.geojson"),
+            "tc",
+        );
+        o.id_field = Some("matpunkt_id".into());
+        store.ingest(&o).await.expect("ingest");
+        let entry = store
+            .store
+            .get(&id("tc"))
+            .await
+            .expect("get")
+            .expect("entry");
+        let features = store.features("tc").await;
+
+        // Duplicate ids: discovered only after every row was loaded.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let dup = dir.path().join("dup.csv");
+        std::fs::write(
+            &dup,
+            "matpunkt_id,lon,lat\nA,13.0,55.6\nB,13.1,55.6\nA,13.2,55.6\n",
+        )
+        .expect("write");
+        let mut bad = opts(dup.display().to_string(), "tc");
+        bad.mode = IngestMode::Replace;
+        bad.id_field = Some("matpunkt_id".into());
+        let err = store.ingest(&bad).await.expect_err("duplicate ids");
+        assert!(
+            matches!(err, IngestError::Store(StoreError::DuplicateId(ref v)) if v == "A"),
+            "{err}"
+        );
+
+        // A Shapefile cut off halfway: GDAL fails at feature 1341 of 2684.
+        let shp_dir = tempfile::tempdir().expect("tempdir");
+        let zip =
+            std::fs::File::open(fixture("hav_active_bathing_waters_sweref99tm.zip")).expect("zip");
+        zip::ZipArchive::new(zip)
+            .expect("zip")
+            .extract(shp_dir.path())
+            .expect("unzip");
+        let shp = shp_dir
+            .path()
+            .join("hav_active_bathing_waters_sweref99tm.shp");
+        let bytes = std::fs::read(&shp).expect("read");
+        std::fs::write(&shp, &bytes[..bytes.len() / 2]).expect("truncate");
+        let mut bad = opts(shp.display().to_string(), "tc");
+        bad.mode = IngestMode::Replace;
+        let err = store.ingest(&bad).await.expect_err("corrupt");
+        assert!(
+            matches!(err, IngestError::CorruptSource { row: 1341, .. }),
+            "{err}"
+        );
+
+        assert_eq!(
+            store.store.get(&id("tc")).await.expect("get"),
+            Some(entry.clone()),
+            "{}",
+            store.kind
+        );
+        assert_eq!(store.features("tc").await, features);
+        if store.kind == "postgis" {
+            let c = sql(&store).await;
+            let tables = c
+                .query("SELECT table_name::text FROM information_schema.tables WHERE table_schema = 'hamn_data'", &[])
+                .await
+                .expect("query");
+            assert_eq!(tables.len(), 1, "no half-loaded table left behind");
+        }
+    }
+}
+
+#[tokio::test]
+async fn concurrent_replaces_of_one_collection_each_commit_whole() {
+    for store in each_store().await {
+        store
+            .ingest(&opts(data("bathing/harryda_badplatser.csv"), "race"))
+            .await
+            .expect("ingest");
+        let a = {
+            let mut o = opts(
+                data("synthetic/traffic_counts_malmo_lund_synthetic.geojson"),
+                "race",
+            );
+            o.mode = IngestMode::Replace;
+            o
+        };
+        let b = {
+            let mut o = opts(data("parking/copenhagen_osm_parking_areas.geojson"), "race");
+            o.mode = IngestMode::Replace;
+            o
+        };
+        let (ra, rb) = tokio::join!(store.ingest(&a), store.ingest(&b));
+        ra.expect("first");
+        rb.expect("second");
+        let e = store
+            .store
+            .get(&id("race"))
+            .await
+            .expect("get")
+            .expect("entry");
+        let n = store.features("race").await.len() as u64;
+        assert!(n == 150 || n == 597, "{n}");
+        assert_eq!(e.feature_count, n);
+        if store.kind == "postgis" {
+            let c = sql(&store).await;
+            let n: i64 = c
+                .query_one("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'hamn_data'", &[])
+                .await
+                .expect("query")
+                .get(0);
+            assert_eq!(n, 1);
+        }
+    }
+}
+
+#[tokio::test]
+async fn features_without_geometry_and_messy_values_are_kept() {
+    for store in each_store().await {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("messy.geojson");
+        std::fs::write(
+            &p,
+            r#"{"type":"FeatureCollection","features":[
+              {"type":"Feature","properties":{"namn":"Ystad","n":1},"geometry":null},
+              {"type":"Feature","properties":{"namn":"Åhus"},"geometry":{"type":"Point","coordinates":[14.29,55.92]}},
+              {"type":"Feature","properties":{"n":3},"geometry":{"type":"Polygon","coordinates":[[[13,55],[13.1,55.1],[13.1,55],[13,55.1],[13,55]]]}}
+            ]}"#,
+        )
+        .expect("write");
+        let r = store
+            .ingest(&opts(p.display().to_string(), "messy"))
+            .await
+            .expect("ingest");
+        assert_eq!(r[0].stored, 3);
+        // The bow-tie polygon is repaired, and the report says which feature.
+        assert_eq!(r[0].repaired.len(), 1);
+        assert_eq!(r[0].repaired[0].0, 3);
+        assert!(r[0].warnings.iter().any(|w| w.contains("no geometry")));
+        let e = store
+            .store
+            .get(&id("messy"))
+            .await
+            .expect("get")
+            .expect("entry");
+        let f = store.features("messy").await;
+        assert!(f[0].geometry.is_none());
+        // A property a feature does not have is null, not 0 or "".
+        assert_eq!(attr(&e.attributes, &f[1], "n"), serde_json::Value::Null);
+        assert_eq!(attr(&e.attributes, &f[2], "namn"), serde_json::Value::Null);
+        assert_eq!(attr(&e.attributes, &f[1], "namn"), "Åhus");
+    }
+}
