@@ -14,8 +14,6 @@ WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
 COPY migrations ./migrations
-COPY openapi ./openapi
-COPY data ./data
 # Dependency caching: BuildKit cache mounts for the registry and target/ (the
 # binary is copied out of the cache mount in the same step).
 RUN --mount=type=cache,target=/usr/local/cargo/registry \

@@ -47,7 +47,7 @@ pub struct ServeArgs {
     /// Address to listen on [default: 127.0.0.1:8080].
     #[arg(long, env = "HAMN_BIND")]
     pub bind: Option<String>,
-    /// Directory with demo.toml, loaded into an empty embedded store [default: ./data].
+    /// Directory with demo.toml, loaded into an empty store [default: ./data, embedded store only].
     #[arg(long, env = "HAMN_DEMO_DATA")]
     pub demo_data: Option<PathBuf>,
     /// Do not load demo data, even into an empty store.
@@ -247,12 +247,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 
 async fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()> {
     let store: Arc<dyn crate::store::Store> = Arc::from(config.open_store().await?);
-    let demo_dir = args
-        .demo_data
-        .or(config.file.demo_data.clone())
-        .unwrap_or_else(|| PathBuf::from("data"));
     let embedded = matches!(config.store, StoreConfig::Embedded { .. });
-    if embedded && !args.no_demo && store.list().await?.is_empty() {
+    // An empty embedded store gets the demo data by default; an empty PostGIS database only
+    // when a demo directory is named explicitly (a production database should stay as it is).
+    let explicit = args.demo_data.clone().or(config.file.demo_data.clone());
+    let want_demo = !args.no_demo && (embedded || explicit.is_some());
+    let demo_dir = explicit.unwrap_or_else(|| PathBuf::from("data"));
+    if want_demo && store.list().await?.is_empty() {
         if demo_dir.join("demo.toml").exists() {
             tracing::info!(dir = %demo_dir.display(), "empty store: loading demo data");
             crate::demo::load(store.as_ref(), &demo_dir).await?;
