@@ -522,3 +522,116 @@ async fn features_without_geometry_and_messy_values_are_kept() {
         assert_eq!(attr(&e.attributes, &f[1], "namn"), "Åhus");
     }
 }
+
+#[tokio::test]
+async fn multi_layer_sources_become_one_collection_per_layer() {
+    for store in each_store().await {
+        let all = store
+            .ingest(&IngestOptions::new(fixture("multi_layer.gpkg")))
+            .await
+            .expect("ingest");
+        let ids: Vec<String> = all.iter().map(|r| r.collection.to_string()).collect();
+        assert_eq!(ids, ["multi-layer-matpunkter", "multi-layer-badplatser"]);
+        assert_eq!(store.features("multi-layer-matpunkter").await.len(), 150);
+        assert_eq!(store.features("multi-layer-badplatser").await.len(), 9);
+        let mut one = opts(fixture("multi_layer.gpkg"), "bara-bad");
+        one.layer = Some("badplatser".into());
+        let r = store.ingest(&one).await.expect("one layer");
+        assert_eq!(r.len(), 1);
+        let e = store
+            .store
+            .get(&id("bara-bad"))
+            .await
+            .expect("get")
+            .expect("entry");
+        assert_eq!(e.source.layer, "badplatser");
+        assert_eq!(e.feature_count, 9);
+    }
+}
+
+#[tokio::test]
+async fn latin1_shapefile_without_cpg_is_read_right() {
+    for store in each_store().await {
+        let r = store
+            .ingest(&opts(fixture("latin1_no_cpg.zip"), "latin1"))
+            .await
+            .expect("ingest");
+        assert!(
+            r[0].warnings.iter().any(|w| w.contains("not UTF-8")),
+            "{:?}",
+            r[0].warnings
+        );
+        let e = store
+            .store
+            .get(&id("latin1"))
+            .await
+            .expect("get")
+            .expect("entry");
+        let f = store.features("latin1").await;
+        assert!(
+            f.iter()
+                .any(|f| attr(&e.attributes, f, "vag") == "Inre Ringvägen"),
+            "{}",
+            store.kind
+        );
+        // Saying the encoding explicitly gives the same text and no guess.
+        let mut o = opts(fixture("latin1_no_cpg.zip"), "latin1-explicit");
+        o.encoding = Some("ISO-8859-1".into());
+        let r = store.ingest(&o).await.expect("ingest");
+        assert!(!r[0].warnings.iter().any(|w| w.contains("not UTF-8")));
+        let f2 = store.features("latin1-explicit").await;
+        assert_eq!(
+            f.iter().map(|f| &f.values).collect::<Vec<_>>(),
+            f2.iter().map(|f| &f.values).collect::<Vec<_>>()
+        );
+    }
+}
+
+#[tokio::test]
+async fn rows_that_cannot_be_placed_are_rejected_and_listed() {
+    for store in each_store().await {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("punkter.csv");
+        // Row 2 has a longitude out of range; row 4 has only one coordinate.
+        std::fs::write(
+            &p,
+            "namn,lon,lat\nLund,13.19,55.70\nFel,513.0,55.7\nMalmö,13.0,55.6\nHalv,13.1,\n",
+        )
+        .expect("write");
+        let r = store
+            .ingest(&opts(p.display().to_string(), "punkter"))
+            .await
+            .expect("ingest");
+        assert_eq!((r[0].read, r[0].stored), (4, 2));
+        let rows: Vec<u64> = r[0].rejected.iter().map(|(n, _)| *n).collect();
+        assert_eq!(rows, [2, 4]);
+        assert!(r[0].rejected[0].1.contains("outside WGS 84"));
+        let text = r[0].to_string();
+        assert!(
+            text.contains("rejected feature 2") && text.contains("rejected feature 4"),
+            "{text}"
+        );
+        assert_eq!(store.features("punkter").await.len(), 2);
+    }
+}
+
+#[tokio::test]
+async fn datetime_field_is_checked() {
+    let store = embedded();
+    let mut o = opts(
+        data("synthetic/traffic_counts_malmo_lund_synthetic.geojson"),
+        "t",
+    );
+    o.datetime_field = Some("vag".into());
+    let err = store.ingest(&o).await.expect_err("not a date");
+    assert!(err.to_string().contains("not a date"), "{err}");
+    o.datetime_field = Some("matdatum".into());
+    store.ingest(&o).await.expect("ingest");
+    let e = store
+        .store
+        .get(&id("t"))
+        .await
+        .expect("get")
+        .expect("entry");
+    assert_eq!(e.datetime_field.as_deref(), Some("matdatum"));
+}
