@@ -53,6 +53,18 @@ pub struct ServeArgs {
     /// Do not load demo data, even into an empty store.
     #[arg(long)]
     pub no_demo: bool,
+    /// Largest collection (in features) served from memory; larger ones are refused with a log line.
+    #[arg(long, env = "HAMN_MAX_FEATURES", default_value_t = 5_000_000)]
+    pub max_features: u64,
+    /// Largest page of items; a larger `limit` is clamped to it.
+    #[arg(long, env = "HAMN_MAX_LIMIT", default_value_t = 10_000)]
+    pub max_limit: usize,
+    /// Seconds between checks of the store for new collection versions (PostGIS also notifies at once).
+    #[arg(long, env = "HAMN_REFRESH_SECONDS", default_value_t = 5)]
+    pub refresh_seconds: u64,
+    /// Worker threads for HTTP [default: one per core].
+    #[arg(long, env = "HAMN_WORKERS")]
+    pub workers: Option<usize>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -265,15 +277,46 @@ async fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()> {
         .bind
         .or(config.file.bind.clone())
         .unwrap_or_else(|| "127.0.0.1:8080".into());
-    let state = actix_web::web::Data::new(crate::api::AppState { store });
-    let server = actix_web::HttpServer::new(move || {
+    let engine = crate::engine::Engine::start(store, args.max_features).await?;
+    let database_url = match &config.store {
+        StoreConfig::Postgis { url } => Some(url.clone()),
+        StoreConfig::Embedded { .. } => None,
+    };
+    engine.watch(
+        std::time::Duration::from_secs(args.refresh_seconds.max(1)),
+        database_url,
+    );
+    let limits = crate::api::Limits {
+        default_limit: 10,
+        max_limit: args.max_limit.max(1),
+    };
+    let state = actix_web::web::Data::new(crate::api::AppState { engine, limits });
+    let mut server = actix_web::HttpServer::new(move || {
         actix_web::App::new()
             .app_data(state.clone())
-            .wrap(actix_web::middleware::Logger::default())
+            .wrap(
+                actix_cors::Cors::default()
+                    .allow_any_origin()
+                    .allowed_methods(["GET", "HEAD", "OPTIONS"])
+                    .allow_any_header()
+                    .expose_any_header()
+                    .max_age(3600),
+            )
+            .wrap(actix_web::middleware::Compress::default())
+            // The logger wraps the request id (outermost last), so it sees the id's header.
+            .wrap(crate::api::RequestId)
+            .wrap(actix_web::middleware::Logger::new(
+                r#"%a "%r" %s %b %Dms id=%{x-request-id}o"#,
+            ))
             .configure(crate::api::configure)
     })
-    .bind(&bind)
-    .map_err(|e| anyhow::anyhow!("cannot listen on {bind}: {e}"))?;
+    .shutdown_timeout(10);
+    if let Some(w) = args.workers {
+        server = server.workers(w.max(1));
+    }
+    let server = server
+        .bind(&bind)
+        .map_err(|e| anyhow::anyhow!("cannot listen on {bind}: {e}"))?;
     tracing::info!(%bind, store = if embedded { "embedded" } else { "postgis" }, "hamn listening on http://{bind}/");
     server.run().await?;
     Ok(())

@@ -2,7 +2,8 @@
 //! an embedded store, and serves them over HTTP.
 //!
 //! Modules, one concept each: `catalog` (what a collection is), `ingest` (files → rows),
-//! `store` (where rows live, atomically), `api` (HTTP), `config` and `cli` (how it is run),
+//! `store` (where rows live, atomically), `engine` (in-memory snapshots that answer
+//! queries), `api` (HTTP), `config` and `cli` (how it is run),
 //! `demo` (the bundled demo data).
 
 pub mod api;
@@ -10,5 +11,6 @@ pub mod catalog;
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod engine;
 pub mod ingest;
 pub mod store;

@@ -1,18 +1,47 @@
-//! The HTTP API (actix-web). For now: the landing page, health, and the collection catalog as
-//! OGC API – Features collection documents. Owns request parsing and the one mapping from
-//! errors to HTTP responses (`ApiError`); it never talks SQL or GDAL itself.
+//! The HTTP API (actix-web): OGC API – Features Part 1 over the in-memory engine. Owns request
+//! parsing, content negotiation, caching headers and the one mapping from errors to HTTP
+//! responses (`ApiError`); it never talks SQL or GDAL itself.
+
+mod collections;
+mod items;
+pub mod params;
 
 use std::sync::Arc;
 
+use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
-use serde_json::{json, Value as Json};
+use serde_json::json;
 
-use crate::catalog::{CatalogEntry, CollectionId};
-use crate::store::{Store, StoreError};
+use crate::engine::Engine;
+use crate::store::StoreError;
+
+/// Media types, exactly as clients compare them.
+pub const GEOJSON: &str = "application/geo+json";
+pub const JSON: &str = "application/json";
+pub const OPENAPI: &str = "application/vnd.oai.openapi+json;version=3.0";
+pub const SCHEMA_JSON: &str = "application/schema+json";
+pub const CRS84: &str = "http://www.opengis.net/def/crs/OGC/1.3/CRS84";
+
+/// Limits of the items endpoint.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub default_limit: usize,
+    pub max_limit: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            default_limit: 10,
+            max_limit: 10_000,
+        }
+    }
+}
 
 pub struct AppState {
-    pub store: Arc<dyn Store>,
+    pub engine: Arc<Engine>,
+    pub limits: Limits,
 }
 
 /// Every error a handler can return, with its status. The body is always
@@ -23,6 +52,8 @@ pub enum ApiError {
     NotFound(String),
     #[error("{0}")]
     BadRequest(String),
+    #[error("{0}")]
+    NotAcceptable(String),
     #[error("internal error")]
     Internal(#[from] StoreError),
 }
@@ -32,6 +63,7 @@ impl ResponseError for ApiError {
         match self {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -40,6 +72,7 @@ impl ResponseError for ApiError {
         let code = match self {
             ApiError::NotFound(_) => "NotFound",
             ApiError::BadRequest(_) => "InvalidParameterValue",
+            ApiError::NotAcceptable(_) => "NotAcceptable",
             ApiError::Internal(e) => {
                 tracing::error!(error = %e, "internal error");
                 "ServerError"
@@ -52,115 +85,259 @@ impl ResponseError for ApiError {
     }
 }
 
-fn base_url(req: &HttpRequest) -> String {
+/// Shortens user input quoted back in an error message.
+pub fn quote(s: &str) -> String {
+    let short: String = s.chars().filter(|c| !c.is_control()).take(80).collect();
+    format!("{short:?}")
+}
+
+pub fn base_url(req: &HttpRequest) -> String {
     let info = req.connection_info();
     format!("{}://{}", info.scheme(), info.host())
 }
 
-async fn landing(req: HttpRequest) -> HttpResponse {
+/// The representations hamn serves for a resource, chosen by `f=` or else `Accept`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Json,
+}
+
+/// Content negotiation for JSON resources: `f=json` (or `geojson`) or an `Accept` that takes
+/// JSON, GeoJSON or anything. A request that accepts none of those is answered 406.
+pub fn negotiate(req: &HttpRequest, f: Option<&str>) -> Result<Format, ApiError> {
+    if let Some(f) = f {
+        return match f {
+            "json" | "geojson" | "application/json" | "application/geo+json" => Ok(Format::Json),
+            other => Err(ApiError::BadRequest(format!(
+                "unknown format f={}: this server offers json",
+                quote(other)
+            ))),
+        };
+    }
+    let accept = req
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("*/*");
+    let ok = accept.split(',').any(|part| {
+        let media = part.split(';').next().unwrap_or("").trim();
+        matches!(
+            media,
+            "" | "*/*"
+                | "application/*"
+                | "application/json"
+                | "application/geo+json"
+                | "application/schema+json"
+                | "application/vnd.oai.openapi+json"
+                | "text/html"
+                | "text/*"
+        )
+    });
+    if ok {
+        Ok(Format::Json)
+    } else {
+        Err(ApiError::NotAcceptable(format!(
+            "cannot answer Accept: {}; this server offers application/json and application/geo+json",
+            quote(accept)
+        )))
+    }
+}
+
+/// An ETag from the parts that make the response what it is; answers 304 when it matches.
+pub fn etag_check(req: &HttpRequest, tag: &str) -> (String, bool) {
+    let etag = format!("W/\"{tag}\"");
+    let matched = req
+        .headers()
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
+    (etag, matched)
+}
+
+pub fn not_modified(etag: &str) -> HttpResponse {
+    HttpResponse::NotModified()
+        .insert_header((header::ETAG, etag.to_string()))
+        .finish()
+}
+
+fn json_response(body: serde_json::Value, content_type: &'static str) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, HeaderValue::from_static(content_type)))
+        .body(body.to_string())
+}
+
+async fn landing(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    let q = params::Params::parse(req.query_string(), &["f"])?;
+    negotiate(&req, q.get("f"))?;
     let base = base_url(&req);
-    HttpResponse::Ok().json(json!({
-        "title": "hamn",
-        "description": "Open geodata from Swedish municipalities",
-        "links": [
-            {"href": format!("{base}/"), "rel": "self", "type": "application/json", "title": "This document"},
-            {"href": format!("{base}/collections"), "rel": "data", "type": "application/json", "title": "Collections"},
-            {"href": format!("{base}/health"), "rel": "status", "type": "application/json", "title": "Health"},
-        ]
-    }))
+    Ok(json_response(
+        json!({
+            "title": "hamn",
+            "description": "Open geodata from Swedish municipalities, served as OGC API – Features",
+            "links": [
+                {"href": format!("{base}/"), "rel": "self", "type": JSON, "title": "This document"},
+                {"href": format!("{base}/conformance"), "rel": "conformance", "type": JSON, "title": "Conformance classes"},
+                {"href": format!("{base}/collections"), "rel": "data", "type": JSON, "title": "Collections"},
+                {"href": format!("{base}/health"), "rel": "status", "type": JSON, "title": "Health"},
+            ]
+        }),
+        JSON,
+    ))
+}
+
+/// Conformance classes: exactly those the tests exercise.
+pub const CONFORMANCE: &[&str] = &[
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
+];
+
+async fn conformance(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    let q = params::Params::parse(req.query_string(), &["f"])?;
+    negotiate(&req, q.get("f"))?;
+    Ok(json_response(json!({ "conformsTo": CONFORMANCE }), JSON))
 }
 
 async fn health(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let collections = state.store.list().await?.len();
+    let collections = state.engine.list().len();
     Ok(HttpResponse::Ok().json(json!({
         "status": "ok",
-        "store": state.store.kind(),
+        "store": state.engine.store().kind(),
         "collections": collections,
     })))
-}
-
-/// An OGC API – Features collection document for a catalog entry.
-pub fn collection_json(entry: &CatalogEntry, base: &str) -> Json {
-    let id = &entry.id;
-    let mut doc = json!({
-        "id": id,
-        "title": entry.meta.title,
-        "description": entry.meta.description,
-        "keywords": entry.meta.keywords,
-        "itemType": "feature",
-        "crs": ["http://www.opengis.net/def/crs/OGC/1.3/CRS84"],
-        "storageCrs": "http://www.opengis.net/def/crs/OGC/1.3/CRS84",
-        "itemCount": entry.feature_count,
-        "version": entry.version,
-        "theme": entry.meta.theme,
-        "publisher": entry.meta.publisher,
-        "license": entry.meta.licence,
-        "source": {"name": entry.source.name, "sha256": entry.source.sha256, "crs": entry.source.crs, "layer": entry.source.layer},
-        "geometryTypes": entry.geometry_types,
-        "attributes": entry.attributes.iter().map(|a| json!({"name": a.name, "type": a.kind})).collect::<Vec<_>>(),
-        "created": entry.created,
-        "updated": entry.updated,
-        "links": [
-            {"href": format!("{base}/collections/{id}"), "rel": "self", "type": "application/json"},
-        ],
-    });
-    let mut extent = serde_json::Map::new();
-    if let Some(b) = entry.extent {
-        extent.insert(
-            "spatial".into(),
-            json!({"bbox": [b.0], "crs": "http://www.opengis.net/def/crs/OGC/1.3/CRS84"}),
-        );
-    }
-    if let Some([a, b]) = entry.temporal_extent {
-        extent.insert("temporal".into(), json!({"interval": [[a, b]], "trs": "http://www.opengis.net/def/uom/ISO-8601/0/Gregorian"}));
-    }
-    if !extent.is_empty() {
-        doc["extent"] = Json::Object(extent);
-    }
-    doc
-}
-
-async fn collections(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    let base = base_url(&req);
-    let list = state.store.list().await?;
-    Ok(HttpResponse::Ok().json(json!({
-        "links": [{"href": format!("{base}/collections"), "rel": "self", "type": "application/json"}],
-        "collections": list.iter().map(|e| collection_json(e, &base)).collect::<Vec<_>>(),
-    })))
-}
-
-async fn collection(
-    req: HttpRequest,
-    path: web::Path<String>,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    let raw = path.into_inner();
-    // An id that is not a valid slug cannot name a collection: 404, without touching the store.
-    let not_found = || {
-        ApiError::NotFound(format!(
-            "no collection {:?}",
-            raw.chars().take(80).collect::<String>()
-        ))
-    };
-    let id: CollectionId = raw.parse().map_err(|_| not_found())?;
-    let entry = state.store.get(&id).await?.ok_or_else(not_found)?;
-    Ok(HttpResponse::Ok().json(collection_json(&entry, &base_url(&req))))
 }
 
 async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
     Err(ApiError::NotFound(format!(
         "no resource at {}",
-        req.path().chars().take(200).collect::<String>()
+        quote(req.path())
     )))
 }
 
+/// `OPTIONS` on any path: answered directly (never redirected) with what the API allows.
+async fn options() -> HttpResponse {
+    HttpResponse::NoContent()
+        .insert_header((header::ALLOW, "GET, HEAD, OPTIONS"))
+        .finish()
+}
+
+/// A resource answering GET and HEAD with `handler`, OPTIONS directly, and other methods 405.
+fn resource<F, Args>(path: &str, handler: F) -> actix_web::Resource
+where
+    F: actix_web::Handler<Args>,
+    Args: actix_web::FromRequest + 'static,
+    F::Output: actix_web::Responder + 'static,
+{
+    use actix_web::guard;
+    web::resource(path)
+        .route(
+            web::route()
+                .guard(guard::Any(guard::Get()).or(guard::Head()))
+                .to(handler),
+        )
+        .route(web::route().guard(guard::Options()).to(options))
+        .default_service(web::to(method_not_allowed))
+}
+
+async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
+    HttpResponse::MethodNotAllowed()
+        .insert_header((header::ALLOW, "GET, HEAD, OPTIONS"))
+        .json(json!({
+            "code": "MethodNotAllowed",
+            "description": format!("{} is not allowed here; use GET", req.method()),
+        }))
+}
+
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/", web::get().to(landing))
-        .route("/health", web::get().to(health))
-        .route("/collections", web::get().to(collections))
-        .route("/collections/{id}", web::get().to(collection))
-        .default_service(web::to(not_found));
+    cfg.service(resource("/", landing))
+        .service(resource("/conformance", conformance))
+        .service(resource("/health", health))
+        .service(resource("/collections", collections::list))
+        .service(resource("/collections/{id}", collections::one))
+        .service(resource(
+            "/collections/{id}/queryables",
+            collections::queryables,
+        ))
+        .service(resource("/collections/{id}/items", items::items))
+        .service(resource("/collections/{id}/items/{feature}", items::item))
+        .default_service(web::to(not_found_or_options));
+}
+
+async fn not_found_or_options(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    if req.method() == actix_web::http::Method::OPTIONS {
+        return Ok(options().await);
+    }
+    not_found(req).await
+}
+
+/// Middleware giving every response an `X-Request-Id` (the client's, if it sent a sane one),
+/// so a log line and a client report can be matched.
+pub struct RequestId;
+
+impl<S, B> actix_web::dev::Transform<S, actix_web::dev::ServiceRequest> for RequestId
+where
+    S: actix_web::dev::Service<
+        actix_web::dev::ServiceRequest,
+        Response = actix_web::dev::ServiceResponse<B>,
+        Error = actix_web::Error,
+    >,
+    S::Future: 'static,
+    B: 'static,
+{
+    type Response = actix_web::dev::ServiceResponse<B>;
+    type Error = actix_web::Error;
+    type Transform = RequestIdService<S>;
+    type InitError = ();
+    type Future = std::future::Ready<Result<Self::Transform, Self::InitError>>;
+
+    fn new_transform(&self, service: S) -> Self::Future {
+        std::future::ready(Ok(RequestIdService { service }))
+    }
+}
+
+pub struct RequestIdService<S> {
+    service: S,
+}
+
+static NEXT_REQUEST: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+impl<S, B> actix_web::dev::Service<actix_web::dev::ServiceRequest> for RequestIdService<S>
+where
+    S: actix_web::dev::Service<
+        actix_web::dev::ServiceRequest,
+        Response = actix_web::dev::ServiceResponse<B>,
+        Error = actix_web::Error,
+    >,
+    S::Future: 'static,
+    B: 'static,
+{
+    type Response = actix_web::dev::ServiceResponse<B>;
+    type Error = actix_web::Error;
+    type Future =
+        futures_util::future::LocalBoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    actix_web::dev::forward_ready!(service);
+
+    fn call(&self, req: actix_web::dev::ServiceRequest) -> Self::Future {
+        let id = req
+            .headers()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| v.len() <= 64 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+            .map(str::to_string)
+            .unwrap_or_else(|| {
+                format!(
+                    "{:x}",
+                    NEXT_REQUEST.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                )
+            });
+        let fut = self.service.call(req);
+        Box::pin(async move {
+            let mut res = fut.await?;
+            if let Ok(v) = HeaderValue::from_str(&id) {
+                res.headers_mut()
+                    .insert(header::HeaderName::from_static("x-request-id"), v);
+            }
+            Ok(res)
+        })
+    }
 }

@@ -1,0 +1,161 @@
+//! `/collections`, `/collections/{id}` and `/collections/{id}/queryables`: the catalog as OGC
+//! API – Features collection documents and JSON Schema.
+
+use std::sync::Arc;
+
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde_json::{json, Value as Json};
+
+use super::params::Params;
+use super::{
+    base_url, etag_check, negotiate, not_modified, quote, ApiError, AppState, CRS84, GEOJSON, JSON,
+    SCHEMA_JSON,
+};
+use crate::catalog::{AttrType, CatalogEntry, CollectionId};
+use crate::engine::Snapshot;
+
+/// The collection a path names, or 404. An id that is not a valid slug cannot name one.
+pub fn snapshot(state: &AppState, raw: &str) -> Result<Arc<Snapshot>, ApiError> {
+    let not_found = || ApiError::NotFound(format!("no collection {}", quote(raw)));
+    let id: CollectionId = raw.parse().map_err(|_| not_found())?;
+    state.engine.get(&id).ok_or_else(not_found)
+}
+
+/// An OGC API – Features collection document for a catalog entry.
+pub fn collection_json(entry: &CatalogEntry, base: &str) -> Json {
+    let id = &entry.id;
+    let mut doc = json!({
+        "id": id,
+        "title": entry.meta.title,
+        "description": entry.meta.description,
+        "keywords": entry.meta.keywords,
+        "itemType": "feature",
+        "crs": [CRS84],
+        "storageCrs": CRS84,
+        "itemCount": entry.feature_count,
+        "version": entry.version,
+        "theme": entry.meta.theme,
+        "publisher": entry.meta.publisher,
+        "license": entry.meta.licence,
+        "source": {"name": entry.source.name, "sha256": entry.source.sha256, "crs": entry.source.crs, "layer": entry.source.layer},
+        "geometryTypes": entry.geometry_types,
+        "created": entry.created,
+        "updated": entry.updated,
+        "links": [
+            {"href": format!("{base}/collections/{id}"), "rel": "self", "type": JSON, "title": "This collection"},
+            {"href": format!("{base}/collections/{id}/items"), "rel": "items", "type": GEOJSON, "title": "Features"},
+            {"href": format!("{base}/collections/{id}/queryables"), "rel": "http://www.opengis.net/def/rel/ogc/1.0/queryables", "type": SCHEMA_JSON, "title": "Queryable attributes"},
+        ],
+    });
+    let mut extent = serde_json::Map::new();
+    if let Some(b) = entry.extent {
+        extent.insert("spatial".into(), json!({"bbox": [b.0], "crs": CRS84}));
+    }
+    if let Some([a, b]) = entry.temporal_extent {
+        extent.insert(
+            "temporal".into(),
+            json!({"interval": [[a, b]], "trs": "http://www.opengis.net/def/uom/ISO-8601/0/Gregorian"}),
+        );
+    }
+    if !extent.is_empty() {
+        doc["extent"] = Json::Object(extent);
+    }
+    doc
+}
+
+pub async fn list(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let q = Params::parse(req.query_string(), &["f"])?;
+    negotiate(&req, q.get("f"))?;
+    let base = base_url(&req);
+    let all = state.engine.list();
+    let tag: String = all
+        .iter()
+        .map(|s| format!("{}.{}", s.entry.id, s.version()))
+        .collect::<Vec<_>>()
+        .join(",");
+    let (etag, fresh) = etag_check(&req, &format!("c{:x}", fxhash(&tag)));
+    if fresh {
+        return Ok(not_modified(&etag));
+    }
+    let body = json!({
+        "links": [{"href": format!("{base}/collections"), "rel": "self", "type": JSON}],
+        "collections": all.iter().map(|s| collection_json(&s.entry, &base)).collect::<Vec<_>>(),
+    });
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, JSON))
+        .insert_header((header::ETAG, etag))
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .body(body.to_string()))
+}
+
+pub async fn one(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let s = snapshot(&state, &path)?;
+    let q = Params::parse(req.query_string(), &["f"])?;
+    negotiate(&req, q.get("f"))?;
+    let (etag, fresh) = etag_check(&req, &format!("{}-v{}", s.entry.id, s.version()));
+    if fresh {
+        return Ok(not_modified(&etag));
+    }
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, JSON))
+        .insert_header((header::ETAG, etag))
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .body(collection_json(&s.entry, &base_url(&req)).to_string()))
+}
+
+/// JSON Schema type of an attribute type.
+pub fn schema_of(kind: AttrType) -> Json {
+    match kind {
+        AttrType::Integer => json!({"type": "integer"}),
+        AttrType::Real => json!({"type": "number"}),
+        AttrType::Text => json!({"type": "string"}),
+        AttrType::Boolean => json!({"type": "boolean"}),
+        AttrType::Date => json!({"type": "string", "format": "date"}),
+        AttrType::DateTime => json!({"type": "string", "format": "date-time"}),
+        AttrType::Json => json!({}),
+    }
+}
+
+pub async fn queryables(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let s = snapshot(&state, &path)?;
+    let q = Params::parse(req.query_string(), &["f"])?;
+    negotiate(&req, q.get("f"))?;
+    let base = base_url(&req);
+    let mut props = serde_json::Map::new();
+    props.insert(
+        "geometry".into(),
+        json!({"format": "geometry-any", "$ref": "https://geojson.org/schema/Geometry.json"}),
+    );
+    for a in &s.entry.attributes {
+        let mut schema = schema_of(a.kind);
+        schema["title"] = Json::String(a.name.clone());
+        props.insert(a.name.clone(), schema);
+    }
+    let body = json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": format!("{base}/collections/{}/queryables", s.entry.id),
+        "type": "object",
+        "title": s.entry.meta.title,
+        "properties": props,
+        "additionalProperties": false,
+    });
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, SCHEMA_JSON))
+        .body(body.to_string()))
+}
+
+/// A small, stable, non-cryptographic hash (FNV-1a) for ETags.
+pub fn fxhash(s: &str) -> u64 {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}

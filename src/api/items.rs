@@ -1,0 +1,568 @@
+//! `/collections/{id}/items` and `/collections/{id}/items/{featureId}`: features as GeoJSON,
+//! with bbox, datetime, attribute equality filters, property selection and paging by an opaque
+//! cursor that pins the collection version it started on.
+
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+use base64::Engine as _;
+use chrono::{DateTime, NaiveDate, Utc};
+
+use super::collections::{fxhash, snapshot};
+use super::params::Params;
+use super::{
+    base_url, etag_check, negotiate, not_modified, quote, ApiError, AppState, CRS84, GEOJSON, JSON,
+};
+use crate::engine::snapshot::{feature_json, parse_value, Equals};
+use crate::engine::{Query, Snapshot, Start};
+
+const ITEM_PARAMS: &[&str] = &[
+    "f",
+    "bbox",
+    "bbox-crs",
+    "datetime",
+    "limit",
+    "offset",
+    "cursor",
+    "properties",
+    "crs",
+];
+
+/// Parses `bbox`: 4 or 6 numbers in CRS84 (or EPSG:4326 with `bbox-crs`). A box whose west edge
+/// is east of its east edge crosses the antimeridian and becomes two.
+pub fn parse_bbox(text: &str, crs: Option<&str>) -> Result<Vec<[f64; 4]>, ApiError> {
+    let bad = |why: &str| ApiError::BadRequest(format!("bbox={}: {why}", quote(text)));
+    let nums: Vec<f64> = text
+        .split(',')
+        .map(|p| p.trim().parse::<f64>().ok().filter(|v| v.is_finite()))
+        .collect::<Option<Vec<_>>>()
+        .ok_or_else(|| bad("expected 4 or 6 comma-separated numbers"))?;
+    let mut b = match nums.len() {
+        4 => [nums[0], nums[1], nums[2], nums[3]],
+        6 => [nums[0], nums[1], nums[3], nums[4]],
+        n => return Err(bad(&format!("expected 4 or 6 numbers, got {n}"))),
+    };
+    match crs {
+        None => {}
+        Some(c) if c == CRS84 => {}
+        // EPSG:4326 lists latitude first (its axis order).
+        Some("http://www.opengis.net/def/crs/EPSG/0/4326") => b = [b[1], b[0], b[3], b[2]],
+        Some(other) => {
+            return Err(ApiError::BadRequest(format!(
+                "bbox-crs={} is not supported; use {CRS84} or http://www.opengis.net/def/crs/EPSG/0/4326",
+                quote(other)
+            )))
+        }
+    }
+    let [w, s, e, n] = b;
+    if !(-180.0..=180.0).contains(&w) || !(-180.0..=180.0).contains(&e) {
+        return Err(bad("longitudes must lie in -180..180"));
+    }
+    if !(-90.0..=90.0).contains(&s) || !(-90.0..=90.0).contains(&n) {
+        return Err(bad("latitudes must lie in -90..90"));
+    }
+    if s > n {
+        return Err(bad("the south edge is north of the north edge"));
+    }
+    Ok(if w > e {
+        vec![[w, s, 180.0, n], [-180.0, s, e, n]]
+    } else {
+        vec![b]
+    })
+}
+
+fn parse_instant(text: &str, end: bool) -> Option<DateTime<Utc>> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
+        return Some(t.with_timezone(&Utc));
+    }
+    let d = NaiveDate::parse_from_str(text, "%Y-%m-%d").ok()?;
+    // A date stands for the whole day.
+    let t = if end {
+        d.and_hms_nano_opt(23, 59, 59, 999_999_999)?
+    } else {
+        d.and_hms_opt(0, 0, 0)?
+    };
+    Some(t.and_utc())
+}
+
+/// Parses `datetime`: an instant, or an interval `start/end` where either end may be `..` or empty.
+pub fn parse_datetime(
+    text: &str,
+) -> Result<(Option<DateTime<Utc>>, Option<DateTime<Utc>>), ApiError> {
+    let bad = || {
+        ApiError::BadRequest(format!(
+            "datetime={}: expected an RFC 3339 date-time or date, or an interval such as 2024-01-01/.. ",
+            quote(text)
+        ))
+    };
+    let open = |s: &str| s.is_empty() || s == "..";
+    match text.split_once('/') {
+        None => {
+            let a = parse_instant(text, false).ok_or_else(bad)?;
+            let b = parse_instant(text, true).ok_or_else(bad)?;
+            Ok((Some(a), Some(b)))
+        }
+        Some((a, b)) => {
+            if open(a) && open(b) {
+                return Ok((None, None));
+            }
+            let a = if open(a) {
+                None
+            } else {
+                Some(parse_instant(a, false).ok_or_else(bad)?)
+            };
+            let b = if open(b) {
+                None
+            } else {
+                Some(parse_instant(b, true).ok_or_else(bad)?)
+            };
+            if let (Some(x), Some(y)) = (a, b) {
+                if x > y {
+                    return Err(ApiError::BadRequest(format!(
+                        "datetime={}: the interval ends before it starts",
+                        quote(text)
+                    )));
+                }
+            }
+            Ok((a, b))
+        }
+    }
+}
+
+/// `limit`: a positive integer; values above the maximum are clamped (clients size pages
+/// from the advertised maximum, and some ask for more).
+pub fn parse_limit(text: Option<&str>, default: usize, max: usize) -> Result<usize, ApiError> {
+    let Some(text) = text else { return Ok(default) };
+    let bad = || {
+        ApiError::BadRequest(format!(
+            "limit={}: expected a whole number from 1 to {max}",
+            quote(text)
+        ))
+    };
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    match text.parse::<usize>() {
+        Ok(0) => Err(bad()),
+        Ok(n) => Ok(n.min(max)),
+        // All digits but too long for a number: as absurd as it gets, so the maximum.
+        Err(_) => Ok(max),
+    }
+}
+
+/// The opaque paging cursor: the version the walk started on and a position in `fid` order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cursor {
+    pub version: i64,
+    pub start: Start,
+}
+
+impl Cursor {
+    pub fn encode(&self) -> String {
+        let (dir, fid) = match self.start {
+            Start::After(f) => ('a', f),
+            Start::Before(f) => ('b', f),
+            Start::Offset(o) => ('o', o as i64),
+        };
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(format!("{}{dir}{fid}", self.version))
+    }
+
+    pub fn decode(text: &str) -> Result<Self, ApiError> {
+        let bad = || {
+            ApiError::BadRequest(format!(
+                "cursor={}: not a cursor this server issued",
+                quote(text)
+            ))
+        };
+        if text.len() > 64 {
+            return Err(bad());
+        }
+        let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(text)
+            .map_err(|_| bad())?;
+        let raw = String::from_utf8(raw).map_err(|_| bad())?;
+        let pos = raw.find(['a', 'b', 'o']).ok_or_else(bad)?;
+        let version: i64 = raw[..pos].parse().map_err(|_| bad())?;
+        let n: i64 = raw[pos + 1..].parse().map_err(|_| bad())?;
+        let start = match &raw[pos..=pos] {
+            "a" => Start::After(n),
+            "b" => Start::Before(n),
+            _ => Start::Offset(usize::try_from(n).map_err(|_| bad())?),
+        };
+        Ok(Self { version, start })
+    }
+}
+
+fn check_crs(q: &Params) -> Result<(), ApiError> {
+    match q.get("crs") {
+        None => Ok(()),
+        Some(c) if c == CRS84 => Ok(()),
+        Some(other) => Err(ApiError::BadRequest(format!(
+            "crs={} is not supported; this server offers {CRS84}",
+            quote(other)
+        ))),
+    }
+}
+
+struct ItemsRequest {
+    query: Query,
+    limit: usize,
+    cursor: Option<Cursor>,
+    offset: Option<usize>,
+    selected: Option<Vec<usize>>,
+}
+
+fn parse_items(q: &Params, s: &Snapshot, state: &AppState) -> Result<ItemsRequest, ApiError> {
+    let attrs = &s.entry.attributes;
+    let mut query = Query::default();
+    if let Some(b) = q.get("bbox") {
+        query.bbox = parse_bbox(b, q.get("bbox-crs"))?;
+    } else if q.get("bbox-crs").is_some() {
+        return Err(ApiError::BadRequest("bbox-crs given without bbox".into()));
+    }
+    if let Some(d) = q.get("datetime") {
+        query.datetime = Some(parse_datetime(d)?);
+    }
+    check_crs(q)?;
+    for (name, value) in q.iter().filter(|(k, _)| !ITEM_PARAMS.contains(k)) {
+        // Params::parse_with admitted only attribute names here.
+        let Some(i) = attrs.iter().position(|a| a.name == name) else {
+            continue;
+        };
+        let v = parse_value(attrs[i].kind, value).ok_or_else(|| {
+            ApiError::BadRequest(format!(
+                "{}={}: not a valid {:?} value",
+                quote(name),
+                quote(value),
+                attrs[i].kind
+            ))
+        })?;
+        query.equals.push(Equals {
+            attribute: i,
+            value: v,
+        });
+    }
+    let limit = parse_limit(
+        q.get("limit"),
+        state.limits.default_limit,
+        state.limits.max_limit,
+    )?;
+    let cursor = q.get("cursor").map(Cursor::decode).transpose()?;
+    let offset = match q.get("offset") {
+        None => None,
+        Some(o) => Some(o.parse::<usize>().map_err(|_| {
+            ApiError::BadRequest(format!(
+                "offset={}: expected a whole number of 0 or more",
+                quote(o)
+            ))
+        })?),
+    };
+    if cursor.is_some() && offset.is_some() {
+        return Err(ApiError::BadRequest(
+            "give cursor or offset, not both".into(),
+        ));
+    }
+    let selected = match q.get("properties") {
+        None => None,
+        Some(list) => Some(
+            list.split(',')
+                .filter(|p| !p.is_empty())
+                .map(|p| {
+                    attrs.iter().position(|a| a.name == p).ok_or_else(|| {
+                        ApiError::BadRequest(format!(
+                            "properties: no attribute {} in this collection",
+                            quote(p)
+                        ))
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+        ),
+    };
+    Ok(ItemsRequest {
+        query,
+        limit,
+        cursor,
+        offset,
+        selected,
+    })
+}
+
+fn link(href: String, rel: &str, ty: &str) -> serde_json::Value {
+    serde_json::json!({"href": href, "rel": rel, "type": ty})
+}
+
+pub async fn items(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let current = snapshot(&state, &path)?;
+    let attrs = current.entry.attributes.clone();
+    let q = Params::parse_with(req.query_string(), ITEM_PARAMS, |n| {
+        attrs.iter().any(|a| a.name == n)
+    })?;
+    negotiate(&req, q.get("f"))?;
+    let r = parse_items(&q, &current, &state)?;
+    // A cursor walks the version it began on while the engine still holds it.
+    let s = match r.cursor {
+        Some(c) => state
+            .engine
+            .get_version(&current.entry.id, c.version)
+            .unwrap_or(current),
+        None => current,
+    };
+    let start = match (r.cursor, r.offset) {
+        (Some(c), _) => c.start,
+        (None, Some(o)) => Start::Offset(o),
+        (None, None) => Start::Offset(0),
+    };
+    let (etag, fresh) = etag_check(
+        &req,
+        &format!(
+            "{}-v{}-{:x}",
+            s.entry.id,
+            s.version(),
+            fxhash(req.query_string())
+        ),
+    );
+    if fresh {
+        return Ok(not_modified(&etag));
+    }
+    let page = s.query(&r.query, start, r.limit);
+
+    let base = base_url(&req);
+    let items_url = format!("{base}/collections/{}/items", s.entry.id);
+    let with = |extra: Vec<(&str, String)>| {
+        let qs = q.rebuild(&["cursor", "offset"], &extra);
+        if qs.is_empty() {
+            items_url.clone()
+        } else {
+            format!("{items_url}?{qs}")
+        }
+    };
+    let self_href = if req.query_string().is_empty() {
+        items_url.clone()
+    } else {
+        format!("{items_url}?{}", req.query_string())
+    };
+    let mut links = vec![
+        link(self_href, "self", GEOJSON),
+        link(
+            format!("{base}/collections/{}", s.entry.id),
+            "collection",
+            JSON,
+        ),
+    ];
+    let mut header_links = Vec::new();
+    let use_offsets = matches!(start, Start::Offset(_)) && r.offset.is_some();
+    if page.has_more {
+        let href = match (use_offsets, page.items.last()) {
+            (true, _) => with(vec![(
+                "offset",
+                (page.first_position + page.items.len()).to_string(),
+            )]),
+            (false, Some(&last)) => {
+                let c = Cursor {
+                    version: s.version(),
+                    start: Start::After(s.features[last as usize].fid),
+                };
+                with(vec![("cursor", c.encode())])
+            }
+            (false, None) => with(vec![]),
+        };
+        header_links.push(format!("<{href}>; rel=\"next\"; type=\"{GEOJSON}\""));
+        links.push(link(href, "next", GEOJSON));
+    }
+    if page.first_position > 0 {
+        let href = match (use_offsets, page.items.first()) {
+            (true, _) => with(vec![(
+                "offset",
+                page.first_position.saturating_sub(r.limit).to_string(),
+            )]),
+            (false, Some(&first)) => {
+                let c = Cursor {
+                    version: s.version(),
+                    start: Start::Before(s.features[first as usize].fid),
+                };
+                with(vec![("cursor", c.encode())])
+            }
+            (false, None) => with(vec![(
+                "offset",
+                page.first_position.saturating_sub(r.limit).to_string(),
+            )]),
+        };
+        header_links.push(format!("<{href}>; rel=\"prev\"; type=\"{GEOJSON}\""));
+        links.push(link(href, "prev", GEOJSON));
+    }
+
+    // Pre-encoded features are spliced in as they are; only a property selection re-encodes.
+    let mut body = String::with_capacity(64 + page.items.len() * 256);
+    body.push_str("{\"type\":\"FeatureCollection\",\"features\":[");
+    for (n, &i) in page.items.iter().enumerate() {
+        if n > 0 {
+            body.push(',');
+        }
+        let f = &s.features[i as usize];
+        match &r.selected {
+            None => body.push_str(&f.json),
+            Some(sel) => body.push_str(&feature_json(
+                &s.entry,
+                &f.id,
+                f.geometry.as_ref(),
+                &f.values,
+                Some(sel),
+            )),
+        }
+    }
+    body.push_str("],\"numberMatched\":");
+    body.push_str(&page.matched.to_string());
+    body.push_str(",\"numberReturned\":");
+    body.push_str(&page.items.len().to_string());
+    body.push_str(",\"timeStamp\":");
+    body.push_str(
+        &serde_json::Value::String(Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+            .to_string(),
+    );
+    body.push_str(",\"links\":");
+    body.push_str(&serde_json::Value::Array(links).to_string());
+    body.push('}');
+
+    let mut resp = HttpResponse::Ok();
+    resp.insert_header((header::CONTENT_TYPE, GEOJSON))
+        .insert_header(("Content-Crs", format!("<{CRS84}>")))
+        .insert_header(("OGC-NumberMatched", page.matched.to_string()))
+        .insert_header(("OGC-NumberReturned", page.items.len().to_string()))
+        .insert_header((header::ETAG, etag))
+        .insert_header((header::CACHE_CONTROL, "no-cache"));
+    if !header_links.is_empty() {
+        resp.insert_header((header::LINK, header_links.join(", ")));
+    }
+    Ok(resp.body(body))
+}
+
+pub async fn item(
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let (collection, feature) = path.into_inner();
+    let s = snapshot(&state, &collection)?;
+    let q = Params::parse(req.query_string(), &["f", "crs"])?;
+    negotiate(&req, q.get("f"))?;
+    check_crs(&q)?;
+    let f = s.get(&feature).ok_or_else(|| {
+        ApiError::NotFound(format!(
+            "no feature {} in collection {}",
+            quote(&feature),
+            s.entry.id
+        ))
+    })?;
+    let (etag, fresh) = etag_check(
+        &req,
+        &format!("{}-v{}-{:x}", s.entry.id, s.version(), fxhash(&feature)),
+    );
+    if fresh {
+        return Ok(not_modified(&etag));
+    }
+    let base = base_url(&req);
+    let links = serde_json::json!([
+        link(
+            format!(
+                "{base}/collections/{}/items/{}",
+                s.entry.id,
+                urlencode(&f.id)
+            ),
+            "self",
+            GEOJSON
+        ),
+        link(
+            format!("{base}/collections/{}", s.entry.id),
+            "collection",
+            JSON
+        ),
+    ]);
+    // The pre-encoded feature ends with '}': add the links before it.
+    let json = &f.json[..f.json.len() - 1];
+    let body = format!("{json},\"links\":{links}}}");
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, GEOJSON))
+        .insert_header(("Content-Crs", format!("<{CRS84}>")))
+        .insert_header((header::ETAG, etag))
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .body(body))
+}
+
+fn urlencode(s: &str) -> String {
+    form_urlencoded::byte_serialize(s.as_bytes())
+        .collect::<String>()
+        .replace('+', "%20")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+
+    #[rstest]
+    #[case("12.9,55.5,13.1,55.7", Some(vec![[12.9, 55.5, 13.1, 55.7]]))]
+    #[case("12.9,55.5,0,13.1,55.7,100", Some(vec![[12.9, 55.5, 13.1, 55.7]]))]
+    #[case("170,-10,-170,10", Some(vec![[170.0, -10.0, 180.0, 10.0], [-180.0, -10.0, -170.0, 10.0]]))]
+    #[case("1,2,3,4,5", None)]
+    #[case("1,2,3", None)]
+    #[case("a,b,c,d", None)]
+    #[case("0,0,1,NaN", None)]
+    #[case("0,91,1,92", None)]
+    #[case("0,10,1,5", None)]
+    #[case("-200,0,1,1", None)]
+    fn bboxes(#[case] text: &str, #[case] want: Option<Vec<[f64; 4]>>) {
+        assert_eq!(parse_bbox(text, None).ok(), want);
+    }
+
+    #[test]
+    fn bbox_in_epsg_4326_is_lat_lon() {
+        let b = parse_bbox(
+            "55.5,12.9,55.7,13.1",
+            Some("http://www.opengis.net/def/crs/EPSG/0/4326"),
+        )
+        .expect("ok");
+        assert_eq!(b, vec![[12.9, 55.5, 13.1, 55.7]]);
+    }
+
+    #[rstest]
+    #[case(None, Ok(10))]
+    #[case(Some("5"), Ok(5))]
+    #[case(Some("20000"), Ok(10_000))]
+    #[case(Some("99999999999999999999999999999"), Ok(10_000))]
+    #[case(Some("0"), Err(()))]
+    #[case(Some("-1"), Err(()))]
+    #[case(Some("ten"), Err(()))]
+    #[case(Some(""), Err(()))]
+    fn limits(#[case] text: Option<&str>, #[case] want: Result<usize, ()>) {
+        assert_eq!(parse_limit(text, 10, 10_000).map_err(|_| ()), want);
+    }
+
+    #[rstest]
+    #[case("2024-05-01", true)]
+    #[case("2024-05-01T12:00:00Z", true)]
+    #[case("2024-01-01/2024-12-31", true)]
+    #[case("../2024-12-31", true)]
+    #[case("2024-01-01/..", true)]
+    #[case("2024-01-01/", true)]
+    #[case("2024-12-31/2024-01-01", false)]
+    #[case("yesterday", false)]
+    #[case("2024-13-01", false)]
+    fn datetimes(#[case] text: &str, #[case] ok: bool) {
+        assert_eq!(parse_datetime(text).is_ok(), ok, "{text}");
+    }
+
+    #[test]
+    fn cursors_round_trip_and_junk_is_refused() {
+        for start in [Start::After(41), Start::Before(7), Start::Offset(30)] {
+            let c = Cursor { version: 12, start };
+            assert_eq!(Cursor::decode(&c.encode()).expect("decode"), c);
+        }
+        for junk in ["", "!!!", "MTJ4NDE", &"A".repeat(5000)] {
+            assert!(Cursor::decode(junk).is_err(), "{junk}");
+        }
+    }
+}

@@ -1,0 +1,290 @@
+//! One immutable, queryable version of one collection: features in `fid` order, each with its
+//! GeoJSON encoded once, an R-tree over their envelopes, and the values filters compare.
+//! Built from a store's features; never changed after that (a new version is a new snapshot).
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use geo::{BoundingRect, Intersects};
+use rstar::{RTree, RTreeObject, AABB};
+use serde_json::Value as Json;
+
+use crate::catalog::{AttrType, CatalogEntry};
+use crate::store::{StoredFeature, Value};
+
+/// A feature ready to serve.
+#[derive(Debug)]
+pub struct Feature {
+    pub fid: i64,
+    pub id: String,
+    pub values: Vec<Value>,
+    pub geometry: Option<geo::Geometry<f64>>,
+    /// The whole GeoJSON Feature, in CRS84, with every property.
+    pub json: Box<str>,
+    /// Instant of the collection's date/time attribute, for `datetime` queries.
+    pub instant: Option<DateTime<Utc>>,
+}
+
+/// An R-tree entry: a feature's envelope and its index in [`Snapshot::features`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Node {
+    env: AABB<[f64; 2]>,
+    pub index: u32,
+}
+
+impl RTreeObject for Node {
+    type Envelope = AABB<[f64; 2]>;
+    fn envelope(&self) -> Self::Envelope {
+        self.env
+    }
+}
+
+#[derive(Debug)]
+pub struct Snapshot {
+    pub entry: CatalogEntry,
+    pub features: Vec<Feature>,
+    tree: RTree<Node>,
+    by_id: HashMap<String, u32>,
+}
+
+/// A filter on one attribute's value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Equals {
+    pub attribute: usize,
+    pub value: Value,
+}
+
+/// Where a page starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    Offset(usize),
+    /// Features with a larger `fid` than this (a `next` cursor).
+    After(i64),
+    /// The last page of features with a smaller `fid` than this (a `prev` cursor).
+    Before(i64),
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Query {
+    /// Boxes in CRS84 (two when a box crosses the antimeridian); a feature matches if it
+    /// intersects any of them.
+    pub bbox: Vec<[f64; 4]>,
+    /// Inclusive interval; `None` ends are open.
+    pub datetime: Option<(Option<DateTime<Utc>>, Option<DateTime<Utc>>)>,
+    pub equals: Vec<Equals>,
+}
+
+#[derive(Debug)]
+pub struct Page {
+    pub matched: usize,
+    /// Indices into [`Snapshot::features`], in `fid` order.
+    pub items: Vec<u32>,
+    /// Position of the first returned item among all matches (for offset links).
+    pub first_position: usize,
+    pub has_more: bool,
+}
+
+fn envelope(g: &geo::Geometry<f64>) -> Option<AABB<[f64; 2]>> {
+    g.bounding_rect()
+        .map(|r| AABB::from_corners([r.min().x, r.min().y], [r.max().x, r.max().y]))
+}
+
+/// Writes `{"type":"Feature","id":…,"geometry":…,"properties":{…}}`.
+pub fn feature_json(
+    entry: &CatalogEntry,
+    id: &str,
+    geometry: Option<&geo::Geometry<f64>>,
+    values: &[Value],
+    selected: Option<&[usize]>,
+) -> String {
+    let mut props = serde_json::Map::new();
+    match selected {
+        Some(sel) => {
+            for &i in sel {
+                props.insert(entry.attributes[i].name.clone(), values[i].to_json());
+            }
+        }
+        None => {
+            for (a, v) in entry.attributes.iter().zip(values) {
+                props.insert(a.name.clone(), v.to_json());
+            }
+        }
+    }
+    let geometry = geometry.map_or(Json::Null, |g| {
+        serde_json::to_value(geojson::Geometry::from(g)).unwrap_or(Json::Null)
+    });
+    let doc = serde_json::json!({
+        "type": "Feature",
+        "id": id_json(id),
+        "geometry": geometry,
+        "properties": props,
+    });
+    doc.to_string()
+}
+
+/// Feature ids that are plain integers are served as JSON numbers, others as strings.
+pub fn id_json(id: &str) -> Json {
+    let plain = !id.is_empty()
+        && id.len() < 16
+        && id.bytes().all(|b| b.is_ascii_digit())
+        && !(id.len() > 1 && id.starts_with('0'));
+    match id.parse::<i64>() {
+        Ok(n) if plain => Json::from(n),
+        _ => Json::String(id.to_string()),
+    }
+}
+
+fn instant(v: &Value) -> Option<DateTime<Utc>> {
+    match v {
+        Value::Date(d) => d.and_hms_opt(0, 0, 0).map(|t| t.and_utc()),
+        Value::DateTime(t) => Some(t.with_timezone(&Utc)),
+        _ => None,
+    }
+}
+
+/// Parses ISO WKB into a `geo` geometry (through GDAL, which wrote it).
+pub fn geometry_from_wkb(wkb: &[u8]) -> Option<geo::Geometry<f64>> {
+    gdal::vector::Geometry::from_wkb(wkb).ok()?.to_geo().ok()
+}
+
+impl Snapshot {
+    pub fn build(entry: CatalogEntry, stored: Vec<StoredFeature>) -> Self {
+        let datetime_attr = entry
+            .datetime_field
+            .as_ref()
+            .and_then(|n| entry.attributes.iter().position(|a| &a.name == n));
+        let mut features = Vec::with_capacity(stored.len());
+        let mut nodes = Vec::with_capacity(stored.len());
+        let mut by_id = HashMap::with_capacity(stored.len());
+        for (i, f) in stored.into_iter().enumerate() {
+            let index = u32::try_from(i).unwrap_or(u32::MAX);
+            let geometry = f.geometry.as_deref().and_then(geometry_from_wkb);
+            if let Some(env) = geometry.as_ref().and_then(envelope) {
+                nodes.push(Node { env, index });
+            }
+            let json =
+                feature_json(&entry, &f.id, geometry.as_ref(), &f.values, None).into_boxed_str();
+            by_id.insert(f.id.clone(), index);
+            features.push(Feature {
+                fid: f.fid,
+                instant: datetime_attr.and_then(|a| instant(&f.values[a])),
+                id: f.id,
+                values: f.values,
+                geometry,
+                json,
+            });
+        }
+        Self {
+            entry,
+            features,
+            tree: RTree::bulk_load(nodes),
+            by_id,
+        }
+    }
+
+    pub fn version(&self) -> i64 {
+        self.entry.version
+    }
+
+    pub fn get(&self, id: &str) -> Option<&Feature> {
+        self.by_id.get(id).map(|&i| &self.features[i as usize])
+    }
+
+    fn matches(&self, f: &Feature, q: &Query) -> bool {
+        if let Some((from, to)) = q.datetime {
+            if self.entry.datetime_field.is_some() {
+                let Some(t) = f.instant else { return false };
+                if from.is_some_and(|a| t < a) || to.is_some_and(|b| t > b) {
+                    return false;
+                }
+            }
+        }
+        q.equals
+            .iter()
+            .all(|e| values_equal(&f.values[e.attribute], &e.value))
+    }
+
+    /// The matching features' indices in `fid` order.
+    fn candidates(&self, q: &Query) -> Vec<u32> {
+        if q.bbox.is_empty() {
+            return (0..self.features.len() as u32)
+                .filter(|&i| self.matches(&self.features[i as usize], q))
+                .collect();
+        }
+        let mut out: Vec<u32> = Vec::new();
+        for b in &q.bbox {
+            let aabb = AABB::from_corners([b[0], b[1]], [b[2], b[3]]);
+            let rect = geo::Rect::new(
+                geo::coord! { x: b[0], y: b[1] },
+                geo::coord! { x: b[2], y: b[3] },
+            );
+            for node in self.tree.locate_in_envelope_intersecting(&aabb) {
+                let f = &self.features[node.index as usize];
+                // Envelopes overlap; for anything but a point, check the geometry itself.
+                let exact = match &f.geometry {
+                    Some(geo::Geometry::Point(_)) | None => true,
+                    Some(g) => g.intersects(&rect),
+                };
+                if exact && self.matches(f, q) {
+                    out.push(node.index);
+                }
+            }
+        }
+        // Index order is fid order (features are stored sorted).
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
+    pub fn query(&self, q: &Query, start: Start, limit: usize) -> Page {
+        let all = self.candidates(q);
+        let matched = all.len();
+        let fid = |i: u32| self.features[i as usize].fid;
+        let (from, to) = match start {
+            Start::Offset(o) => (o.min(matched), o.saturating_add(limit).min(matched)),
+            Start::After(after) => {
+                let from = all.partition_point(|&i| fid(i) <= after);
+                (from, from.saturating_add(limit).min(matched))
+            }
+            Start::Before(before) => {
+                let to = all.partition_point(|&i| fid(i) < before);
+                (to.saturating_sub(limit), to)
+            }
+        };
+        Page {
+            matched,
+            items: all[from..to].to_vec(),
+            first_position: from,
+            has_more: to < matched,
+        }
+    }
+}
+
+fn values_equal(stored: &Value, wanted: &Value) -> bool {
+    match (stored, wanted) {
+        (Value::Integer(a), Value::Real(b)) | (Value::Real(b), Value::Integer(a)) => {
+            (*a as f64) == *b
+        }
+        (Value::DateTime(a), Value::DateTime(b)) => a == b,
+        (a, b) => a == b,
+    }
+}
+
+/// Parses a query-string value for an attribute of type `kind`; `None` if it cannot be one.
+pub fn parse_value(kind: AttrType, text: &str) -> Option<Value> {
+    Some(match kind {
+        AttrType::Integer => match text.parse::<i64>() {
+            Ok(i) => Value::Integer(i),
+            Err(_) => Value::Real(text.parse::<f64>().ok().filter(|f| f.is_finite())?),
+        },
+        AttrType::Real => Value::Real(text.parse::<f64>().ok().filter(|f| f.is_finite())?),
+        AttrType::Text | AttrType::Json => Value::Text(text.to_string()),
+        AttrType::Boolean => match text {
+            "true" => Value::Boolean(true),
+            "false" => Value::Boolean(false),
+            _ => return None,
+        },
+        AttrType::Date => Value::Date(chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").ok()?),
+        AttrType::DateTime => Value::DateTime(DateTime::parse_from_rfc3339(text).ok()?),
+    })
+}
