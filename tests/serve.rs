@@ -3,75 +3,7 @@
 
 mod common;
 
-use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
-
 use common::*;
-
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
-fn start(store_args: &[String], extra: &[&str]) -> Server {
-    let port = free_port();
-    let child = hamn_cmd()
-        .args(store_args)
-        .args([
-            "serve",
-            "--bind",
-            &format!("127.0.0.1:{port}"),
-            "--demo-data",
-            &repo().join("data").display().to_string(),
-        ])
-        .args(extra)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn hamn serve");
-    let server = Server {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-    };
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while ureq::get(&format!("{}/health", server.base))
-        .call()
-        .is_err()
-    {
-        assert!(Instant::now() < deadline, "server did not come up");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    server
-}
-
-fn get(url: &str) -> (u16, serde_json::Value) {
-    let resp = match ureq::get(url).call() {
-        Ok(r) => r,
-        Err(ureq::Error::Status(_, r)) => r,
-        Err(e) => panic!("{url}: {e}"),
-    };
-    let status = resp.status();
-    assert!(
-        resp.content_type().contains("json"),
-        "{url}: {}",
-        resp.content_type()
-    );
-    (status, resp.into_json().expect("JSON body"))
-}
 
 #[test]
 fn first_start_serves_the_demo_data() {

@@ -12,10 +12,10 @@ use super::params::Params;
 use super::{
     base_url, etag_check, negotiate, not_modified, quote, ApiError, AppState, CRS84, GEOJSON, JSON,
 };
-use crate::engine::snapshot::{feature_json, parse_value, Equals};
+use crate::engine::snapshot::{feature_json, parse_value, Equals, Interval};
 use crate::engine::{Query, Snapshot, Start};
 
-const ITEM_PARAMS: &[&str] = &[
+pub(super) const ITEM_PARAMS: &[&str] = &[
     "f",
     "bbox",
     "bbox-crs",
@@ -85,9 +85,7 @@ fn parse_instant(text: &str, end: bool) -> Option<DateTime<Utc>> {
 }
 
 /// Parses `datetime`: an instant, or an interval `start/end` where either end may be `..` or empty.
-pub fn parse_datetime(
-    text: &str,
-) -> Result<(Option<DateTime<Utc>>, Option<DateTime<Utc>>), ApiError> {
+pub fn parse_datetime(text: &str) -> Result<Interval, ApiError> {
     let bad = || {
         ApiError::BadRequest(format!(
             "datetime={}: expected an RFC 3339 date-time or date, or an interval such as 2024-01-01/.. ",

@@ -4,6 +4,7 @@
 
 mod collections;
 mod items;
+pub mod openapi;
 pub mod params;
 
 use std::sync::Arc;
@@ -176,6 +177,8 @@ async fn landing(req: HttpRequest) -> Result<HttpResponse, ApiError> {
             "description": "Open geodata from Swedish municipalities, served as OGC API – Features",
             "links": [
                 {"href": format!("{base}/"), "rel": "self", "type": JSON, "title": "This document"},
+                {"href": format!("{base}/api"), "rel": "service-desc", "type": OPENAPI, "title": "The API definition (OpenAPI 3.0)"},
+                {"href": format!("{base}/api.html"), "rel": "service-doc", "type": "text/html", "title": "The API documentation"},
                 {"href": format!("{base}/conformance"), "rel": "conformance", "type": JSON, "title": "Conformance classes"},
                 {"href": format!("{base}/collections"), "rel": "data", "type": JSON, "title": "Collections"},
                 {"href": format!("{base}/health"), "rel": "status", "type": JSON, "title": "Health"},
@@ -189,6 +192,7 @@ async fn landing(req: HttpRequest) -> Result<HttpResponse, ApiError> {
 pub const CONFORMANCE: &[&str] = &[
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
 ];
 
 async fn conformance(req: HttpRequest) -> Result<HttpResponse, ApiError> {
@@ -250,6 +254,8 @@ async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(resource("/", landing))
         .service(resource("/conformance", conformance))
+        .service(resource("/api", openapi::api))
+        .service(resource("/api.html", openapi::api_html))
         .service(resource("/health", health))
         .service(resource("/collections", collections::list))
         .service(resource("/collections/{id}", collections::one))

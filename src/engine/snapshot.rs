@@ -64,13 +64,16 @@ pub enum Start {
     Before(i64),
 }
 
+/// An inclusive time interval; a `None` end is open.
+pub type Interval = (Option<DateTime<Utc>>, Option<DateTime<Utc>>);
+
 #[derive(Debug, Clone, Default)]
 pub struct Query {
     /// Boxes in CRS84 (two when a box crosses the antimeridian); a feature matches if it
     /// intersects any of them.
     pub bbox: Vec<[f64; 4]>,
     /// Inclusive interval; `None` ends are open.
-    pub datetime: Option<(Option<DateTime<Utc>>, Option<DateTime<Utc>>)>,
+    pub datetime: Option<Interval>,
     pub equals: Vec<Equals>,
 }
 

@@ -191,3 +191,80 @@ pub fn attr(
         .unwrap_or_else(|| panic!("no attribute {name}"));
     f.values[i].to_json()
 }
+
+/// A running `hamn serve`, killed when dropped.
+pub struct Server {
+    pub child: std::process::Child,
+    pub base: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// Starts `hamn serve` on the store the arguments name, with the demo data directory, and waits
+/// until it answers.
+pub fn start(store_args: &[String], extra: &[&str]) -> Server {
+    let port = free_port();
+    let child = hamn_cmd()
+        .args(store_args)
+        .args([
+            "serve",
+            "--bind",
+            &format!("127.0.0.1:{port}"),
+            "--demo-data",
+            &repo().join("data").display().to_string(),
+        ])
+        .args(extra)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn hamn serve");
+    let server = Server {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while ureq::get(&format!("{}/health", server.base))
+        .call()
+        .is_err()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "server did not come up"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    server
+}
+
+/// GET returning the status and the response (4xx/5xx included).
+pub fn fetch(url: &str) -> ureq::Response {
+    match ureq::get(url).call() {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("{url}: {e}"),
+    }
+}
+
+/// GET a JSON document: status and body.
+pub fn get(url: &str) -> (u16, serde_json::Value) {
+    let resp = fetch(url);
+    let status = resp.status();
+    assert!(
+        resp.content_type().contains("json"),
+        "{url}: {}",
+        resp.content_type()
+    );
+    (status, resp.into_json().expect("JSON body"))
+}

@@ -1,0 +1,276 @@
+//! The OpenAPI 3.0 document (`/api`) and its offline HTML rendering (`/api.html`). Built with
+//! utoipa's builders from the collections being served: besides the generic paths, each
+//! collection gets its concrete items path listing its attributes as query parameters — that is
+//! how QGIS and GDAL learn which `?name=value` filters they may send.
+
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde_json::{json, Value as Json};
+use utoipa::openapi::path::{
+    OperationBuilder, ParameterBuilder, ParameterIn, PathItemBuilder, PathItemType,
+};
+use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, SchemaType};
+use utoipa::openapi::{
+    ContentBuilder, InfoBuilder, OpenApiBuilder, PathsBuilder, Required, ResponseBuilder,
+    ServerBuilder,
+};
+
+use super::params::Params;
+use super::{base_url, negotiate, ApiError, AppState, Limits, GEOJSON, JSON, OPENAPI, SCHEMA_JSON};
+use crate::catalog::AttrType;
+use crate::engine::Snapshot;
+
+fn string_param(name: &str, description: &str) -> ParameterBuilder {
+    ParameterBuilder::new()
+        .name(name)
+        .parameter_in(ParameterIn::Query)
+        .required(Required::False)
+        .description(Some(description))
+        .schema(Some(ObjectBuilder::new().schema_type(SchemaType::String)))
+}
+
+fn path_param(name: &str, description: &str) -> ParameterBuilder {
+    ParameterBuilder::new()
+        .name(name)
+        .parameter_in(ParameterIn::Path)
+        .required(Required::True)
+        .description(Some(description))
+        .schema(Some(ObjectBuilder::new().schema_type(SchemaType::String)))
+}
+
+fn attribute_param(name: &str, kind: AttrType) -> ParameterBuilder {
+    let (ty, format) = match kind {
+        AttrType::Integer => (
+            SchemaType::Integer,
+            Some(SchemaFormat::KnownFormat(KnownFormat::Int64)),
+        ),
+        AttrType::Real => (
+            SchemaType::Number,
+            Some(SchemaFormat::KnownFormat(KnownFormat::Double)),
+        ),
+        AttrType::Boolean => (SchemaType::Boolean, None),
+        AttrType::Date => (
+            SchemaType::String,
+            Some(SchemaFormat::KnownFormat(KnownFormat::Date)),
+        ),
+        AttrType::DateTime => (
+            SchemaType::String,
+            Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)),
+        ),
+        AttrType::Text | AttrType::Json => (SchemaType::String, None),
+    };
+    ParameterBuilder::new()
+        .name(name)
+        .parameter_in(ParameterIn::Query)
+        .required(Required::False)
+        .description(Some(format!(
+            "Only features whose {name} equals this value"
+        )))
+        .schema(Some(ObjectBuilder::new().schema_type(ty).format(format)))
+}
+
+fn response(description: &str, content_type: &str) -> ResponseBuilder {
+    ResponseBuilder::new()
+        .description(description)
+        .content(content_type, ContentBuilder::new().build())
+}
+
+fn get(
+    id: &str,
+    summary: &str,
+    content_type: &str,
+    params: Vec<ParameterBuilder>,
+) -> utoipa::openapi::PathItem {
+    let mut op = OperationBuilder::new()
+        .operation_id(Some(id))
+        .summary(Some(summary))
+        .response("200", response(summary, content_type))
+        .response(
+            "400",
+            response("Bad request (JSON {code, description})", JSON),
+        )
+        .response("404", response("Not found", JSON))
+        .response("406", response("Not acceptable", JSON));
+    for p in params {
+        op = op.parameter(p);
+    }
+    PathItemBuilder::new()
+        .operation(PathItemType::Get, op)
+        .build()
+}
+
+/// Parameters of every items path (besides a collection's attributes).
+fn item_params(limits: Limits) -> Vec<ParameterBuilder> {
+    vec![
+        ParameterBuilder::new()
+            .name("limit")
+            .parameter_in(ParameterIn::Query)
+            .required(Required::False)
+            .description(Some("Features per page; larger values are clamped to the maximum"))
+            .schema(Some(
+                ObjectBuilder::new()
+                    .schema_type(SchemaType::Integer)
+                    .minimum(Some(1.0))
+                    .maximum(Some(limits.max_limit as f64))
+                    .default(Some(json!(limits.default_limit))),
+            )),
+        string_param("bbox", "minx,miny,maxx,maxy (or 6 numbers with heights) in CRS84 unless bbox-crs says otherwise"),
+        string_param("bbox-crs", "CRS of bbox: CRS84 (default) or EPSG:4326"),
+        string_param("datetime", "An instant or interval (start/end, either may be ..) on the collection's date attribute"),
+        string_param("properties", "Comma-separated attribute names to return"),
+        string_param("crs", "CRS of the response"),
+        string_param("cursor", "Opaque position from a next/prev link"),
+        ParameterBuilder::new()
+            .name("offset")
+            .parameter_in(ParameterIn::Query)
+            .required(Required::False)
+            .description(Some("Features to skip"))
+            .schema(Some(ObjectBuilder::new().schema_type(SchemaType::Integer).minimum(Some(0.0)))),
+        string_param("f", "Response format: json"),
+    ]
+}
+
+/// Builds the document for the collections being served.
+pub fn document(collections: &[std::sync::Arc<Snapshot>], base: &str, limits: Limits) -> Json {
+    let f = || vec![string_param("f", "Response format: json")];
+    let mut paths = PathsBuilder::new()
+        .path("/", get("getLandingPage", "Landing page", JSON, f()))
+        .path(
+            "/conformance",
+            get("getConformance", "Conformance classes", JSON, f()),
+        )
+        .path(
+            "/collections",
+            get("getCollections", "Collections", JSON, f()),
+        )
+        .path(
+            "/collections/{collectionId}",
+            get(
+                "describeCollection",
+                "One collection",
+                JSON,
+                vec![
+                    path_param("collectionId", "Collection id"),
+                    string_param("f", "Response format: json"),
+                ],
+            ),
+        )
+        .path(
+            "/collections/{collectionId}/queryables",
+            get(
+                "getQueryables",
+                "Queryable attributes (JSON Schema)",
+                SCHEMA_JSON,
+                vec![path_param("collectionId", "Collection id")],
+            ),
+        );
+    for s in collections {
+        let id = s.entry.id.as_str();
+        let mut params = item_params(limits);
+        for a in &s.entry.attributes {
+            if a.kind != AttrType::Json && !super::items::ITEM_PARAMS.contains(&a.name.as_str()) {
+                params.push(attribute_param(&a.name, a.kind));
+            }
+        }
+        paths = paths
+            .path(
+                format!("/collections/{id}/items"),
+                get(
+                    &format!("getFeatures-{id}"),
+                    &format!("Features of {}", s.entry.meta.title),
+                    GEOJSON,
+                    params,
+                ),
+            )
+            .path(
+                format!("/collections/{id}/items/{{featureId}}"),
+                get(
+                    &format!("getFeature-{id}"),
+                    &format!("One feature of {}", s.entry.meta.title),
+                    GEOJSON,
+                    vec![
+                        path_param("featureId", "Feature id"),
+                        string_param("crs", "CRS of the response"),
+                        string_param("f", "Response format: json"),
+                    ],
+                ),
+            );
+    }
+    let doc = OpenApiBuilder::new()
+        .info(
+            InfoBuilder::new()
+                .title("hamn")
+                .version(env!("CARGO_PKG_VERSION"))
+                .description(Some(
+                    "Open geodata from Swedish municipalities: OGC API – Features",
+                )),
+        )
+        .servers(Some([ServerBuilder::new().url(base).build()]))
+        .paths(paths)
+        .build();
+    let mut value = serde_json::to_value(&doc).unwrap_or(Json::Null);
+    // utoipa 4 has no `components.parameters`; clients (GDAL, QGIS) size their pages from
+    // `components.parameters.limit.schema.default/maximum`, so it is added here.
+    let limit = item_params(limits).remove(0).build();
+    value["components"]["parameters"]["limit"] = serde_json::to_value(limit).unwrap_or(Json::Null);
+    value
+}
+
+pub async fn api(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let q = Params::parse(req.query_string(), &["f"])?;
+    negotiate(&req, q.get("f"))?;
+    let doc = document(&state.engine.list(), &base_url(&req), state.limits);
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, OPENAPI))
+        .body(doc.to_string()))
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// The API as a plain HTML page: every path, its parameters and responses. No scripts, no CDN.
+pub async fn api_html(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    Params::parse(req.query_string(), &[])?;
+    let base = base_url(&req);
+    let doc = document(&state.engine.list(), &base, state.limits);
+    let mut html = String::from(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>hamn API</title>\
+         <style>body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem}\
+         code{background:#f3f3f3;padding:0 .2rem}table{border-collapse:collapse}td,th{border:1px solid #ddd;padding:.2rem .5rem;text-align:left}</style>\
+         </head><body><h1>hamn API</h1><p>OpenAPI 3.0 document: <a href=\"api\">api</a></p>",
+    );
+    if let Some(paths) = doc["paths"].as_object() {
+        for (path, item) in paths {
+            let op = &item["get"];
+            html.push_str(&format!(
+                "<h2><code>GET {}</code></h2><p>{}</p>",
+                escape(path),
+                escape(op["summary"].as_str().unwrap_or_default())
+            ));
+            if let Some(params) = op["parameters"].as_array().filter(|p| !p.is_empty()) {
+                html.push_str("<table><tr><th>parameter</th><th>in</th><th>type</th><th>description</th></tr>");
+                for p in params {
+                    html.push_str(&format!(
+                        "<tr><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                        escape(p["name"].as_str().unwrap_or_default()),
+                        escape(p["in"].as_str().unwrap_or_default()),
+                        escape(p["schema"]["type"].as_str().unwrap_or_default()),
+                        escape(p["description"].as_str().unwrap_or_default()),
+                    ));
+                }
+                html.push_str("</table>");
+            }
+        }
+    }
+    html.push_str("</body></html>");
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, "text/html; charset=utf-8"))
+        .body(html))
+}

@@ -1,0 +1,559 @@
+//! OGC API – Features over HTTP against a running `hamn serve`: documents, items and their
+//! filters checked against the stored data, paging, caching, and bad requests.
+
+mod common;
+
+use std::collections::HashSet;
+
+use common::*;
+use serde_json::Value as Json;
+
+fn demo_server() -> (Server, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = start(
+        &["--data-dir".to_string(), dir.path().display().to_string()],
+        &["--refresh-seconds", "1"],
+    );
+    (server, dir)
+}
+
+fn ids(doc: &Json) -> Vec<String> {
+    doc["features"]
+        .as_array()
+        .expect("features")
+        .iter()
+        .map(|f| match &f["id"] {
+            Json::String(s) => s.clone(),
+            other => other.to_string(),
+        })
+        .collect()
+}
+
+fn link(doc: &Json, rel: &str) -> Option<String> {
+    doc["links"].as_array()?.iter().find(|l| l["rel"] == rel)?["href"]
+        .as_str()
+        .map(str::to_string)
+}
+
+/// Follows `next` links from `url`, returning every feature id in order.
+fn walk(url: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut next = Some(url.to_string());
+    while let Some(u) = next {
+        let (status, doc) = get(&u);
+        assert_eq!(status, 200, "{u}");
+        out.extend(ids(&doc));
+        next = link(&doc, "next");
+        assert!(out.len() < 100_000, "runaway paging");
+    }
+    out
+}
+
+#[test]
+fn documents_clients_depend_on() {
+    let (s, _dir) = demo_server();
+    let (status, landing) = get(&format!("{}/", s.base));
+    assert_eq!(status, 200);
+    let rel = |r: &str| {
+        landing["links"]
+            .as_array()
+            .expect("links")
+            .iter()
+            .find(|l| l["rel"] == r)
+            .cloned()
+    };
+    assert_eq!(
+        rel("service-desc").expect("service-desc")["type"],
+        "application/vnd.oai.openapi+json;version=3.0"
+    );
+    assert!(rel("data").is_some() && rel("conformance").is_some() && rel("service-doc").is_some());
+
+    let (_, conf) = get(&format!("{}/conformance", s.base));
+    let classes: Vec<&str> = conf["conformsTo"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(Json::as_str)
+        .collect();
+    for c in ["core", "geojson", "oas30"] {
+        assert!(
+            classes.iter().any(|x| x.ends_with(&format!("/conf/{c}"))),
+            "{c}"
+        );
+    }
+
+    let resp = fetch(&format!("{}/api", s.base));
+    assert_eq!(
+        resp.header("content-type"),
+        Some("application/vnd.oai.openapi+json;version=3.0")
+    );
+    let api: Json = resp.into_json().expect("json");
+    assert!(api["openapi"]
+        .as_str()
+        .is_some_and(|v| v.starts_with("3.0")));
+    assert_eq!(
+        api["components"]["parameters"]["limit"]["schema"]["default"],
+        10
+    );
+    assert_eq!(
+        api["components"]["parameters"]["limit"]["schema"]["maximum"],
+        10000
+    );
+    let params = api["paths"]["/collections/traffic-counts-malmo-lund-synthetic/items"]["get"]
+        ["parameters"]
+        .as_array()
+        .expect("concrete items path");
+    let names: Vec<&str> = params.iter().filter_map(|p| p["name"].as_str()).collect();
+    for n in ["bbox", "datetime", "limit", "kommun", "adt", "matdatum"] {
+        assert!(names.contains(&n), "{n} missing from {names:?}");
+    }
+    let html = fetch(&format!("{}/api.html", s.base));
+    assert!(html.content_type().starts_with("text/html"));
+    let text = html.into_string().expect("html");
+    assert!(
+        text.contains("/collections/traffic-counts-malmo-lund-synthetic/items")
+            && !text.contains("<script")
+    );
+
+    // The committed document is the one the server makes for the demo data.
+    let committed: Json = serde_json::from_str(
+        &std::fs::read_to_string(repo().join("openapi/openapi.json"))
+            .expect("openapi/openapi.json"),
+    )
+    .expect("json");
+    let mut served = api.clone();
+    served["servers"][0]["url"] = Json::String("http://localhost:8080".into());
+    if std::env::var("HAMN_UPDATE_OPENAPI").as_deref() == Ok("1") {
+        std::fs::write(
+            repo().join("openapi/openapi.json"),
+            serde_json::to_string_pretty(&served).expect("json") + "\n",
+        )
+        .expect("write");
+    } else {
+        assert!(committed == served, "openapi/openapi.json is stale: run HAMN_UPDATE_OPENAPI=1 cargo test --test features documents");
+    }
+
+    let (status, q) = get(&format!(
+        "{}/collections/traffic-counts-malmo-lund-synthetic/queryables",
+        s.base
+    ));
+    assert_eq!(status, 200);
+    assert_eq!(q["properties"]["adt"]["type"], "integer");
+    assert_eq!(q["properties"]["matdatum"]["format"], "date");
+    assert_eq!(q["properties"]["kommun"]["type"], "string");
+}
+
+#[tokio::test]
+async fn items_match_the_stored_data() {
+    let (s, dir) = demo_server();
+    let store = hamn::store::embedded::EmbeddedStore::open(dir.path()).expect("store");
+    use hamn::store::Store;
+    let entry = store
+        .get(&id("traffic-counts-malmo-lund-synthetic"))
+        .await
+        .expect("get")
+        .expect("entry");
+    let stored = store.features(&entry.id).await.expect("features");
+    let url = format!("{}/collections/{}/items", s.base, entry.id);
+
+    let (_, first) = get(&url);
+    assert_eq!(first["numberReturned"], 10, "default limit");
+    assert_eq!(first["numberMatched"], stored.len());
+    assert_eq!(first["type"], "FeatureCollection");
+    assert!(first["timeStamp"].as_str().is_some());
+
+    let kommun = entry
+        .attributes
+        .iter()
+        .position(|a| a.name == "kommun")
+        .expect("kommun");
+    let datum = entry
+        .attributes
+        .iter()
+        .position(|a| a.name == "matdatum")
+        .expect("matdatum");
+    let lonlat =
+        |f: &hamn::store::StoredFeature| vertices(f.geometry.as_deref().expect("point"))[0];
+
+    // bbox against a brute-force scan of the stored points.
+    for bbox in [
+        [12.95, 55.55, 13.05, 55.62],
+        [13.1, 55.65, 13.3, 55.75],
+        [0.0, 0.0, 1.0, 1.0],
+    ] {
+        let want: HashSet<String> = stored
+            .iter()
+            .filter(|f| {
+                let (x, y) = lonlat(f);
+                x >= bbox[0] && x <= bbox[2] && y >= bbox[1] && y <= bbox[3]
+            })
+            .map(|f| f.id.clone())
+            .collect();
+        let got: HashSet<String> = walk(&format!(
+            "{url}?limit=7&bbox={},{},{},{}",
+            bbox[0], bbox[1], bbox[2], bbox[3]
+        ))
+        .into_iter()
+        .collect();
+        assert_eq!(got, want, "bbox {bbox:?}");
+    }
+
+    // datetime (a closed interval of dates) and an attribute filter, together.
+    let want: HashSet<String> = stored
+        .iter()
+        .filter(|f| matches!(&f.values[kommun], hamn::store::Value::Text(k) if k == "Lund"))
+        .filter(|f| match &f.values[datum] {
+            hamn::store::Value::Date(d) => {
+                d.to_string().as_str() >= "2024-01-01" && d.to_string().as_str() <= "2024-06-30"
+            }
+            _ => false,
+        })
+        .map(|f| f.id.clone())
+        .collect();
+    assert!(!want.is_empty());
+    let got: HashSet<String> = walk(&format!(
+        "{url}?kommun=Lund&datetime=2024-01-01/2024-06-30&limit=5"
+    ))
+    .into_iter()
+    .collect();
+    assert_eq!(got, want);
+    let (_, doc) = get(&format!("{url}?datetime=../2023-12-31&limit=1"));
+    let before_2024 = stored
+        .iter()
+        .filter(|f| matches!(&f.values[datum], hamn::store::Value::Date(d) if d.to_string().as_str() <= "2023-12-31"))
+        .count();
+    assert_eq!(doc["numberMatched"], before_2024);
+
+    // properties= returns only the named attributes.
+    let (_, doc) = get(&format!("{url}?properties=adt,vag&limit=3"));
+    for f in doc["features"].as_array().expect("features") {
+        let keys: Vec<&String> = f["properties"].as_object().expect("props").keys().collect();
+        assert_eq!(keys, ["adt", "vag"]);
+    }
+
+    // A single feature by id, with the stored values.
+    let f = &stored[3];
+    let (status, doc) = get(&format!("{url}/{}", f.id));
+    assert_eq!(status, 200);
+    assert_eq!(doc["id"], f.id.as_str());
+    assert_eq!(doc["properties"]["kommun"], f.values[kommun].to_json());
+    assert!(link(&doc, "self").is_some() && link(&doc, "collection").is_some());
+
+    // Lines: every returned feature's geometry comes near the box; none that intersect is missing.
+    let lines = format!("{}/collections/malmo-miljoparkering/items", s.base);
+    let (_, all) = get(&format!("{lines}?limit=10000"));
+    assert_eq!(all["numberReturned"], 2261);
+    let (_, some) = get(&format!("{lines}?limit=10000&bbox=12.99,55.59,13.0,55.6"));
+    let n = some["numberReturned"].as_u64().expect("n");
+    assert!(n > 0 && n < 2261, "{n}");
+}
+
+#[test]
+fn paging_walks_every_feature_once_and_back() {
+    let (s, _dir) = demo_server();
+    let url = format!("{}/collections/xtrafik-gtfs-stops/items", s.base);
+    let all = walk(&format!("{url}?limit=1000"));
+    assert_eq!(all.len(), 6562);
+    assert_eq!(
+        all.iter().collect::<HashSet<_>>().len(),
+        6562,
+        "no feature twice"
+    );
+    // Offsets give the same order.
+    let (_, page) = get(&format!("{url}?limit=500&offset=1000"));
+    assert_eq!(ids(&page), all[1000..1500]);
+    let prev = link(&page, "prev").expect("prev");
+    let (_, before) = get(&prev);
+    assert_eq!(ids(&before), all[500..1000]);
+    // A prev cursor leads back to the page before.
+    let (_, p1) = get(&format!("{url}?limit=100"));
+    let (_, p2) = get(&link(&p1, "next").expect("next"));
+    let (_, back) = get(&link(&p2, "prev").expect("prev"));
+    assert_eq!(ids(&back), ids(&p1));
+    // Every query parameter survives into the next link.
+    let (_, doc) = get(&format!(
+        "{url}?limit=2&bbox=16.0,60.0,17.5,61.0&location_type=1"
+    ));
+    let next = link(&doc, "next").expect("next");
+    assert!(
+        next.contains("bbox=16.0%2C60.0%2C17.5%2C61.0")
+            && next.contains("location_type=1")
+            && next.contains("limit=2"),
+        "{next}"
+    );
+    // A limit above the maximum is clamped, not refused.
+    let (status, doc) = get(&format!("{url}?limit=1000000"));
+    assert_eq!(status, 200);
+    assert_eq!(doc["numberReturned"], 6562);
+}
+
+#[test]
+fn a_cursor_finishes_its_walk_while_an_ingest_swaps_the_collection() {
+    let (s, dir) = demo_server();
+    let url = format!("{}/collections/harryda-badplatser/items?limit=3", s.base);
+    let (_, p1) = get(&url);
+    let before: Vec<String> = ids(&p1);
+    let next = link(&p1, "next").expect("next");
+    let version = |s: &Server| {
+        get(&format!("{}/collections/harryda-badplatser", s.base)).1["version"]
+            .as_i64()
+            .expect("v")
+    };
+    let v0 = version(&s);
+    // Replace the collection with other data while the client is between pages.
+    let o = hamn_cmd()
+        .args([
+            "--data-dir",
+            &dir.path().display().to_string(),
+            "ingest",
+            &data("synthetic/traffic_counts_malmo_lund_synthetic.geojson"),
+        ])
+        .args(["-c", "harryda-badplatser", "--mode", "replace"])
+        .output()
+        .expect("ingest");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while version(&s) == v0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "server never saw the new version"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let rest = walk(&next);
+    let mut walked = before;
+    walked.extend(rest);
+    assert_eq!(
+        walked.len(),
+        9,
+        "the old version's 9 features, each once: {walked:?}"
+    );
+    assert_eq!(walked.iter().collect::<HashSet<_>>().len(), 9);
+    // A new walk sees the new version.
+    let (_, fresh) = get(&url);
+    assert_eq!(fresh["numberMatched"], 150);
+}
+
+#[test]
+fn bad_requests_are_clear_4xx_and_the_server_keeps_answering() {
+    let (s, _dir) = demo_server();
+    let items = format!(
+        "{}/collections/traffic-counts-malmo-lund-synthetic/items",
+        s.base
+    );
+    let long_digits = "9".repeat(5000);
+    let cases: Vec<(String, u16)> = vec![
+        (format!("{items}?bbox=1,2,3,4,5"), 400),
+        (format!("{items}?bbox=1,2,3"), 400),
+        (format!("{items}?bbox=a,b,c,d"), 400),
+        (format!("{items}?bbox=0,91,1,92"), 400),
+        (format!("{items}?bbox=-181,0,1,1"), 400),
+        (format!("{items}?bbox=0,10,1,5"), 400),
+        (format!("{items}?bbox=0,0,1,1&bbox-crs=EPSG:9999"), 400),
+        (format!("{items}?limit=0"), 400),
+        (format!("{items}?limit=-5"), 400),
+        (format!("{items}?limit=ten"), 400),
+        (format!("{items}?offset=-1"), 400),
+        (format!("{items}?datetime=yesterday"), 400),
+        (format!("{items}?datetime=2024-12-31/2024-01-01"), 400),
+        (
+            format!("{items}?crs=http://www.opengis.net/def/crs/EPSG/0/99999"),
+            400,
+        ),
+        (format!("{items}?colour=red"), 400),
+        (format!("{items}?adt=many"), 400),
+        (format!("{items}?cursor=not-a-cursor"), 400),
+        (format!("{items}?properties=nope"), 400),
+        (format!("{items}?f=xml"), 400),
+        (format!("{items}?limit=1&limit=2"), 400),
+        (format!("{items}?limit=%00"), 400),
+        (format!("{}/collections/nope/items", s.base), 404),
+        (format!("{items}/no-such-feature"), 404),
+        (format!("{items}/1%27%20OR%20%271%27=%271"), 404),
+        (format!("{items}/%00"), 404),
+        (format!("{items}/{long_digits}"), 404),
+        (format!("{}/collections/{long_digits}", s.base), 404),
+        (
+            format!("{}/collections/..%2F..%2Fetc%2Fpasswd", s.base),
+            404,
+        ),
+    ];
+    for (url, want) in cases {
+        let resp = fetch(&url);
+        assert_eq!(resp.status(), want, "{url}");
+        assert_eq!(resp.content_type(), "application/json", "{url}");
+        let body: Json = resp.into_json().expect("json");
+        assert!(
+            body["code"].as_str().is_some() && body["description"].as_str().is_some(),
+            "{url}: {body}"
+        );
+    }
+    // Accept that cannot be met.
+    let resp = ureq::get(&items).set("Accept", "application/xml").call();
+    assert!(matches!(resp, Err(ureq::Error::Status(406, _))));
+    // Other methods.
+    let resp = ureq::post(&items).call();
+    assert!(matches!(resp, Err(ureq::Error::Status(405, _))));
+    let (status, _) = get(&format!("{}/health", s.base));
+    assert_eq!(status, 200);
+}
+
+#[test]
+fn http_caching_cors_compression_options() {
+    let (s, _dir) = demo_server();
+    let url = format!("{}/collections/harryda-badplatser/items?limit=2", s.base);
+    let first = fetch(&url);
+    let etag = first.header("etag").expect("etag").to_string();
+    assert_eq!(first.header("ogc-numbermatched"), Some("9"));
+    assert!(first
+        .header("link")
+        .is_some_and(|l| l.contains("rel=\"next\"")));
+    assert_eq!(
+        first.header("content-crs"),
+        Some("<http://www.opengis.net/def/crs/OGC/1.3/CRS84>")
+    );
+    assert!(first.header("x-request-id").is_some());
+    assert_eq!(first.content_type(), "application/geo+json");
+    let again = ureq::get(&url)
+        .set("If-None-Match", &etag)
+        .call()
+        .expect("304 is not an error");
+    assert_eq!(again.status(), 304);
+    let other = fetch(&format!(
+        "{}/collections/harryda-badplatser/items?limit=3",
+        s.base
+    ));
+    assert_ne!(
+        other.header("etag"),
+        Some(etag.as_str()),
+        "a different query has another ETag"
+    );
+
+    let cors = ureq::get(&url)
+        .set("Origin", "https://example.org")
+        .call()
+        .expect("ok");
+    assert!(cors.header("access-control-allow-origin").is_some());
+
+    let gz = ureq::get(&format!(
+        "{}/collections/xtrafik-gtfs-stops/items?limit=1000",
+        s.base
+    ))
+    .set("Accept-Encoding", "gzip")
+    .call()
+    .expect("ok");
+    assert_eq!(gz.header("content-encoding"), Some("gzip"));
+
+    let opt = ureq::request("OPTIONS", &format!("{}/collections", s.base))
+        .call()
+        .expect("options");
+    assert!(opt.status() == 204 || opt.status() == 200);
+    assert!(opt.header("allow").is_some_and(|a| a.contains("GET")));
+}
+
+fn ogr_available() -> bool {
+    std::process::Command::new("ogrinfo")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// GDAL's OAPIF driver, as QGIS and ogr2ogr users meet the server, on both stores.
+#[tokio::test]
+async fn gdal_reads_every_collection() {
+    assert!(
+        ogr_available(),
+        "ogrinfo (gdal-bin) is needed: scripts/deps.sh installs it"
+    );
+    for store in each_store().await {
+        for (file, extra) in [
+            (
+                data("transit/xtrafik_gtfs_stops.txt"),
+                vec!["--id-field", "stop_id"],
+            ),
+            (data("parking/malmo_miljoparkering.geojson"), vec![]),
+            (data("parking/copenhagen_osm_parking_areas.geojson"), vec![]),
+        ] {
+            let o = store
+                .hamn()
+                .args(["ingest", &file])
+                .args(extra)
+                .output()
+                .expect("ingest");
+            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        }
+        let s = start(&store.args(), &["--no-demo"]);
+        let o = std::process::Command::new("ogrinfo")
+            .args(["-ro", "-q", &format!("OAPIF:{}", s.base)])
+            .output()
+            .expect("ogrinfo");
+        let listing = String::from_utf8_lossy(&o.stdout);
+        for id in [
+            "xtrafik-gtfs-stops",
+            "malmo-miljoparkering",
+            "copenhagen-osm-parking-areas",
+        ] {
+            assert!(listing.contains(id), "{}: {listing}", store.kind);
+        }
+        for (id, count) in [
+            ("xtrafik-gtfs-stops", 6562),
+            ("malmo-miljoparkering", 2261),
+            ("copenhagen-osm-parking-areas", 597),
+        ] {
+            let o = std::process::Command::new("ogrinfo")
+                .args(["-ro", "-so", &format!("OAPIF:{}", s.base), id])
+                .output()
+                .expect("ogrinfo");
+            let text = String::from_utf8_lossy(&o.stdout);
+            assert!(
+                text.contains(&format!("Feature Count: {count}")),
+                "{} {id}: {text}",
+                store.kind
+            );
+        }
+        // ogr2ogr downloads a whole collection over many pages, values intact.
+        let out = tempfile::tempdir().expect("tempdir");
+        let gpkg = out.path().join("stops.gpkg");
+        let o = std::process::Command::new("ogr2ogr")
+            .args([
+                "-f",
+                "GPKG",
+                &gpkg.display().to_string(),
+                &format!("OAPIF:{}", s.base),
+                "xtrafik-gtfs-stops",
+                "-oo",
+                "PAGE_SIZE=1000",
+            ])
+            .output()
+            .expect("ogr2ogr");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let ds = gdal::Dataset::open(&gpkg).expect("open download");
+        let mut layer = ds.layer(0).expect("layer");
+        use gdal::vector::LayerAccess;
+        assert_eq!(layer.feature_count(), 6562, "{}", store.kind);
+        let name_idx = layer.defn().field_index("stop_name").expect("stop_name");
+        let names: HashSet<String> = layer
+            .features()
+            .filter_map(|f| f.field_as_string(name_idx).ok().flatten())
+            .collect();
+        assert!(names.contains("Harmånger torget") && names.contains("Ockelbo Björklunda"));
+        // An attribute filter reaches the server as ?name=value.
+        let o = std::process::Command::new("ogrinfo")
+            .args([
+                "-ro",
+                "-so",
+                &format!("OAPIF:{}", s.base),
+                "xtrafik-gtfs-stops",
+                "-where",
+                "location_type = 1",
+            ])
+            .output()
+            .expect("ogrinfo");
+        let text = String::from_utf8_lossy(&o.stdout);
+        assert!(
+            text.contains("Feature Count: 2232"),
+            "{}: {text}",
+            store.kind
+        );
+    }
+}
