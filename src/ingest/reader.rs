@@ -553,7 +553,11 @@ fn to_wgs84_wkb(
         geom.flatten_to_2d();
     }
     let mut repaired = None;
-    if !geom.is_valid() {
+    let kind = type_name(gdal::vector::geometry_type_flatten(geom.geometry_type()));
+    // Points are valid by construction; asking GEOS costs a conversion per feature, which
+    // dominates the ingest of large point files.
+    let is_point = matches!(kind, "Point" | "MultiPoint");
+    if !is_point && !geom.is_valid() {
         let fixed = geom
             .make_valid(&CslStringList::new())
             .map_err(|_| "invalid geometry that could not be repaired".to_string())?;
@@ -584,28 +588,29 @@ fn to_wgs84_wkb(
     stats.extent = Bbox::expand(stats.extent, [env.MinX, env.MinY, env.MaxX, env.MaxY]);
     stats
         .geometry_types
-        .insert(type_name(&geom.geometry_name()));
+        .insert(type_name(gdal::vector::geometry_type_flatten(geom.geometry_type())).to_string());
     let wkb = geom.wkb().map_err(|e| e.to_string())?;
     Ok(Some((wkb, repaired)))
 }
 
-/// `MULTIPOLYGON` → `MultiPolygon`, as GeoJSON names types.
-fn type_name(ogr: &str) -> String {
-    let lower = ogr.to_ascii_lowercase();
-    for (from, to) in [
-        ("multipolygon", "MultiPolygon"),
-        ("multilinestring", "MultiLineString"),
-        ("multipoint", "MultiPoint"),
-        ("polygon", "Polygon"),
-        ("linestring", "LineString"),
-        ("point", "Point"),
-        ("geometrycollection", "GeometryCollection"),
-    ] {
-        if lower == from {
-            return to.to_string();
-        }
+/// The GeoJSON name of a (flattened) OGR geometry type.
+fn type_name(ty: gdal::vector::OGRwkbGeometryType::Type) -> &'static str {
+    use gdal::vector::OGRwkbGeometryType as T;
+    match ty {
+        T::wkbPoint => "Point",
+        T::wkbLineString => "LineString",
+        T::wkbPolygon => "Polygon",
+        T::wkbMultiPoint => "MultiPoint",
+        T::wkbMultiLineString => "MultiLineString",
+        T::wkbMultiPolygon => "MultiPolygon",
+        T::wkbGeometryCollection => "GeometryCollection",
+        T::wkbCircularString => "CircularString",
+        T::wkbCompoundCurve => "CompoundCurve",
+        T::wkbCurvePolygon => "CurvePolygon",
+        T::wkbMultiCurve => "MultiCurve",
+        T::wkbMultiSurface => "MultiSurface",
+        _ => "Geometry",
     }
-    ogr.to_string()
 }
 
 fn read_value(f: &Feature, idx: usize, kind: AttrType) -> Value {
