@@ -557,3 +557,94 @@ async fn gdal_reads_every_collection() {
         );
     }
 }
+
+/// Part 2: coordinates in SWEREF 99 TM (northing, easting) and EPSG:4326 (latitude, longitude),
+/// and bounding boxes given in them, checked against control points computed with gdaltransform.
+#[test]
+fn coordinates_in_swedish_and_other_crs() {
+    let (s, _dir) = demo_server();
+    let item = format!(
+        "{}/collections/traffic-counts-malmo-lund-synthetic/items/MLM-0001",
+        s.base
+    );
+    // From tests/fixtures/wkt_3006.csv: MLM-0001 is POINT (372129.163 6162346.215) as E N.
+    let (e, n) = (372_129.163, 6_162_346.215);
+    let resp = fetch(&format!(
+        "{item}?crs=http://www.opengis.net/def/crs/EPSG/0/3006"
+    ));
+    assert_eq!(
+        resp.header("content-crs"),
+        Some("<http://www.opengis.net/def/crs/EPSG/0/3006>")
+    );
+    let doc: Json = resp.into_json().expect("json");
+    let c = &doc["geometry"]["coordinates"];
+    let (first, second) = (c[0].as_f64().expect("n"), c[1].as_f64().expect("e"));
+    assert!(
+        (first - n).abs() < 0.01 && (second - e).abs() < 0.01,
+        "northing first: {c}"
+    );
+
+    let control: serde_json::Map<String, Json> = serde_json::from_str(
+        &std::fs::read_to_string(fixture("control_points.json")).expect("read"),
+    )
+    .expect("json");
+    let lonlat = &control["MLM-0001"];
+    let (_, doc) = get(&format!(
+        "{item}?crs=http://www.opengis.net/def/crs/EPSG/0/4326"
+    ));
+    let c = &doc["geometry"]["coordinates"];
+    assert!(
+        (c[0].as_f64().expect("lat") - lonlat[1].as_f64().expect("lat")).abs() < 1e-9,
+        "latitude first: {c}"
+    );
+    assert!((c[1].as_f64().expect("lon") - lonlat[0].as_f64().expect("lon")).abs() < 1e-9);
+
+    // A 10 m box in SWEREF 99 TM, northing first, finds the point.
+    let items = format!(
+        "{}/collections/traffic-counts-malmo-lund-synthetic/items",
+        s.base
+    );
+    let (status, doc) = get(&format!(
+        "{items}?bbox-crs=http://www.opengis.net/def/crs/EPSG/0/3006&bbox={},{},{},{}",
+        n - 5.0,
+        e - 5.0,
+        n + 5.0,
+        e + 5.0
+    ));
+    assert_eq!(status, 200);
+    assert_eq!(ids(&doc), ["MLM-0001"]);
+    // The same box with the axes the wrong way round finds nothing (it lies far away).
+    let (status, doc) = get(&format!(
+        "{items}?bbox-crs=http://www.opengis.net/def/crs/EPSG/0/3006&bbox={},{},{},{}",
+        e - 5.0,
+        n - 5.0,
+        e + 5.0,
+        n + 5.0
+    ));
+    assert!(status == 400 || doc["numberMatched"] == 0, "{status} {doc}");
+    // Pages in another CRS, with the list of offered CRSs on the collection.
+    let (_, doc) = get(&format!("{items}?crs=EPSG:3008&limit=5"));
+    assert_eq!(doc["numberReturned"], 5);
+    let (_, coll) = get(&format!(
+        "{}/collections/traffic-counts-malmo-lund-synthetic",
+        s.base
+    ));
+    let offered: Vec<&str> = coll["crs"]
+        .as_array()
+        .expect("crs")
+        .iter()
+        .filter_map(Json::as_str)
+        .collect();
+    for c in [
+        "http://www.opengis.net/def/crs/OGC/1.3/CRS84",
+        "http://www.opengis.net/def/crs/EPSG/0/3006",
+        "http://www.opengis.net/def/crs/EPSG/0/3008",
+        "http://www.opengis.net/def/crs/EPSG/0/3857",
+    ] {
+        assert!(offered.contains(&c), "{c}");
+    }
+    assert_eq!(
+        coll["storageCrs"],
+        "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
+    );
+}

@@ -31,7 +31,7 @@ pub fn collection_json(entry: &CatalogEntry, base: &str) -> Json {
         "description": entry.meta.description,
         "keywords": entry.meta.keywords,
         "itemType": "feature",
-        "crs": [CRS84],
+        "crs": crate::crs::Crs::all_uris(),
         "storageCrs": CRS84,
         "itemCount": entry.feature_count,
         "version": entry.version,

@@ -10,8 +10,9 @@ use chrono::{DateTime, NaiveDate, Utc};
 use super::collections::{fxhash, snapshot};
 use super::params::Params;
 use super::{
-    base_url, etag_check, negotiate, not_modified, quote, ApiError, AppState, CRS84, GEOJSON, JSON,
+    base_url, etag_check, negotiate, not_modified, quote, ApiError, AppState, GEOJSON, JSON,
 };
+use crate::crs::{self, Crs};
 use crate::engine::snapshot::{feature_json, parse_value, Equals, Interval};
 use crate::engine::{Query, Snapshot, Start};
 
@@ -27,8 +28,8 @@ pub(super) const ITEM_PARAMS: &[&str] = &[
     "crs",
 ];
 
-/// Parses `bbox`: 4 or 6 numbers in CRS84 (or EPSG:4326 with `bbox-crs`). A box whose west edge
-/// is east of its east edge crosses the antimeridian and becomes two.
+/// Parses `bbox`: 4 or 6 numbers in CRS84, or in `bbox-crs` with that CRS's axis order. A box
+/// whose west edge is east of its east edge crosses the antimeridian and becomes two.
 pub fn parse_bbox(text: &str, crs: Option<&str>) -> Result<Vec<[f64; 4]>, ApiError> {
     let bad = |why: &str| ApiError::BadRequest(format!("bbox={}: {why}", quote(text)));
     let nums: Vec<f64> = text
@@ -41,16 +42,24 @@ pub fn parse_bbox(text: &str, crs: Option<&str>) -> Result<Vec<[f64; 4]>, ApiErr
         6 => [nums[0], nums[1], nums[3], nums[4]],
         n => return Err(bad(&format!("expected 4 or 6 numbers, got {n}"))),
     };
+    let crs = match crs {
+        None => Crs::Crs84,
+        Some(c) => Crs::parse(c).ok_or_else(|| {
+            ApiError::BadRequest(format!(
+                "bbox-crs={} is not offered; see the collection's crs list",
+                quote(c)
+            ))
+        })?,
+    };
     match crs {
-        None => {}
-        Some(c) if c == CRS84 => {}
-        // EPSG:4326 lists latitude first (its axis order).
-        Some("http://www.opengis.net/def/crs/EPSG/0/4326") => b = [b[1], b[0], b[3], b[2]],
-        Some(other) => {
-            return Err(ApiError::BadRequest(format!(
-                "bbox-crs={} is not supported; use {CRS84} or http://www.opengis.net/def/crs/EPSG/0/4326",
-                quote(other)
-            )))
+        Crs::Crs84 => {}
+        // Latitude first; swapped here rather than by PROJ so antimeridian boxes stay as given.
+        Crs::Epsg(4326) => b = [b[1], b[0], b[3], b[2]],
+        projected => {
+            if b[0] > b[2] || b[1] > b[3] {
+                return Err(bad("the minimum corner is above the maximum corner"));
+            }
+            b = crs::bbox_to_crs84(b, projected).map_err(|e| bad(&e.to_string()))?;
         }
     }
     let [w, s, e, n] = b;
@@ -191,19 +200,49 @@ impl Cursor {
     }
 }
 
-fn check_crs(q: &Params) -> Result<(), ApiError> {
+/// The response CRS from `crs=`, CRS84 by default.
+fn response_crs(q: &Params) -> Result<Crs, ApiError> {
     match q.get("crs") {
-        None => Ok(()),
-        Some(c) if c == CRS84 => Ok(()),
-        Some(other) => Err(ApiError::BadRequest(format!(
-            "crs={} is not supported; this server offers {CRS84}",
-            quote(other)
-        ))),
+        None => Ok(Crs::Crs84),
+        Some(c) => Crs::parse(c).ok_or_else(|| {
+            ApiError::BadRequest(format!(
+                "crs={} is not offered; see the collection's crs list",
+                quote(c)
+            ))
+        }),
     }
+}
+
+/// A feature's JSON in the response CRS: the pre-encoded text for CRS84 with all properties,
+/// else encoded anew.
+fn encode(
+    s: &Snapshot,
+    f: &crate::engine::snapshot::Feature,
+    crs: Crs,
+    selected: Option<&[usize]>,
+) -> Result<String, ApiError> {
+    if crs == Crs::Crs84 && selected.is_none() {
+        return Ok(f.json.to_string());
+    }
+    let geometry = match (&f.geometry, crs) {
+        (Some(g), Crs::Epsg(_)) => Some(
+            crs::from_crs84(g, crs)
+                .map_err(|e| ApiError::BadRequest(format!("feature {}: {e}", quote(&f.id))))?,
+        ),
+        (g, _) => g.clone(),
+    };
+    Ok(feature_json(
+        &s.entry,
+        &f.id,
+        geometry.as_ref(),
+        &f.values,
+        selected,
+    ))
 }
 
 struct ItemsRequest {
     query: Query,
+    crs: Crs,
     limit: usize,
     cursor: Option<Cursor>,
     offset: Option<usize>,
@@ -221,7 +260,7 @@ fn parse_items(q: &Params, s: &Snapshot, state: &AppState) -> Result<ItemsReques
     if let Some(d) = q.get("datetime") {
         query.datetime = Some(parse_datetime(d)?);
     }
-    check_crs(q)?;
+    let crs = response_crs(q)?;
     for (name, value) in q.iter().filter(|(k, _)| !ITEM_PARAMS.contains(k)) {
         // Params::parse_with admitted only attribute names here.
         let Some(i) = attrs.iter().position(|a| a.name == name) else {
@@ -278,6 +317,7 @@ fn parse_items(q: &Params, s: &Snapshot, state: &AppState) -> Result<ItemsReques
     };
     Ok(ItemsRequest {
         query,
+        crs,
         limit,
         cursor,
         offset,
@@ -427,7 +467,7 @@ pub async fn items(
 
     let mut resp = HttpResponse::Ok();
     resp.insert_header((header::CONTENT_TYPE, GEOJSON))
-        .insert_header(("Content-Crs", format!("<{CRS84}>")))
+        .insert_header(("Content-Crs", format!("<{}>", r.crs.uri())))
         .insert_header(("OGC-NumberMatched", page.matched.to_string()))
         .insert_header(("OGC-NumberReturned", page.items.len().to_string()))
         .insert_header((header::ETAG, etag))
@@ -447,7 +487,7 @@ pub async fn item(
     let s = snapshot(&state, &collection)?;
     let q = Params::parse(req.query_string(), &["f", "crs"])?;
     negotiate(&req, q.get("f"))?;
-    check_crs(&q)?;
+    let crs = response_crs(&q)?;
     let f = s.get(&feature).ok_or_else(|| {
         ApiError::NotFound(format!(
             "no feature {} in collection {}",
@@ -479,12 +519,12 @@ pub async fn item(
             JSON
         ),
     ]);
-    // The pre-encoded feature ends with '}': add the links before it.
-    let json = &f.json[..f.json.len() - 1];
-    let body = format!("{json},\"links\":{links}}}");
+    // The feature's JSON ends with '}': add the links before it.
+    let json = encode(&s, f, crs, None)?;
+    let body = format!("{},\"links\":{links}}}", &json[..json.len() - 1]);
     Ok(HttpResponse::Ok()
         .insert_header((header::CONTENT_TYPE, GEOJSON))
-        .insert_header(("Content-Crs", format!("<{CRS84}>")))
+        .insert_header(("Content-Crs", format!("<{}>", crs.uri())))
         .insert_header((header::ETAG, etag))
         .insert_header((header::CACHE_CONTROL, "no-cache"))
         .body(body))

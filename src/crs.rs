@@ -1,0 +1,180 @@
+//! Coordinate reference systems offered by the API (OGC API – Features Part 2): which ones, their
+//! URIs, and transformations from and to the stored CRS84, done by the PROJ that GDAL links.
+//!
+//! Axis order follows each CRS's EPSG definition, as Part 2 requires: EPSG:4326 is
+//! latitude/longitude, SWEREF 99 TM and its zones are northing/easting, CRS84 stays
+//! longitude/latitude. GDAL's authority-compliant axis mapping gives exactly that.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+use gdal::spatial_ref::{AxisMappingStrategy, CoordTransform, SpatialRef};
+use geo::MapCoords;
+
+pub const CRS84: &str = "http://www.opengis.net/def/crs/OGC/1.3/CRS84";
+const EPSG_PREFIX: &str = "http://www.opengis.net/def/crs/EPSG/0/";
+
+/// EPSG codes offered besides CRS84: WGS 84, SWEREF 99 TM and its 12 local zones, RT 90 2.5 gon V,
+/// Web Mercator.
+pub const EPSG_CODES: &[u32] = &[
+    4326, 3006, 3007, 3008, 3009, 3010, 3011, 3012, 3013, 3014, 3015, 3016, 3017, 3018, 3021, 3857,
+];
+
+/// A CRS the API can serve.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Crs {
+    Crs84,
+    Epsg(u32),
+}
+
+impl Crs {
+    /// Parses a CRS URI (or the short `EPSG:3006` form); `None` for anything not offered.
+    pub fn parse(text: &str) -> Option<Self> {
+        let t = text.trim();
+        if t == CRS84 || t.eq_ignore_ascii_case("OGC:CRS84") || t == "[OGC:CRS84]" {
+            return Some(Crs::Crs84);
+        }
+        let code = t
+            .strip_prefix(EPSG_PREFIX)
+            .or_else(|| t.strip_prefix("EPSG:"))
+            .or_else(|| t.strip_prefix("[EPSG:").and_then(|r| r.strip_suffix(']')))?;
+        let code: u32 = code.parse().ok()?;
+        EPSG_CODES.contains(&code).then_some(Crs::Epsg(code))
+    }
+
+    pub fn uri(self) -> String {
+        match self {
+            Crs::Crs84 => CRS84.to_string(),
+            Crs::Epsg(c) => format!("{EPSG_PREFIX}{c}"),
+        }
+    }
+
+    /// Every offered CRS, as URIs (for collection documents).
+    pub fn all_uris() -> Vec<String> {
+        std::iter::once(CRS84.to_string())
+            .chain(EPSG_CODES.iter().map(|c| format!("{EPSG_PREFIX}{c}")))
+            .collect()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot transform coordinates: {0}")]
+pub struct CrsError(String);
+
+fn crs84() -> Result<SpatialRef, CrsError> {
+    let mut s = SpatialRef::from_epsg(4326).map_err(|e| CrsError(e.to_string()))?;
+    s.set_axis_mapping_strategy(AxisMappingStrategy::TraditionalGisOrder);
+    Ok(s)
+}
+
+fn epsg(code: u32) -> Result<SpatialRef, CrsError> {
+    let mut s = SpatialRef::from_epsg(code).map_err(|e| CrsError(e.to_string()))?;
+    s.set_axis_mapping_strategy(AxisMappingStrategy::AuthorityCompliant);
+    Ok(s)
+}
+
+thread_local! {
+    /// PROJ transformations are costly to set up and not thread-safe: one set per thread.
+    static TRANSFORMS: RefCell<HashMap<(u32, bool), CoordTransform>> = RefCell::new(HashMap::new());
+}
+
+/// Runs `f` with the transformation CRS84 → `code` (`inverse`: `code` → CRS84).
+fn with_transform<T>(
+    code: u32,
+    inverse: bool,
+    f: impl FnOnce(&CoordTransform) -> T,
+) -> Result<T, CrsError> {
+    TRANSFORMS.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        if !cache.contains_key(&(code, inverse)) {
+            let (a, b) = if inverse {
+                (epsg(code)?, crs84()?)
+            } else {
+                (crs84()?, epsg(code)?)
+            };
+            let ct = CoordTransform::new(&a, &b).map_err(|e| CrsError(e.to_string()))?;
+            cache.insert((code, inverse), ct);
+        }
+        let ct = cache
+            .get(&(code, inverse))
+            .ok_or_else(|| CrsError("transformation cache".into()))?;
+        Ok(f(ct))
+    })
+}
+
+/// A geometry in CRS84 expressed in `crs`, axis order as the CRS defines it.
+pub fn from_crs84(g: &geo::Geometry<f64>, crs: Crs) -> Result<geo::Geometry<f64>, CrsError> {
+    let Crs::Epsg(code) = crs else {
+        return Ok(g.clone());
+    };
+    with_transform(code, false, |ct| {
+        g.try_map_coords(|c| {
+            let (mut x, mut y, mut z) = ([c.x], [c.y], [0.0]);
+            ct.transform_coords(&mut x, &mut y, &mut z)
+                .map_err(|_| CrsError(format!("a coordinate lies outside EPSG:{code}")))?;
+            Ok(geo::coord! { x: x[0], y: y[0] })
+        })
+    })?
+}
+
+/// A bounding box given in `crs` (its axis order) as CRS84 `[west, south, east, north]`.
+pub fn bbox_to_crs84(b: [f64; 4], crs: Crs) -> Result<[f64; 4], CrsError> {
+    let Crs::Epsg(code) = crs else { return Ok(b) };
+    with_transform(code, true, |ct| {
+        ct.transform_bounds(&b, 21)
+            .map_err(|e| CrsError(e.to_string()))
+    })?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_uris_and_short_forms() {
+        assert_eq!(Crs::parse(CRS84), Some(Crs::Crs84));
+        assert_eq!(
+            Crs::parse("http://www.opengis.net/def/crs/EPSG/0/3006"),
+            Some(Crs::Epsg(3006))
+        );
+        assert_eq!(Crs::parse("EPSG:3008"), Some(Crs::Epsg(3008)));
+        assert_eq!(Crs::parse("EPSG:2154"), None);
+        assert_eq!(
+            Crs::parse("http://www.opengis.net/def/crs/EPSG/0/abc"),
+            None
+        );
+    }
+
+    #[test]
+    fn axis_orders_follow_the_epsg_definitions() {
+        let p = geo::Geometry::Point(geo::Point::new(13.0, 55.6));
+        let geo::Geometry::Point(lat_lon) = from_crs84(&p, Crs::Epsg(4326)).expect("4326") else {
+            unreachable!()
+        };
+        assert!((lat_lon.x() - 55.6).abs() < 1e-12 && (lat_lon.y() - 13.0).abs() < 1e-12);
+        let geo::Geometry::Point(ne) = from_crs84(&p, Crs::Epsg(3006)).expect("3006") else {
+            unreachable!()
+        };
+        assert!(
+            ne.x() > 6_000_000.0 && ne.y() < 1_000_000.0,
+            "northing first: {ne:?}"
+        );
+        let geo::Geometry::Point(en) = from_crs84(&p, Crs::Epsg(3857)).expect("3857") else {
+            unreachable!()
+        };
+        assert!(
+            en.x() > 1_000_000.0 && en.x() < 2_000_000.0,
+            "Web Mercator is easting first: {en:?}"
+        );
+        // And back: a box in SWEREF 99 TM (northing, easting) around the point.
+        let b = bbox_to_crs84(
+            [ne.x() - 10.0, ne.y() - 10.0, ne.x() + 10.0, ne.y() + 10.0],
+            Crs::Epsg(3006),
+        )
+        .expect("bbox");
+        assert!(
+            b[0] < 13.0 && b[2] > 13.0 && b[1] < 55.6 && b[3] > 55.6,
+            "{b:?}"
+        );
+    }
+}
