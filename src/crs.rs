@@ -86,18 +86,17 @@ fn with_transform<T>(
 ) -> Result<T, CrsError> {
     TRANSFORMS.with(|cache| {
         let mut cache = cache.borrow_mut();
-        if !cache.contains_key(&(code, inverse)) {
-            let (a, b) = if inverse {
-                (epsg(code)?, crs84()?)
-            } else {
-                (crs84()?, epsg(code)?)
-            };
-            let ct = CoordTransform::new(&a, &b).map_err(|e| CrsError(e.to_string()))?;
-            cache.insert((code, inverse), ct);
-        }
-        let ct = cache
-            .get(&(code, inverse))
-            .ok_or_else(|| CrsError("transformation cache".into()))?;
+        let ct = match cache.entry((code, inverse)) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(v) => {
+                let (a, b) = if inverse {
+                    (epsg(code)?, crs84()?)
+                } else {
+                    (crs84()?, epsg(code)?)
+                };
+                v.insert(CoordTransform::new(&a, &b).map_err(|e| CrsError(e.to_string()))?)
+            }
+        };
         Ok(f(ct))
     })
 }
