@@ -623,8 +623,30 @@ fn coordinates_in_swedish_and_other_crs() {
     ));
     assert!(status == 400 || doc["numberMatched"] == 0, "{status} {doc}");
     // Pages in another CRS, with the list of offered CRSs on the collection.
-    let (_, doc) = get(&format!("{items}?crs=EPSG:3008&limit=5"));
+    let resp = fetch(&format!("{items}?crs=EPSG:3008&limit=5"));
+    assert_eq!(
+        resp.header("content-crs"),
+        Some("<http://www.opengis.net/def/crs/EPSG/0/3008>")
+    );
+    let doc: Json = resp.into_json().expect("json");
     assert_eq!(doc["numberReturned"], 5);
+    for f in doc["features"].as_array().expect("features") {
+        let c = &f["geometry"]["coordinates"];
+        assert!(
+            c[0].as_f64().is_some_and(|n| n > 6_000_000.0),
+            "SWEREF 99 13 30 northing first: {c}"
+        );
+    }
+    let (_, doc) = get(&format!("{items}?crs=EPSG:3006&properties=vag&limit=2"));
+    assert!(doc["features"][0]["geometry"]["coordinates"][0]
+        .as_f64()
+        .is_some_and(|n| n > 6_000_000.0));
+    assert_eq!(
+        doc["features"][0]["properties"]
+            .as_object()
+            .map(|p| p.len()),
+        Some(1)
+    );
     let (_, coll) = get(&format!(
         "{}/collections/traffic-counts-malmo-lund-synthetic",
         s.base

@@ -13,7 +13,7 @@ use super::{
     base_url, etag_check, negotiate, not_modified, quote, ApiError, AppState, GEOJSON, JSON,
 };
 use crate::crs::{self, Crs};
-use crate::engine::snapshot::{feature_json, parse_value, Equals, Interval};
+use crate::engine::snapshot::{feature_json, parse_value, Equals, Geom, Interval};
 use crate::engine::{Query, Snapshot, Start};
 
 pub(super) const ITEM_PARAMS: &[&str] = &[
@@ -226,10 +226,10 @@ fn encode(
     }
     let geometry = match (&f.geometry, crs) {
         (Some(g), Crs::Epsg(_)) => Some(
-            crs::from_crs84(g, crs)
+            crs::from_crs84(&g.to_geo(), crs)
                 .map_err(|e| ApiError::BadRequest(format!("feature {}: {e}", quote(&f.id))))?,
         ),
-        (g, _) => g.clone(),
+        (g, _) => g.as_ref().map(Geom::to_geo),
     };
     Ok(feature_json(
         &s.entry,
@@ -441,15 +441,10 @@ pub async fn items(
             body.push(',');
         }
         let f = &s.features[i as usize];
-        match &r.selected {
-            None => body.push_str(&f.json),
-            Some(sel) => body.push_str(&feature_json(
-                &s.entry,
-                &f.id,
-                f.geometry.as_ref(),
-                &f.values,
-                Some(sel),
-            )),
+        if r.crs == Crs::Crs84 && r.selected.is_none() {
+            body.push_str(&f.json);
+        } else {
+            body.push_str(&encode(&s, f, r.crs, r.selected.as_deref())?);
         }
     }
     body.push_str("],\"numberMatched\":");

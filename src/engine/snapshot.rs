@@ -2,8 +2,6 @@
 //! GeoJSON encoded once, an R-tree over their envelopes, and the values filters compare.
 //! Built from a store's features; never changed after that (a new version is a new snapshot).
 
-use std::collections::HashMap;
-
 use chrono::{DateTime, Utc};
 use geo::{BoundingRect, Intersects};
 use rstar::{RTree, RTreeObject, AABB};
@@ -16,13 +14,37 @@ use crate::store::{StoredFeature, Value};
 #[derive(Debug)]
 pub struct Feature {
     pub fid: i64,
-    pub id: String,
-    pub values: Vec<Value>,
-    pub geometry: Option<geo::Geometry<f64>>,
+    pub id: Box<str>,
+    pub values: Box<[Value]>,
+    pub geometry: Option<Geom>,
     /// The whole GeoJSON Feature, in CRS84, with every property.
     pub json: Box<str>,
     /// Instant of the collection's date/time attribute, for `datetime` queries.
     pub instant: Option<DateTime<Utc>>,
+}
+
+/// A feature's geometry, compact for the common case: a point is two numbers, anything else
+/// a boxed `geo` geometry (a million points would otherwise carry a 56-byte enum each).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Geom {
+    Point(f64, f64),
+    Shape(Box<geo::Geometry<f64>>),
+}
+
+impl Geom {
+    pub fn to_geo(&self) -> geo::Geometry<f64> {
+        match self {
+            Geom::Point(x, y) => geo::Geometry::Point(geo::Point::new(*x, *y)),
+            Geom::Shape(g) => (**g).clone(),
+        }
+    }
+
+    fn from_geo(g: geo::Geometry<f64>) -> Self {
+        match g {
+            geo::Geometry::Point(p) => Geom::Point(p.x(), p.y()),
+            other => Geom::Shape(Box::new(other)),
+        }
+    }
 }
 
 /// An R-tree entry: a feature's envelope and its index in [`Snapshot::features`].
@@ -44,7 +66,8 @@ pub struct Snapshot {
     pub entry: CatalogEntry,
     pub features: Vec<Feature>,
     tree: RTree<Node>,
-    by_id: HashMap<String, u32>,
+    /// Feature indices sorted by id, for lookups by id without a second copy of every id.
+    by_id: Vec<u32>,
 }
 
 /// A filter on one attribute's value.
@@ -92,7 +115,8 @@ fn envelope(g: &geo::Geometry<f64>) -> Option<AABB<[f64; 2]>> {
         .map(|r| AABB::from_corners([r.min().x, r.min().y], [r.max().x, r.max().y]))
 }
 
-/// Writes `{"type":"Feature","id":…,"geometry":…,"properties":{…}}`.
+/// Writes `{"type":"Feature","id":…,"geometry":…,"properties":{…}}`, straight into a string
+/// (this runs once per feature at start-up, so it avoids building a JSON tree first).
 pub fn feature_json(
     entry: &CatalogEntry,
     id: &str,
@@ -100,29 +124,55 @@ pub fn feature_json(
     values: &[Value],
     selected: Option<&[usize]>,
 ) -> String {
-    let mut props = serde_json::Map::new();
+    let mut out = String::with_capacity(128 + values.len() * 24);
+    out.push_str("{\"type\":\"Feature\",\"id\":");
+    out.push_str(&id_json(id).to_string());
+    out.push_str(",\"geometry\":");
+    match geometry {
+        None => out.push_str("null"),
+        Some(geo::Geometry::Point(p)) => {
+            out.push_str("{\"type\":\"Point\",\"coordinates\":[");
+            push_number(&mut out, p.x());
+            out.push(',');
+            push_number(&mut out, p.y());
+            out.push_str("]}");
+        }
+        Some(g) => out.push_str(
+            &serde_json::to_string(&geojson::Geometry::from(g)).unwrap_or_else(|_| "null".into()),
+        ),
+    }
+    out.push_str(",\"properties\":{");
+    let mut first = true;
+    let mut prop = |name: &str, v: &Value| {
+        if !first {
+            out.push(',');
+        }
+        first = false;
+        out.push_str(&Json::String(name.to_string()).to_string());
+        out.push(':');
+        out.push_str(&v.to_json().to_string());
+    };
     match selected {
         Some(sel) => {
             for &i in sel {
-                props.insert(entry.attributes[i].name.clone(), values[i].to_json());
+                prop(&entry.attributes[i].name, &values[i]);
             }
         }
         None => {
             for (a, v) in entry.attributes.iter().zip(values) {
-                props.insert(a.name.clone(), v.to_json());
+                prop(&a.name, v);
             }
         }
     }
-    let geometry = geometry.map_or(Json::Null, |g| {
-        serde_json::to_value(geojson::Geometry::from(g)).unwrap_or(Json::Null)
-    });
-    let doc = serde_json::json!({
-        "type": "Feature",
-        "id": id_json(id),
-        "geometry": geometry,
-        "properties": props,
-    });
-    doc.to_string()
+    out.push_str("}}");
+    out
+}
+
+fn push_number(out: &mut String, v: f64) {
+    match serde_json::Number::from_f64(v) {
+        Some(n) => out.push_str(&n.to_string()),
+        None => out.push_str("null"),
+    }
 }
 
 /// Feature ids that are plain integers are served as JSON numbers, others as strings.
@@ -145,8 +195,27 @@ fn instant(v: &Value) -> Option<DateTime<Utc>> {
     }
 }
 
-/// Parses ISO WKB into a `geo` geometry (through GDAL, which wrote it).
+/// Parses ISO WKB into a `geo` geometry: points directly (most features of large collections
+/// are points), anything else through GDAL, which wrote it.
 pub fn geometry_from_wkb(wkb: &[u8]) -> Option<geo::Geometry<f64>> {
+    if wkb.len() == 21 {
+        let little = wkb[0] == 1;
+        let word = |b: &[u8]| -> Option<[u8; 8]> { b.try_into().ok() };
+        let ty = if little {
+            u32::from_le_bytes(wkb[1..5].try_into().ok()?)
+        } else {
+            u32::from_be_bytes(wkb[1..5].try_into().ok()?)
+        };
+        if ty == 1 {
+            let (x, y) = (word(&wkb[5..13])?, word(&wkb[13..21])?);
+            let (x, y) = if little {
+                (f64::from_le_bytes(x), f64::from_le_bytes(y))
+            } else {
+                (f64::from_be_bytes(x), f64::from_be_bytes(y))
+            };
+            return Some(geo::Geometry::Point(geo::Point::new(x, y)));
+        }
+    }
     gdal::vector::Geometry::from_wkb(wkb).ok()?.to_geo().ok()
 }
 
@@ -158,7 +227,6 @@ impl Snapshot {
             .and_then(|n| entry.attributes.iter().position(|a| &a.name == n));
         let mut features = Vec::with_capacity(stored.len());
         let mut nodes = Vec::with_capacity(stored.len());
-        let mut by_id = HashMap::with_capacity(stored.len());
         for (i, f) in stored.into_iter().enumerate() {
             let index = u32::try_from(i).unwrap_or(u32::MAX);
             let geometry = f.geometry.as_deref().and_then(geometry_from_wkb);
@@ -167,16 +235,17 @@ impl Snapshot {
             }
             let json =
                 feature_json(&entry, &f.id, geometry.as_ref(), &f.values, None).into_boxed_str();
-            by_id.insert(f.id.clone(), index);
             features.push(Feature {
                 fid: f.fid,
                 instant: datetime_attr.and_then(|a| instant(&f.values[a])),
-                id: f.id,
-                values: f.values,
-                geometry,
+                id: f.id.into_boxed_str(),
+                values: f.values.into_boxed_slice(),
+                geometry: geometry.map(Geom::from_geo),
                 json,
             });
         }
+        let mut by_id: Vec<u32> = (0..features.len() as u32).collect();
+        by_id.sort_unstable_by(|&a, &b| features[a as usize].id.cmp(&features[b as usize].id));
         Self {
             entry,
             features,
@@ -190,7 +259,10 @@ impl Snapshot {
     }
 
     pub fn get(&self, id: &str) -> Option<&Feature> {
-        self.by_id.get(id).map(|&i| &self.features[i as usize])
+        self.by_id
+            .binary_search_by(|&i| (*self.features[i as usize].id).cmp(id))
+            .ok()
+            .map(|pos| &self.features[self.by_id[pos] as usize])
     }
 
     fn matches(&self, f: &Feature, q: &Query) -> bool {
@@ -225,8 +297,8 @@ impl Snapshot {
                 let f = &self.features[node.index as usize];
                 // Envelopes overlap; for anything but a point, check the geometry itself.
                 let exact = match &f.geometry {
-                    Some(geo::Geometry::Point(_)) | None => true,
-                    Some(g) => g.intersects(&rect),
+                    Some(Geom::Point(..)) | None => true,
+                    Some(Geom::Shape(g)) => g.intersects(&rect),
                 };
                 if exact && self.matches(f, q) {
                     out.push(node.index);

@@ -294,23 +294,25 @@ impl Store for PostgisStore {
             "SELECT hamn_fid, hamn_id, ST_AsBinary(geom){cols} FROM {} ORDER BY hamn_fid",
             table_ref(&table)
         );
-        let rows = client.query(&sql, &[]).await?;
-        rows.iter()
-            .map(|r| {
-                let values = entry
-                    .attributes
-                    .iter()
-                    .enumerate()
-                    .map(|(i, a)| read_value(r, i + 3, a.kind))
-                    .collect::<Result<Vec<_>>>()?;
-                Ok(StoredFeature {
-                    fid: r.try_get(0)?,
-                    id: r.try_get(1)?,
-                    geometry: r.try_get(2)?,
-                    values,
-                })
-            })
-            .collect()
+        // Streamed row by row: a large collection is never held twice (as rows and as features).
+        let rows = client.query_raw(&sql, std::iter::empty::<i32>()).await?;
+        futures_util::pin_mut!(rows);
+        let mut out = Vec::with_capacity(usize::try_from(entry.feature_count).unwrap_or(0));
+        while let Some(r) = futures_util::TryStreamExt::try_next(&mut rows).await? {
+            let values = entry
+                .attributes
+                .iter()
+                .enumerate()
+                .map(|(i, a)| read_value(&r, i + 3, a.kind))
+                .collect::<Result<Vec<_>>>()?;
+            out.push(StoredFeature {
+                fid: r.try_get(0)?,
+                id: r.try_get(1)?,
+                geometry: r.try_get(2)?,
+                values,
+            });
+        }
+        Ok(out)
     }
 }
 
