@@ -670,3 +670,56 @@ fn coordinates_in_swedish_and_other_crs() {
         "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
     );
 }
+
+/// Pages for a browser: the same resources as HTML, chosen by Accept or f=html, with no scripts.
+#[test]
+fn html_pages_for_people() {
+    let (s, _dir) = demo_server();
+    let html = |url: &str, accept: Option<&str>| -> String {
+        let mut req = ureq::get(url);
+        if let Some(a) = accept {
+            req = req.set("Accept", a);
+        }
+        let resp = req.call().expect("page");
+        assert!(resp.content_type().starts_with("text/html"), "{url}");
+        let text = resp.into_string().expect("text");
+        assert!(!text.contains("<script"), "{url}: no scripts");
+        text
+    };
+    let browser = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
+    assert!(html(&format!("{}/", s.base), Some(browser)).contains("/collections\""));
+    let list = html(&format!("{}/collections?f=html", s.base), None);
+    for title in ["Miljöparkering", "Traffic counts (ÅDT)", "X-Trafik"] {
+        assert!(list.contains(title), "{title}");
+    }
+    let coll = html(
+        &format!("{}/collections/harryda-badplatser", s.base),
+        Some(browser),
+    );
+    assert!(coll.contains("CC0") && coll.contains("harryda_badplatser.csv"));
+    let items = html(
+        &format!(
+            "{}/collections/copenhagen-osm-parking/items?f=html&limit=5",
+            s.base
+        ),
+        None,
+    );
+    assert!(items.contains("<svg") && (items.contains("<path") || items.contains("<circle")));
+    assert_eq!(
+        items.matches("<tr><td><a href=").count(),
+        5,
+        "one row per feature"
+    );
+    assert!(
+        items.contains("f=html") && items.contains(">next</a>"),
+        "next page stays HTML"
+    );
+    let one = html(
+        &format!("{}/collections/harryda-badplatser/items/1?f=html", s.base),
+        None,
+    );
+    assert!(one.contains("<svg") && one.contains("<circle"));
+    // JSON stays the default for clients that do not ask for HTML.
+    let (status, _) = get(&format!("{}/collections", s.base));
+    assert_eq!(status, 200);
+}

@@ -9,8 +9,8 @@ use serde_json::{json, Value as Json};
 
 use super::params::Params;
 use super::{
-    base_url, etag_check, negotiate, not_modified, quote, ApiError, AppState, CRS84, GEOJSON, JSON,
-    SCHEMA_JSON,
+    base_url, etag_check, negotiate, not_modified, quote, ApiError, AppState, Format, CRS84,
+    GEOJSON, JSON, SCHEMA_JSON,
 };
 use crate::catalog::{AttrType, CatalogEntry, CollectionId};
 use crate::engine::Snapshot;
@@ -66,9 +66,15 @@ pub fn collection_json(entry: &CatalogEntry, base: &str) -> Json {
 
 pub async fn list(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let q = Params::parse(req.query_string(), &["f"])?;
-    negotiate(&req, q.get("f"))?;
+    let format = negotiate(&req, q.get("f"))?;
     let base = base_url(&req);
     let all = state.engine.list();
+    if format == Format::Html {
+        return Ok(super::html::collections(
+            &all.iter().map(|s| &s.entry).collect::<Vec<_>>(),
+            &base,
+        ));
+    }
     let tag: String = all
         .iter()
         .map(|s| format!("{}.{}", s.entry.id, s.version()))
@@ -96,7 +102,9 @@ pub async fn one(
 ) -> Result<HttpResponse, ApiError> {
     let s = snapshot(&state, &path)?;
     let q = Params::parse(req.query_string(), &["f"])?;
-    negotiate(&req, q.get("f"))?;
+    if negotiate(&req, q.get("f"))? == Format::Html {
+        return Ok(super::html::collection(&s.entry, &base_url(&req)));
+    }
     let (etag, fresh) = etag_check(&req, &format!("{}-v{}", s.entry.id, s.version()));
     if fresh {
         return Ok(not_modified(&etag));

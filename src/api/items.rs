@@ -10,7 +10,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use super::collections::{fxhash, snapshot};
 use super::params::Params;
 use super::{
-    base_url, etag_check, negotiate, not_modified, quote, ApiError, AppState, GEOJSON, JSON,
+    base_url, etag_check, negotiate, not_modified, quote, ApiError, AppState, Format, GEOJSON, JSON,
 };
 use crate::crs::{self, Crs};
 use crate::engine::snapshot::{feature_json, parse_value, Equals, Geom, Interval};
@@ -339,7 +339,7 @@ pub async fn items(
     let q = Params::parse_with(req.query_string(), ITEM_PARAMS, |n| {
         attrs.iter().any(|a| a.name == n)
     })?;
-    negotiate(&req, q.get("f"))?;
+    let format = negotiate(&req, q.get("f"))?;
     let r = parse_items(&q, &current, &state)?;
     // A cursor walks the version it began on while the engine still holds it.
     let s = match r.cursor {
@@ -433,6 +433,30 @@ pub async fn items(
         links.push(link(href, "prev", GEOJSON));
     }
 
+    if format == Format::Html {
+        let href = |rel: &str| {
+            links
+                .iter()
+                .find(|l| l["rel"] == rel)
+                .and_then(|l| l["href"].as_str())
+                .map(str::to_string)
+        };
+        return Ok(super::html::items(
+            &super::html::ItemsPage {
+                entry: &s.entry,
+                features: page
+                    .items
+                    .iter()
+                    .map(|&i| &s.features[i as usize])
+                    .collect(),
+                matched: page.matched,
+                next: href("next"),
+                prev: href("prev"),
+            },
+            &base,
+        ));
+    }
+
     // Pre-encoded features are spliced in as they are; only a property selection re-encodes.
     let mut body = String::with_capacity(64 + page.items.len() * 256);
     body.push_str("{\"type\":\"FeatureCollection\",\"features\":[");
@@ -481,7 +505,7 @@ pub async fn item(
     let (collection, feature) = path.into_inner();
     let s = snapshot(&state, &collection)?;
     let q = Params::parse(req.query_string(), &["f", "crs"])?;
-    negotiate(&req, q.get("f"))?;
+    let format = negotiate(&req, q.get("f"))?;
     let crs = response_crs(&q)?;
     let f = s.get(&feature).ok_or_else(|| {
         ApiError::NotFound(format!(
@@ -490,6 +514,9 @@ pub async fn item(
             s.entry.id
         ))
     })?;
+    if format == Format::Html {
+        return Ok(super::html::item(&s.entry, f, &base_url(&req)));
+    }
     let (etag, fresh) = etag_check(
         &req,
         &format!("{}-v{}-{:x}", s.entry.id, s.version(), fxhash(&feature)),

@@ -3,6 +3,7 @@
 //! responses (`ApiError`); it never talks SQL or GDAL itself.
 
 mod collections;
+mod html;
 mod items;
 pub mod openapi;
 pub mod params;
@@ -101,16 +102,19 @@ pub fn base_url(req: &HttpRequest) -> String {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     Json,
+    Html,
 }
 
-/// Content negotiation for JSON resources: `f=json` (or `geojson`) or an `Accept` that takes
-/// JSON, GeoJSON or anything. A request that accepts none of those is answered 406.
+/// Content negotiation: `f=json` (or `geojson`) / `f=html`, else `Accept`: HTML when the client
+/// lists text/html before any JSON type (browsers do), JSON otherwise. A request that accepts
+/// neither is answered 406.
 pub fn negotiate(req: &HttpRequest, f: Option<&str>) -> Result<Format, ApiError> {
     if let Some(f) = f {
         return match f {
             "json" | "geojson" | "application/json" | "application/geo+json" => Ok(Format::Json),
+            "html" | "text/html" => Ok(Format::Html),
             other => Err(ApiError::BadRequest(format!(
-                "unknown format f={}: this server offers json",
+                "unknown format f={}: this server offers json and html",
                 quote(other)
             ))),
         };
@@ -120,28 +124,24 @@ pub fn negotiate(req: &HttpRequest, f: Option<&str>) -> Result<Format, ApiError>
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("*/*");
-    let ok = accept.split(',').any(|part| {
+    for part in accept.split(',') {
         let media = part.split(';').next().unwrap_or("").trim();
-        matches!(
-            media,
-            "" | "*/*"
-                | "application/*"
-                | "application/json"
-                | "application/geo+json"
-                | "application/schema+json"
-                | "application/vnd.oai.openapi+json"
-                | "text/html"
-                | "text/*"
-        )
-    });
-    if ok {
-        Ok(Format::Json)
-    } else {
-        Err(ApiError::NotAcceptable(format!(
-            "cannot answer Accept: {}; this server offers application/json and application/geo+json",
-            quote(accept)
-        )))
+        match media {
+            "text/html" | "application/xhtml+xml" => return Ok(Format::Html),
+            ""
+            | "*/*"
+            | "application/*"
+            | "application/json"
+            | "application/geo+json"
+            | "application/schema+json"
+            | "application/vnd.oai.openapi+json" => return Ok(Format::Json),
+            _ => {}
+        }
     }
+    Err(ApiError::NotAcceptable(format!(
+        "cannot answer Accept: {}; this server offers application/json, application/geo+json and text/html",
+        quote(accept)
+    )))
 }
 
 /// An ETag from the parts that make the response what it is; answers 304 when it matches.
@@ -169,8 +169,11 @@ fn json_response(body: serde_json::Value, content_type: &'static str) -> HttpRes
 
 async fn landing(req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let q = params::Params::parse(req.query_string(), &["f"])?;
-    negotiate(&req, q.get("f"))?;
+    let format = negotiate(&req, q.get("f"))?;
     let base = base_url(&req);
+    if format == Format::Html {
+        return Ok(html::landing(&base));
+    }
     Ok(json_response(
         json!({
             "title": "hamn",
@@ -193,6 +196,7 @@ pub const CONFORMANCE: &[&str] = &[
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/html",
     "http://www.opengis.net/spec/ogcapi-features-2/1.0/conf/crs",
 ];
 
