@@ -214,25 +214,41 @@ hamn_deps_postgis() {
 # browser: chromium (for future browser tests).
 # ---------------------------------------------------------------------------
 hamn_deps_browser() {
-    local b
+    local b have_browser=""
     for b in chromium chromium-browser google-chrome google-chrome-stable; do
         if _hamn_deps_have "$b"; then
-            _hamn_deps_msg "browser: ok ($b)"
-            return 0
+            have_browser=$b
+            break
         fi
     done
-    _hamn_deps_can_apt || {
-        _hamn_deps_msg "please install chromium"
-        return 1
-    }
-    _hamn_deps_apt_update_once || return 1
-    if ! _hamn_deps_apt_offers chromium; then
-        # Ubuntu only has a snap wrapper (chromium-browser), unusable in containers.
-        _hamn_deps_msg "apt offers no 'chromium' package here; install Chromium or Chrome yourself."
-        return 1
+    if [ -z "$have_browser" ] || ! _hamn_deps_have node || ! _hamn_deps_have npm; then
+        _hamn_deps_can_apt || {
+            _hamn_deps_msg "please install chromium, nodejs and npm"
+            return 1
+        }
+        _hamn_deps_apt_update_once || return 1
+        if [ -z "$have_browser" ]; then
+            if ! _hamn_deps_apt_offers chromium; then
+                # Ubuntu only has a snap wrapper (chromium-browser), unusable in containers.
+                _hamn_deps_msg "apt offers no 'chromium' package here; install Chromium or Chrome yourself."
+                return 1
+            fi
+            _hamn_deps_install chromium fonts-liberation || return 1
+        fi
+        if ! _hamn_deps_have node || ! _hamn_deps_have npm; then
+            _hamn_deps_install nodejs npm || return 1
+        fi
     fi
-    _hamn_deps_install chromium fonts-liberation || return 1
-    _hamn_deps_msg "browser: ok (chromium)"
+    # playwright-core drives the installed Chromium (it downloads no browser of its own).
+    local dir
+    dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/tests/browser"
+    if [ ! -d "$dir/node_modules/playwright-core" ]; then
+        (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null) || {
+            _hamn_deps_msg "npm ci in tests/browser failed"
+            return 1
+        }
+    fi
+    _hamn_deps_msg "browser: ok (${have_browser:-chromium}, node $(node --version 2>/dev/null))"
 }
 
 _hamn_deps_usage() {

@@ -62,6 +62,12 @@ pub struct ServeArgs {
     /// Seconds between checks of the store for new collection versions (PostGIS also notifies at once).
     #[arg(long, env = "HAMN_REFRESH_SECONDS", default_value_t = 5)]
     pub refresh_seconds: u64,
+    /// Memory for encoded vector tiles, in MiB (0: no tile cache).
+    #[arg(long, env = "HAMN_TILE_CACHE_MB", default_value_t = 256)]
+    pub tile_cache_mb: u64,
+    /// Most features in one layer of one tile (the first ones in feature order).
+    #[arg(long, env = "HAMN_TILE_MAX_FEATURES", default_value_t = 10_000)]
+    pub tile_max_features: usize,
     /// Worker threads for HTTP [default: one per core].
     #[arg(long, env = "HAMN_WORKERS")]
     pub workers: Option<usize>,
@@ -290,7 +296,15 @@ async fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()> {
         default_limit: 10,
         max_limit: args.max_limit.max(1),
     };
-    let state = actix_web::web::Data::new(crate::api::AppState { engine, limits });
+    let state = actix_web::web::Data::new(crate::api::AppState {
+        engine,
+        limits,
+        tiles: crate::tiles::TileCache::new(args.tile_cache_mb.saturating_mul(1 << 20)),
+        tile_options: crate::tiles::TileOptions {
+            max_features: args.tile_max_features.max(1),
+            ..Default::default()
+        },
+    });
     let mut server = actix_web::HttpServer::new(move || {
         actix_web::App::new()
             .app_data(state.clone())

@@ -15,3 +15,4 @@ pub mod demo;
 pub mod engine;
 pub mod ingest;
 pub mod store;
+pub mod tiles;

@@ -683,7 +683,11 @@ fn html_pages_for_people() {
         let resp = req.call().expect("page");
         assert!(resp.content_type().starts_with("text/html"), "{url}");
         let text = resp.into_string().expect("text");
-        assert!(!text.contains("<script"), "{url}: no scripts");
+        // Scripts only from this server (the map's MapLibre build): nothing from a CDN.
+        for src in text.split("<script src=\"").skip(1) {
+            assert!(src.starts_with(&s.base), "{url}: script from elsewhere: {}", &src[..src.len().min(80)]);
+        }
+        assert!(!text.contains("unpkg") && !text.contains("cdn."), "{url}");
         text
     };
     let browser = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";

@@ -46,6 +46,8 @@ pub fn collection_json(entry: &CatalogEntry, base: &str) -> Json {
             {"href": format!("{base}/collections/{id}"), "rel": "self", "type": JSON, "title": "This collection"},
             {"href": format!("{base}/collections/{id}/items"), "rel": "items", "type": GEOJSON, "title": "Features"},
             {"href": format!("{base}/collections/{id}/queryables"), "rel": "http://www.opengis.net/def/rel/ogc/1.0/queryables", "type": SCHEMA_JSON, "title": "Queryable attributes"},
+            {"href": format!("{base}/collections/{id}/tiles"), "rel": "http://www.opengis.net/def/rel/ogc/1.0/tilesets-vector", "type": JSON, "title": "Vector tiles"},
+            {"href": format!("{base}/collections/{id}/tiles/WebMercatorQuad/tilejson.json"), "rel": "describedby", "type": JSON, "title": "TileJSON for MapLibre"},
         ],
     });
     let mut extent = serde_json::Map::new();
@@ -103,7 +105,16 @@ pub async fn one(
     let s = snapshot(&state, &path)?;
     let q = Params::parse(req.query_string(), &["f"])?;
     if negotiate(&req, q.get("f"))? == Format::Html {
-        return Ok(super::html::collection(&s.entry, &base_url(&req)));
+        let base = base_url(&req);
+        let tilejson = format!(
+            "{base}/collections/{}/tiles/WebMercatorQuad/tilejson.json",
+            s.entry.id
+        );
+        return Ok(super::html::collection(
+            &s.entry,
+            &base,
+            &super::map::block(std::slice::from_ref(&s), &tilejson, &base),
+        ));
     }
     let (etag, fresh) = etag_check(&req, &format!("{}-v{}", s.entry.id, s.version()));
     if fresh {

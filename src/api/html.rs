@@ -40,7 +40,7 @@ pub fn page(title: &str, crumbs: &[(&str, String)], body: &str) -> HttpResponse 
         .body(html)
 }
 
-pub fn landing(base: &str) -> HttpResponse {
+pub fn landing(base: &str, map: &str) -> HttpResponse {
     page(
         "hamn",
         &[],
@@ -48,7 +48,8 @@ pub fn landing(base: &str) -> HttpResponse {
             "<p>Open geodata from Swedish municipalities, served as OGC API – Features.</p><ul>\
              <li><a href=\"{base}/collections\">Collections</a></li>\
              <li><a href=\"{base}/api.html\">API documentation</a> (<a href=\"{base}/api\">OpenAPI 3.0</a>)</li>\
-             <li><a href=\"{base}/conformance\">Conformance classes</a></li></ul>"
+             <li><a href=\"{base}/conformance\">Conformance classes</a></li>\
+             <li><a href=\"{base}/tiles/WebMercatorQuad/tilejson.json\">TileJSON of all collections</a> (for MapLibre, QGIS)</li></ul>{map}"
         ),
     )
 }
@@ -76,7 +77,7 @@ pub fn collections(entries: &[&CatalogEntry], base: &str) -> HttpResponse {
     )
 }
 
-pub fn collection(e: &CatalogEntry, base: &str) -> HttpResponse {
+pub fn collection(e: &CatalogEntry, base: &str, map: &str) -> HttpResponse {
     let id = &e.id;
     let attrs: String = e
         .attributes
@@ -103,7 +104,7 @@ pub fn collection(e: &CatalogEntry, base: &str) -> HttpResponse {
         )
     });
     let body = format!(
-        "<p>{desc}</p><table>\
+        "<p>{desc}</p>{map}<table>\
          <tr><th>features</th><td><a href=\"{base}/collections/{id}/items\">{count}</a></td></tr>\
          <tr><th>publisher</th><td>{publisher}</td></tr><tr><th>licence</th><td>{licence}</td></tr>\
          <tr><th>theme</th><td>{theme}</td></tr><tr><th>keywords</th><td>{keywords}</td></tr>\

@@ -5,8 +5,10 @@
 mod collections;
 mod html;
 mod items;
+mod map;
 pub mod openapi;
 pub mod params;
+pub mod tiles;
 
 use std::sync::Arc;
 
@@ -44,6 +46,8 @@ impl Default for Limits {
 pub struct AppState {
     pub engine: Arc<Engine>,
     pub limits: Limits,
+    pub tiles: crate::tiles::TileCache,
+    pub tile_options: crate::tiles::TileOptions,
 }
 
 /// Every error a handler can return, with its status. The body is always
@@ -167,12 +171,14 @@ fn json_response(body: serde_json::Value, content_type: &'static str) -> HttpRes
         .body(body.to_string())
 }
 
-async fn landing(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+async fn landing(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let q = params::Params::parse(req.query_string(), &["f"])?;
     let format = negotiate(&req, q.get("f"))?;
     let base = base_url(&req);
     if format == Format::Html {
-        return Ok(html::landing(&base));
+        let layers = state.engine.list();
+        let tilejson = format!("{base}/tiles/WebMercatorQuad/tilejson.json");
+        return Ok(html::landing(&base, &map::block(&layers, &tilejson, &base)));
     }
     Ok(json_response(
         json!({
@@ -184,6 +190,8 @@ async fn landing(req: HttpRequest) -> Result<HttpResponse, ApiError> {
                 {"href": format!("{base}/api.html"), "rel": "service-doc", "type": "text/html", "title": "The API documentation"},
                 {"href": format!("{base}/conformance"), "rel": "conformance", "type": JSON, "title": "Conformance classes"},
                 {"href": format!("{base}/collections"), "rel": "data", "type": JSON, "title": "Collections"},
+                {"href": format!("{base}/tiles"), "rel": "http://www.opengis.net/def/rel/ogc/1.0/tilesets-vector", "type": JSON, "title": "Vector tiles of all collections"},
+                {"href": format!("{base}/tileMatrixSets"), "rel": "http://www.opengis.net/def/rel/ogc/1.0/tiling-schemes", "type": JSON, "title": "Tile matrix sets"},
                 {"href": format!("{base}/health"), "rel": "status", "type": JSON, "title": "Health"},
             ]
         }),
@@ -198,6 +206,13 @@ pub const CONFORMANCE: &[&str] = &[
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/html",
     "http://www.opengis.net/spec/ogcapi-features-2/1.0/conf/crs",
+    "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/core",
+    "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/tileset",
+    "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/tilesets-list",
+    "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/geodata-tilesets",
+    "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/dataset-tilesets",
+    "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/mvt",
+    "http://www.opengis.net/spec/tms/2.0/conf/json-tilematrixset",
 ];
 
 async fn conformance(req: HttpRequest) -> Result<HttpResponse, ApiError> {
@@ -270,6 +285,32 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         ))
         .service(resource("/collections/{id}/items", items::items))
         .service(resource("/collections/{id}/items/{feature}", items::item))
+        .service(resource(
+            "/collections/{id}/tiles",
+            tiles::collection_tilesets,
+        ))
+        .service(resource(
+            "/collections/{id}/tiles/{tms}",
+            tiles::collection_tileset,
+        ))
+        .service(resource(
+            "/collections/{id}/tiles/{tms}/tilejson.json",
+            tiles::collection_tilejson,
+        ))
+        .service(resource(
+            "/collections/{id}/tiles/{tms}/{z}/{y}/{x}",
+            tiles::collection_tile,
+        ))
+        .service(resource("/tiles", tiles::dataset_tilesets))
+        .service(resource("/tiles/{tms}", tiles::dataset_tileset))
+        .service(resource(
+            "/tiles/{tms}/tilejson.json",
+            tiles::dataset_tilejson,
+        ))
+        .service(resource("/tiles/{tms}/{z}/{y}/{x}", tiles::dataset_tile))
+        .service(resource("/assets/maplibre-gl/{file}", map::asset))
+        .service(resource("/tileMatrixSets", tiles::tile_matrix_sets))
+        .service(resource("/tileMatrixSets/{tms}", tiles::tile_matrix_set))
         .default_service(web::to(not_found_or_options));
 }
 

@@ -66,6 +66,10 @@ pub struct Snapshot {
     pub entry: CatalogEntry,
     pub features: Vec<Feature>,
     tree: RTree<Node>,
+    /// Where most of the features are: the 1st to 99th percentile of their envelopes' centres.
+    /// Real files carry stray points (at 0,0, or with swapped coordinates); a map fitted to
+    /// this box shows the data instead of the world.
+    pub core_bbox: Option<[f64; 4]>,
     /// Feature indices sorted by id, for lookups by id without a second copy of every id.
     by_id: Vec<u32>,
 }
@@ -244,12 +248,14 @@ impl Snapshot {
                 json,
             });
         }
+        let core_bbox = core_bbox(&nodes);
         let mut by_id: Vec<u32> = (0..features.len() as u32).collect();
         by_id.sort_unstable_by(|&a, &b| features[a as usize].id.cmp(&features[b as usize].id));
         Self {
             entry,
             features,
             tree: RTree::bulk_load(nodes),
+            core_bbox,
             by_id,
         }
     }
@@ -280,7 +286,7 @@ impl Snapshot {
     }
 
     /// The matching features' indices in `fid` order.
-    fn candidates(&self, q: &Query) -> Vec<u32> {
+    pub fn select(&self, q: &Query) -> Vec<u32> {
         if q.bbox.is_empty() {
             return (0..self.features.len() as u32)
                 .filter(|&i| self.matches(&self.features[i as usize], q))
@@ -312,7 +318,7 @@ impl Snapshot {
     }
 
     pub fn query(&self, q: &Query, start: Start, limit: usize) -> Page {
-        let all = self.candidates(q);
+        let all = self.select(q);
         let matched = all.len();
         let fid = |i: u32| self.features[i as usize].fid;
         let (from, to) = match start {
@@ -333,6 +339,27 @@ impl Snapshot {
             has_more: to < matched,
         }
     }
+}
+
+fn core_bbox(nodes: &[Node]) -> Option<[f64; 4]> {
+    if nodes.is_empty() {
+        return None;
+    }
+    let mut xs: Vec<f64> = nodes
+        .iter()
+        .map(|n| (n.env.lower()[0] + n.env.upper()[0]) / 2.0)
+        .collect();
+    let mut ys: Vec<f64> = nodes
+        .iter()
+        .map(|n| (n.env.lower()[1] + n.env.upper()[1]) / 2.0)
+        .collect();
+    xs.sort_by(f64::total_cmp);
+    ys.sort_by(f64::total_cmp);
+    let q = |v: &[f64], p: f64| v[((v.len() - 1) as f64 * p).round() as usize];
+    let (w, s, e, n) = (q(&xs, 0.01), q(&ys, 0.01), q(&xs, 0.99), q(&ys, 0.99));
+    // A single point, or all on a line: give the box some size.
+    let pad = 0.005;
+    Some([w - pad, s - pad, e + pad, n + pad])
 }
 
 fn values_equal(stored: &Value, wanted: &Value) -> bool {

@@ -1,0 +1,391 @@
+//! OGC API – Tiles (vector tiles, WebMercatorQuad), TileJSON 3.0 and plain XYZ URLs: per
+//! collection (`/collections/{id}/tiles/…`) and for the whole dataset with one layer per
+//! collection (`/tiles/…?collections=a,b`). An empty tile is answered `204 No Content`.
+
+use std::sync::Arc;
+
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde_json::{json, Value as Json};
+
+use super::collections::{fxhash, snapshot};
+use super::params::Params;
+use super::{base_url, etag_check, not_modified, quote, ApiError, AppState, JSON};
+use crate::catalog::{AttrType, CollectionId};
+use crate::engine::{Query, Snapshot};
+use crate::tiles::tms::{self, TileId, TMS_ID, TMS_URI};
+
+pub const MVT: &str = "application/vnd.mapbox-vector-tile";
+const MIN_ZOOM: u8 = 0;
+const MAX_ZOOM: u8 = 22;
+
+fn check_tms(tms: &str) -> Result<(), ApiError> {
+    if tms == TMS_ID {
+        Ok(())
+    } else {
+        Err(ApiError::NotFound(format!(
+            "no tile matrix set {}; this server offers {TMS_ID}",
+            quote(tms)
+        )))
+    }
+}
+
+fn json(body: Json) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, JSON))
+        .body(body.to_string())
+}
+
+pub async fn tile_matrix_sets(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    Params::parse(req.query_string(), &["f"])?;
+    let base = base_url(&req);
+    Ok(json(json!({
+        "tileMatrixSets": [{
+            "id": TMS_ID,
+            "title": "Google Maps Compatible for the World",
+            "uri": TMS_URI,
+            "links": [{"href": format!("{base}/tileMatrixSets/{TMS_ID}"), "rel": "self", "type": JSON}],
+        }]
+    })))
+}
+
+pub async fn tile_matrix_set(
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    Params::parse(req.query_string(), &["f"])?;
+    check_tms(&path)?;
+    Ok(json(tms::definition()))
+}
+
+/// The collections a dataset request names (`collections=a,b`), or all.
+fn chosen(state: &AppState, q: &Params) -> Result<Vec<Arc<Snapshot>>, ApiError> {
+    match q.get("collections") {
+        None => Ok(state.engine.list()),
+        Some(list) => list
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .map(|raw| {
+                let id: CollectionId = raw.parse().map_err(|_| {
+                    ApiError::BadRequest(format!("collections: no collection {}", quote(raw)))
+                })?;
+                state.engine.get(&id).ok_or_else(|| {
+                    ApiError::BadRequest(format!("collections: no collection {}", quote(raw)))
+                })
+            })
+            .collect(),
+    }
+}
+
+fn tile_template(base: &str, collection: Option<&str>, query: &str) -> String {
+    let path = match collection {
+        Some(id) => format!("{base}/collections/{id}/tiles/{TMS_ID}/{{z}}/{{y}}/{{x}}"),
+        None => format!("{base}/tiles/{TMS_ID}/{{z}}/{{y}}/{{x}}"),
+    };
+    if query.is_empty() {
+        path
+    } else {
+        format!("{path}?{query}")
+    }
+}
+
+fn field_type(kind: AttrType) -> &'static str {
+    match kind {
+        AttrType::Integer | AttrType::Real => "Number",
+        AttrType::Boolean => "Boolean",
+        _ => "String",
+    }
+}
+
+/// Union of the collections' extents (the world when none has one).
+fn bounds(layers: &[Arc<Snapshot>]) -> [f64; 4] {
+    let mut b: Option<[f64; 4]> = None;
+    for s in layers {
+        if let Some(e) = s.entry.extent {
+            let e = e.0;
+            b = Some(match b {
+                None => e,
+                Some(a) => [
+                    a[0].min(e[0]),
+                    a[1].min(e[1]),
+                    a[2].max(e[2]),
+                    a[3].max(e[3]),
+                ],
+            });
+        }
+    }
+    let [w, s, e, n] = b.unwrap_or([-180.0, -tms::MAX_LAT, 180.0, tms::MAX_LAT]);
+    [
+        w.max(-180.0),
+        s.max(-tms::MAX_LAT),
+        e.min(180.0),
+        n.min(tms::MAX_LAT),
+    ]
+}
+
+/// A zoom at which `b` fits roughly in one 512-pixel view.
+fn fit_zoom(b: [f64; 4]) -> u8 {
+    let span = (b[2] - b[0]).max((b[3] - b[1]) * 1.6).max(1e-6);
+    ((360.0 / span).log2().floor() as i32).clamp(0, 16) as u8
+}
+
+fn tilejson(layers: &[Arc<Snapshot>], base: &str, collection: Option<&str>, query: &str) -> Json {
+    let b = bounds(layers);
+    let name = match (collection, layers.first()) {
+        (Some(_), Some(s)) => s.entry.meta.title.clone(),
+        _ => "hamn".to_string(),
+    };
+    let attribution: Vec<String> = layers
+        .iter()
+        .filter_map(|s| {
+            s.entry
+                .meta
+                .publisher
+                .clone()
+                .map(|p| match &s.entry.meta.licence {
+                    Some(l) => format!("{p} ({l})"),
+                    None => p,
+                })
+        })
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    json!({
+        "tilejson": "3.0.0",
+        "name": name,
+        "scheme": "xyz",
+        "tiles": [tile_template(base, collection, query)],
+        "minzoom": MIN_ZOOM,
+        "maxzoom": MAX_ZOOM,
+        "bounds": b,
+        "center": [(b[0] + b[2]) / 2.0, (b[1] + b[3]) / 2.0, fit_zoom(b)],
+        "attribution": attribution.join("; "),
+        "vector_layers": layers.iter().map(|s| {
+            let fields: serde_json::Map<String, Json> = s.entry.attributes.iter()
+                .map(|a| (a.name.clone(), Json::String(field_type(a.kind).to_string())))
+                .collect();
+            json!({
+                "id": s.entry.id,
+                "description": s.entry.meta.title,
+                "minzoom": MIN_ZOOM,
+                "maxzoom": MAX_ZOOM,
+                "fields": fields,
+                "geometry_types": s.entry.geometry_types,
+            })
+        }).collect::<Vec<_>>(),
+    })
+}
+
+fn tileset(layers: &[Arc<Snapshot>], base: &str, collection: Option<&str>) -> Json {
+    let here = match collection {
+        Some(id) => format!("{base}/collections/{id}/tiles/{TMS_ID}"),
+        None => format!("{base}/tiles/{TMS_ID}"),
+    };
+    let b = bounds(layers);
+    json!({
+        "title": collection.map_or("All collections".to_string(), |c| format!("{c} as vector tiles")),
+        "dataType": "vector",
+        "tileMatrixSetURI": TMS_URI,
+        "crs": "http://www.opengis.net/def/crs/EPSG/0/3857",
+        "boundingBox": {"lowerLeft": [b[0], b[1]], "upperRight": [b[2], b[3]], "crs": crate::crs::CRS84},
+        "layers": layers.iter().map(|s| json!({
+            "id": s.entry.id,
+            "title": s.entry.meta.title,
+            "dataType": "vector",
+            "geometryType": s.entry.geometry_types.first().map(|g| g.to_lowercase()).unwrap_or_default(),
+            "minTileMatrix": MIN_ZOOM.to_string(),
+            "maxTileMatrix": MAX_ZOOM.to_string(),
+        })).collect::<Vec<_>>(),
+        "links": [
+            {"href": here, "rel": "self", "type": JSON},
+            {"href": format!("{base}/tileMatrixSets/{TMS_ID}"), "rel": "http://www.opengis.net/def/rel/ogc/1.0/tiling-scheme", "type": JSON},
+            {"href": format!("{here}/{{tileMatrix}}/{{tileRow}}/{{tileCol}}"), "rel": "item", "type": MVT, "templated": true},
+            {"href": format!("{here}/tilejson.json"), "rel": "describedby", "type": JSON, "title": "TileJSON"},
+        ],
+    })
+}
+
+fn tilesets(base: &str, collection: Option<&str>) -> Json {
+    let here = match collection {
+        Some(id) => format!("{base}/collections/{id}/tiles"),
+        None => format!("{base}/tiles"),
+    };
+    json!({
+        "links": [{"href": here, "rel": "self", "type": JSON}],
+        "tilesets": [{
+            "title": TMS_ID,
+            "dataType": "vector",
+            "tileMatrixSetURI": TMS_URI,
+            "crs": "http://www.opengis.net/def/crs/EPSG/0/3857",
+            "links": [
+                {"href": format!("{here}/{TMS_ID}"), "rel": "self", "type": JSON},
+                {"href": format!("{here}/{TMS_ID}/{{tileMatrix}}/{{tileRow}}/{{tileCol}}"), "rel": "item", "type": MVT, "templated": true},
+            ],
+        }],
+    })
+}
+
+pub async fn collection_tilesets(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let s = snapshot(&state, &path)?;
+    Params::parse(req.query_string(), &["f"])?;
+    Ok(json(tilesets(&base_url(&req), Some(s.entry.id.as_str()))))
+}
+
+pub async fn collection_tileset(
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let (id, tms) = path.into_inner();
+    let s = snapshot(&state, &id)?;
+    check_tms(&tms)?;
+    Params::parse(req.query_string(), &["f"])?;
+    Ok(json(tileset(
+        std::slice::from_ref(&s),
+        &base_url(&req),
+        Some(s.entry.id.as_str()),
+    )))
+}
+
+pub async fn collection_tilejson(
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let (id, tms) = path.into_inner();
+    let s = snapshot(&state, &id)?;
+    check_tms(&tms)?;
+    Params::parse(req.query_string(), &[])?;
+    Ok(json(tilejson(
+        std::slice::from_ref(&s),
+        &base_url(&req),
+        Some(s.entry.id.as_str()),
+        "",
+    )))
+}
+
+pub async fn dataset_tilesets(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    Params::parse(req.query_string(), &["f"])?;
+    Ok(json(tilesets(&base_url(&req), None)))
+}
+
+pub async fn dataset_tileset(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    check_tms(&path)?;
+    let q = Params::parse(req.query_string(), &["f", "collections"])?;
+    Ok(json(tileset(&chosen(&state, &q)?, &base_url(&req), None)))
+}
+
+pub async fn dataset_tilejson(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    check_tms(&path)?;
+    let q = Params::parse(req.query_string(), &["collections"])?;
+    let layers = chosen(&state, &q)?;
+    let query = q.rebuild(&[], &[]);
+    Ok(json(tilejson(&layers, &base_url(&req), None, &query)))
+}
+
+/// Parses `{z}/{y}/{x}`: not a number is 400; outside the tile matrix set is 404.
+fn tile_id(z: &str, y: &str, x: &str) -> Result<TileId, ApiError> {
+    let num = |name: &str, v: &str| -> Result<u32, ApiError> {
+        if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(ApiError::BadRequest(format!(
+                "{name} {}: expected a whole number",
+                quote(v)
+            )));
+        }
+        v.parse::<u32>()
+            .map_err(|_| ApiError::NotFound(format!("{name} {} is outside {TMS_ID}", quote(v))))
+    };
+    let (zv, yv, xv) = (
+        num("tileMatrix", z)?,
+        num("tileRow", y)?,
+        num("tileCol", x)?,
+    );
+    u8::try_from(zv)
+        .ok()
+        .and_then(|z| TileId::new(z, xv, yv))
+        .ok_or_else(|| {
+            ApiError::NotFound(format!(
+                "tile {zv}/{yv}/{xv} is outside {TMS_ID} (zoom 0 to {})",
+                tms::MAX_ZOOM
+            ))
+        })
+}
+
+fn tile_response(
+    req: &HttpRequest,
+    state: &AppState,
+    layers: &[Arc<Snapshot>],
+    tile: TileId,
+) -> HttpResponse {
+    let tag: String = layers
+        .iter()
+        .map(|s| format!("{}.{}", s.entry.id, s.version()))
+        .collect::<Vec<_>>()
+        .join(",");
+    let (etag, fresh) = etag_check(
+        req,
+        &format!("t{:x}-{}-{}-{}", fxhash(&tag), tile.z(), tile.x(), tile.y()),
+    );
+    if fresh {
+        return not_modified(&etag);
+    }
+    let bytes = crate::tiles::render(
+        &state.tiles,
+        layers,
+        tile,
+        state.tile_options,
+        &Query::default(),
+        "",
+    );
+    let mut resp = if bytes.is_empty() {
+        HttpResponse::NoContent()
+    } else {
+        HttpResponse::Ok()
+    };
+    resp.insert_header((header::CONTENT_TYPE, MVT))
+        .insert_header((header::ETAG, etag))
+        .insert_header((header::CACHE_CONTROL, "no-cache"));
+    if bytes.is_empty() {
+        resp.finish()
+    } else {
+        resp.body(bytes)
+    }
+}
+
+pub async fn collection_tile(
+    req: HttpRequest,
+    path: web::Path<(String, String, String, String, String)>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let (id, tms, z, y, x) = path.into_inner();
+    let s = snapshot(&state, &id)?;
+    check_tms(&tms)?;
+    Params::parse(req.query_string(), &["f"])?;
+    let tile = tile_id(&z, &y, &x)?;
+    Ok(tile_response(&req, &state, &[s], tile))
+}
+
+pub async fn dataset_tile(
+    req: HttpRequest,
+    path: web::Path<(String, String, String, String)>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let (tms, z, y, x) = path.into_inner();
+    check_tms(&tms)?;
+    let q = Params::parse(req.query_string(), &["f", "collections"])?;
+    let tile = tile_id(&z, &y, &x)?;
+    let layers = chosen(&state, &q)?;
+    Ok(tile_response(&req, &state, &layers, tile))
+}

@@ -1,0 +1,84 @@
+//! Vector tiles (OGC API – Tiles, TileJSON, XYZ) from the same in-memory snapshots that serve
+//! features: the R-tree finds what meets a tile, `mvt` encodes it, and a memory-bounded cache
+//! keeps encoded tiles. Cache keys name the versions they were made from, so an ingest makes
+//! old entries unreachable at once (they age out under the size bound).
+
+pub mod mvt;
+pub mod tms;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use geozero::mvt::{Message, Tile};
+
+use crate::engine::{Query, Snapshot};
+pub use mvt::TileOptions;
+pub use tms::TileId;
+
+pub struct TileCache {
+    cache: moka::sync::Cache<String, Bytes>,
+}
+
+impl TileCache {
+    /// A cache holding at most `max_bytes` of encoded tiles (0 turns caching off).
+    pub fn new(max_bytes: u64) -> Self {
+        Self {
+            cache: moka::sync::Cache::builder()
+                .max_capacity(max_bytes)
+                .weigher(|k: &String, v: &Bytes| {
+                    u32::try_from(k.len() + v.len()).unwrap_or(u32::MAX)
+                })
+                .build(),
+        }
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.cache.policy().max_capacity() != Some(0)
+    }
+}
+
+/// The cache key: every layer's collection and version, the tile, and the filter.
+fn key(layers: &[Arc<Snapshot>], tile: TileId, filter: &str) -> String {
+    let mut k = String::new();
+    for s in layers {
+        k.push_str(s.entry.id.as_str());
+        k.push('@');
+        k.push_str(&s.version().to_string());
+        k.push(',');
+    }
+    k.push_str(&format!("/{}/{}/{}?{filter}", tile.z(), tile.x(), tile.y()));
+    k
+}
+
+/// Encodes (or takes from the cache) the tile with one layer per snapshot. An empty result
+/// means no feature shows in the tile.
+pub fn render(
+    cache: &TileCache,
+    layers: &[Arc<Snapshot>],
+    tile: TileId,
+    opts: TileOptions,
+    query: &Query,
+    filter_key: &str,
+) -> Bytes {
+    let k = key(layers, tile, filter_key);
+    if cache.enabled() {
+        if let Some(hit) = cache.cache.get(&k) {
+            return hit;
+        }
+    }
+    let encoded = Tile {
+        layers: layers
+            .iter()
+            .filter_map(|s| mvt::layer(s, tile, opts, query))
+            .collect(),
+    };
+    let bytes = if encoded.layers.is_empty() {
+        Bytes::new()
+    } else {
+        Bytes::from(encoded.encode_to_vec())
+    };
+    if cache.enabled() {
+        cache.cache.insert(k, bytes.clone());
+    }
+    bytes
+}

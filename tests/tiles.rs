@@ -1,0 +1,435 @@
+//! Vector tiles over HTTP: decoded and checked against the stored features (nothing missing,
+//! nothing outside the buffered tile, rings wound as MVT wants), read by GDAL's MVT driver,
+//! TileJSON and tile matrix set documents, caching, bad tile addresses, and the map page in
+//! headless Chromium.
+
+mod common;
+
+use std::collections::HashSet;
+
+use common::*;
+use geo::Intersects;
+use geozero::mvt::{Message, Tile};
+use hamn::tiles::TileId;
+use serde_json::Value as Json;
+
+fn demo_server() -> (Server, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = start(
+        &["--data-dir".to_string(), dir.path().display().to_string()],
+        &["--refresh-seconds", "1"],
+    );
+    (server, dir)
+}
+
+fn tile_bytes(url: &str) -> (u16, Vec<u8>) {
+    let resp = fetch(url);
+    let status = resp.status();
+    let mut body = Vec::new();
+    std::io::Read::read_to_end(&mut resp.into_reader(), &mut body).expect("read");
+    (status, body)
+}
+
+/// A decoded MVT geometry: its type and its rings/lines/points in tile coordinates.
+struct Decoded {
+    kind: i32,
+    parts: Vec<Vec<(i64, i64)>>,
+}
+
+/// Decodes MVT geometry commands (MoveTo 1, LineTo 2, ClosePath 7; zigzag parameters).
+fn decode(kind: i32, cmds: &[u32]) -> Decoded {
+    let zig = |v: u32| i64::from((v >> 1) as i32 ^ -((v & 1) as i32));
+    let (mut x, mut y) = (0i64, 0i64);
+    let mut parts: Vec<Vec<(i64, i64)>> = Vec::new();
+    let mut i = 0;
+    while i < cmds.len() {
+        let (id, count) = (cmds[i] & 7, cmds[i] >> 3);
+        i += 1;
+        match id {
+            1 | 2 => {
+                for _ in 0..count {
+                    x += zig(cmds[i]);
+                    y += zig(cmds[i + 1]);
+                    i += 2;
+                    if id == 1 {
+                        parts.push(Vec::new());
+                    }
+                    if let Some(p) = parts.last_mut() {
+                        p.push((x, y));
+                    }
+                }
+            }
+            7 => {}
+            other => panic!("unknown command {other}"),
+        }
+    }
+    Decoded { kind, parts }
+}
+
+fn ring_area(r: &[(i64, i64)]) -> i64 {
+    let n = r.len();
+    (0..n)
+        .map(|i| r[i].0 * r[(i + 1) % n].1 - r[(i + 1) % n].0 * r[i].1)
+        .sum::<i64>()
+}
+
+/// A feature thinner than one unit of the tile grid can collapse when quantised (a point, or a
+/// line for a sliver polygon such as street-side parking); it is dropped as degenerate, as
+/// PostGIS's ST_AsMVTGeom drops it. Everything else must be in the tile.
+fn below_one_unit(g: &geo::Geometry<f64>, tile: TileId) -> bool {
+    use geo::{Area, BoundingRect, MapCoords};
+    if matches!(g, geo::Geometry::Point(_)) {
+        return false;
+    }
+    let unit = tile.span() / 4096.0;
+    let m = g.map_coords(|c| {
+        let (x, y) = hamn::tiles::tms::to_mercator(c.x, c.y);
+        geo::coord! { x: x / unit, y: y / unit }
+    });
+    let Some(b) = m.bounding_rect() else {
+        return true;
+    };
+    let (w, h) = (b.width(), b.height());
+    match g {
+        // Average width: area over the longest extent.
+        geo::Geometry::Polygon(_) | geo::Geometry::MultiPolygon(_) => {
+            m.unsigned_area() / w.max(h).max(1e-9) < 1.5
+        }
+        _ => w < 1.0 && h < 1.0,
+    }
+}
+
+/// Checks one tile of `collection` against the stored features; returns how many it held.
+async fn check_tile(
+    s: &Server,
+    dir: &std::path::Path,
+    collection: &str,
+    z: u8,
+    x: u32,
+    y: u32,
+) -> usize {
+    use hamn::store::Store;
+    let store = hamn::store::embedded::EmbeddedStore::open(dir).expect("store");
+    let stored = store.features(&id(collection)).await.expect("features");
+    let (status, body) = tile_bytes(&format!(
+        "{}/collections/{collection}/tiles/WebMercatorQuad/{z}/{y}/{x}",
+        s.base
+    ));
+    let tile = TileId::new(z, x, y).expect("tile");
+    // Everything that crosses the inner 80% of the tile must be there (a feature that only
+    // grazes an edge may shrink below a pixel and be dropped, as it should).
+    let [w, so, e, n] = tile.lonlat_bounds(0, 4096);
+    let (dx, dy) = ((e - w) * 0.1, (n - so) * 0.1);
+    let inner = geo::Rect::new(
+        geo::coord! { x: w + dx, y: so + dy },
+        geo::coord! { x: e - dx, y: n - dy },
+    );
+    let must: HashSet<u64> = stored
+        .iter()
+        .filter(|f| {
+            f.geometry
+                .as_deref()
+                .and_then(hamn::engine::snapshot::geometry_from_wkb)
+                .is_some_and(|g| g.intersects(&inner) && !below_one_unit(&g, tile))
+        })
+        .map(|f| f.id.parse::<u64>().unwrap_or(f.fid as u64))
+        .collect();
+    if status == 204 {
+        assert!(
+            must.is_empty(),
+            "{collection} {z}/{x}/{y}: empty tile but {} features cross it",
+            must.len()
+        );
+        return 0;
+    }
+    assert_eq!(status, 200);
+    let decoded = Tile::decode(body.as_slice()).expect("valid protobuf");
+    assert_eq!(decoded.layers.len(), 1);
+    let layer = &decoded.layers[0];
+    assert_eq!(layer.name, collection);
+    assert_eq!(layer.version, 2);
+    assert_eq!(layer.extent, Some(4096));
+    let ids: HashSet<u64> = layer.features.iter().filter_map(|f| f.id).collect();
+    let missing: Vec<&u64> = must.difference(&ids).collect();
+    assert!(
+        missing.is_empty(),
+        "{collection} {z}/{x}/{y}: missing {missing:?}"
+    );
+    for f in &layer.features {
+        assert_eq!(f.tags.len() % 2, 0);
+        assert!(f
+            .tags
+            .iter()
+            .step_by(2)
+            .all(|k| (*k as usize) < layer.keys.len()));
+        let g = decode(f.r#type.expect("type"), &f.geometry);
+        assert!(!g.parts.is_empty());
+        for part in &g.parts {
+            for &(px, py) in part {
+                assert!(
+                    (-64..=4160).contains(&px) && (-64..=4160).contains(&py),
+                    "{collection}: ({px},{py}) outside the buffer"
+                );
+            }
+        }
+        match g.kind {
+            2 => assert!(g.parts.iter().all(|l| l.len() >= 2), "degenerate line"),
+            3 => {
+                // The first ring is an exterior: positive area in tile coordinates (clockwise, y down).
+                assert!(
+                    ring_area(&g.parts[0]) > 0,
+                    "exterior ring wound the wrong way"
+                );
+                assert!(
+                    g.parts.iter().all(|r| r.len() >= 3 && ring_area(r) != 0),
+                    "degenerate ring"
+                );
+            }
+            _ => {}
+        }
+    }
+    layer.features.len()
+}
+
+#[tokio::test]
+async fn tiles_hold_every_feature_they_should_and_nothing_else() {
+    let (s, dir) = demo_server();
+    // Malmö's street lines at several zooms, Copenhagen's parking polygons, Viborg's parcels.
+    let mut total = 0;
+    for (collection, lon, lat) in [
+        ("malmo-miljoparkering", 13.0, 55.6),
+        ("copenhagen-osm-parking", 12.57, 55.68),
+        ("viborg-matrikel-jordstykker", 9.43, 56.46),
+        ("traffic-counts-malmo-lund-synthetic", 13.19, 55.70),
+    ] {
+        for z in [10u8, 12, 14, 15] {
+            let (mx, my) = hamn::tiles::tms::to_mercator(lon, lat);
+            let n = f64::from(1u32 << z);
+            let half = hamn::tiles::tms::HALF_WORLD;
+            let x = ((mx + half) / (2.0 * half) * n) as u32;
+            let y = ((half - my) / (2.0 * half) * n) as u32;
+            total += check_tile(&s, dir.path(), collection, z, x, y).await;
+            // And a neighbour, so features crossing tile edges are seen from both sides.
+            total += check_tile(&s, dir.path(), collection, z, x + 1, y).await;
+        }
+    }
+    assert!(total > 1000, "the tiles held {total} features in all");
+}
+
+#[test]
+fn gdal_reads_a_tile_and_the_documents_are_right() {
+    let (s, _dir) = demo_server();
+    let (status, body) = tile_bytes(&format!("{}/tiles/WebMercatorQuad/10/320/548", s.base));
+    assert_eq!(status, 200);
+    let out = tempfile::tempdir().expect("tempdir");
+    let path = out.path().join("tile.mvt");
+    std::fs::write(&path, &body).expect("write");
+    let ds = gdal::Dataset::open(&path).expect("GDAL opens the tile");
+    assert_eq!(ds.driver().short_name(), "MVT");
+    let names: Vec<String> = ds
+        .layers()
+        .map(|l| gdal::vector::LayerAccess::name(&l))
+        .collect();
+    for l in [
+        "malmo-miljoparkering",
+        "traffic-counts-malmo-lund-synthetic",
+        "noise-malmo-lund-synthetic",
+    ] {
+        assert!(names.iter().any(|n| n == l), "{l} not in {names:?}");
+    }
+    // Only the collections asked for.
+    let (_, body) = tile_bytes(&format!(
+        "{}/tiles/WebMercatorQuad/10/320/548?collections=traffic-counts-malmo-lund-synthetic",
+        s.base
+    ));
+    let decoded = Tile::decode(body.as_slice()).expect("decode");
+    assert_eq!(decoded.layers.len(), 1);
+
+    let (_, tj) = get(&format!(
+        "{}/collections/traffic-counts-malmo-lund-synthetic/tiles/WebMercatorQuad/tilejson.json",
+        s.base
+    ));
+    assert_eq!(tj["tilejson"], "3.0.0");
+    let template = tj["tiles"][0].as_str().expect("template");
+    assert!(template.ends_with("/{z}/{y}/{x}"));
+    assert_eq!(
+        tj["vector_layers"][0]["id"],
+        "traffic-counts-malmo-lund-synthetic"
+    );
+    assert_eq!(tj["vector_layers"][0]["fields"]["adt"], "Number");
+    let b = tj["bounds"].as_array().expect("bounds");
+    assert!(b[0].as_f64().expect("w") < 13.0 && b[2].as_f64().expect("e") > 13.2);
+    let url = template
+        .replace("{z}", "10")
+        .replace("{y}", "320")
+        .replace("{x}", "548");
+    assert_eq!(fetch(&url).status(), 200);
+
+    let (_, tms) = get(&format!("{}/tileMatrixSets/WebMercatorQuad", s.base));
+    assert_eq!(tms["tileMatrices"].as_array().map(Vec::len), Some(25));
+    assert_eq!(tms["tileMatrices"][0]["matrixWidth"], 1);
+    let (_, sets) = get(&format!("{}/collections/harryda-badplatser/tiles", s.base));
+    assert!(sets["tilesets"][0]["links"]
+        .as_array()
+        .expect("links")
+        .iter()
+        .any(|l| l["rel"] == "item"));
+    let (_, ts) = get(&format!(
+        "{}/collections/harryda-badplatser/tiles/WebMercatorQuad",
+        s.base
+    ));
+    assert_eq!(ts["dataType"], "vector");
+    let (_, conf) = get(&format!("{}/conformance", s.base));
+    let classes: Vec<&str> = conf["conformsTo"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(Json::as_str)
+        .collect();
+    assert!(classes
+        .iter()
+        .any(|c| c.ends_with("ogcapi-tiles-1/1.0/conf/mvt")));
+    let (_, landing) = get(&format!("{}/", s.base));
+    assert!(landing["links"]
+        .as_array()
+        .expect("links")
+        .iter()
+        .any(|l| l["href"].as_str().is_some_and(|h| h.ends_with("/tiles"))));
+}
+
+#[test]
+fn bad_tile_addresses_and_empty_tiles() {
+    let (s, _dir) = demo_server();
+    let t = format!(
+        "{}/collections/malmo-miljoparkering/tiles/WebMercatorQuad",
+        s.base
+    );
+    for (path, want) in [
+        (format!("{t}/25/0/0"), 404),
+        (format!("{t}/3/8/0"), 404),
+        (format!("{t}/3/0/8"), 404),
+        (format!("{t}/99999999999/0/0"), 404),
+        (format!("{t}/a/0/0"), 400),
+        (format!("{t}/3/-1/0"), 400),
+        (format!("{t}/3/0/1.5"), 400),
+        (
+            format!(
+                "{}/collections/malmo-miljoparkering/tiles/NoSuchTMS/0/0/0",
+                s.base
+            ),
+            404,
+        ),
+        (
+            format!("{}/collections/nope/tiles/WebMercatorQuad/0/0/0", s.base),
+            404,
+        ),
+        (
+            format!("{}/tiles/WebMercatorQuad/0/0/0?collections=nope", s.base),
+            400,
+        ),
+        (format!("{t}/0/0/0?bogus=1"), 400),
+    ] {
+        let resp = fetch(&path);
+        assert_eq!(resp.status(), want, "{path}");
+        assert_eq!(resp.content_type(), "application/json", "{path}");
+    }
+    // A tile in the sea off Africa has nothing: 204, every time.
+    for _ in 0..2 {
+        assert_eq!(fetch(&format!("{t}/10/500/500")).status(), 204);
+    }
+}
+
+#[test]
+fn tile_caching_and_versions() {
+    let (s, dir) = demo_server();
+    // The tile at zoom 10 holding Härryda's bathing sites (about 12.3 E, 57.6 N).
+    let (mx, my) = hamn::tiles::tms::to_mercator(12.3, 57.62);
+    let half = hamn::tiles::tms::HALF_WORLD;
+    let (x, y) = (
+        ((mx + half) / (2.0 * half) * 1024.0) as u32,
+        ((half - my) / (2.0 * half) * 1024.0) as u32,
+    );
+    let url = format!(
+        "{}/collections/harryda-badplatser/tiles/WebMercatorQuad/10/{y}/{x}",
+        s.base
+    );
+    let first = fetch(&url);
+    assert_eq!(first.status(), 200);
+    assert_eq!(first.content_type(), "application/vnd.mapbox-vector-tile");
+    let etag = first.header("etag").expect("etag").to_string();
+    let again = ureq::get(&url)
+        .set("If-None-Match", &etag)
+        .call()
+        .expect("304");
+    assert_eq!(again.status(), 304);
+    let (_, a) = tile_bytes(&url);
+    let (_, b) = tile_bytes(&url);
+    assert_eq!(a, b, "a cached tile is the same tile");
+    // A new version of the collection gives new tiles and a new ETag.
+    let o = hamn_cmd()
+        .args([
+            "--data-dir",
+            &dir.path().display().to_string(),
+            "ingest",
+            &data("synthetic/traffic_counts_malmo_lund_synthetic.geojson"),
+        ])
+        .args(["-c", "harryda-badplatser", "--mode", "replace"])
+        .output()
+        .expect("ingest");
+    assert!(o.status.success());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let r = fetch(&url);
+        if r.header("etag") != Some(etag.as_str()) {
+            assert_eq!(r.status(), 204, "Härryda's tile has none of the new data");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "tile never changed");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+/// The map pages in a real browser: tiles requested, features drawn, a click shows attributes.
+#[test]
+fn map_pages_draw_features_in_a_browser() {
+    let script = repo().join("tests/browser/map.js");
+    let modules = repo().join("tests/browser/node_modules/playwright-core");
+    assert!(
+        modules.exists(),
+        "playwright-core is missing: `bash scripts/deps.sh browser` installs it (the test command does)"
+    );
+    let (s, _dir) = demo_server();
+    for (page, layer_word) in [
+        (format!("{}/?f=html", s.base), ""),
+        (
+            format!(
+                "{}/collections/traffic-counts-malmo-lund-synthetic?f=html",
+                s.base
+            ),
+            "adt",
+        ),
+    ] {
+        let out = std::process::Command::new("node")
+            .arg(&script)
+            .arg(&page)
+            .output()
+            .expect("node");
+        let report: Json = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|_| panic!("{page}: {}", String::from_utf8_lossy(&out.stderr)));
+        assert_eq!(report["errors"], serde_json::json!([]), "{page}");
+        assert!(
+            report["tiles"].as_u64().is_some_and(|n| n > 0),
+            "{page}: no tile requested: {report}"
+        );
+        assert_eq!(report["tileErrors"], 0, "{page}");
+        assert!(
+            report["rendered"].as_u64().is_some_and(|n| n > 0),
+            "{page}: blank map: {report}"
+        );
+        let popup = report["popup"].as_str().unwrap_or_default();
+        assert!(
+            !popup.is_empty() && popup.contains(layer_word),
+            "{page}: popup {popup:?}"
+        );
+    }
+}
