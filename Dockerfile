@@ -14,6 +14,8 @@ WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
 COPY migrations ./migrations
+# MapLibre's build, compiled into the binary (include_bytes!) and served by hamn.
+COPY assets ./assets
 # Dependency caching: BuildKit cache mounts for the registry and target/ (the
 # binary is copied out of the cache mount in the same step).
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
