@@ -685,7 +685,11 @@ fn html_pages_for_people() {
         let text = resp.into_string().expect("text");
         // Scripts only from this server (the map's MapLibre build): nothing from a CDN.
         for src in text.split("<script src=\"").skip(1) {
-            assert!(src.starts_with(&s.base), "{url}: script from elsewhere: {}", &src[..src.len().min(80)]);
+            assert!(
+                src.starts_with(&s.base),
+                "{url}: script from elsewhere: {}",
+                &src[..src.len().min(80)]
+            );
         }
         assert!(!text.contains("unpkg") && !text.contains("cdn."), "{url}");
         text

@@ -2,6 +2,7 @@
 //! lon/lat (reprojected with the PROJ that GDAL links, made valid where GEOS can), and values
 //! coerced to their column types. Runs on a blocking thread; GDAL is not async.
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::BTreeSet;
 use std::sync::Once;
@@ -497,20 +498,23 @@ fn instant(v: &Value) -> Option<DateTime<Utc>> {
     }
 }
 
-fn feature_geometry(f: &Feature, how: &GeometrySource) -> Result<Option<Geometry>, String> {
+fn feature_geometry<'f>(
+    f: &'f Feature,
+    how: &GeometrySource,
+) -> Result<Option<Cow<'f, Geometry>>, String> {
     match how {
         // The crate hands out a geometry with a null handle for "no geometry".
         GeometrySource::Native if !super::gdal_ext::has_geometry(f) => Ok(None),
-        GeometrySource::Native => Ok(f.geometry().cloned()),
+        GeometrySource::Native => Ok(f.geometry().map(Cow::Borrowed)),
         GeometrySource::Wkt(i) => match f.field_as_string(*i).ok().flatten() {
-            Some(text) if !text.trim().is_empty() => {
-                Geometry::from_wkt(text.trim()).map(Some).map_err(|_| {
+            Some(text) if !text.trim().is_empty() => Geometry::from_wkt(text.trim())
+                .map(|g| Some(Cow::Owned(g)))
+                .map_err(|_| {
                     format!(
                         "unreadable WKT: {}",
                         text.chars().take(60).collect::<String>()
                     )
-                })
-            }
+                }),
             _ => Ok(None),
         },
         GeometrySource::Columns { x, y, swap } => match (number(f, *x), number(f, *y)) {
@@ -519,7 +523,7 @@ fn feature_geometry(f: &Feature, how: &GeometrySource) -> Result<Option<Geometry
                 let mut p = Geometry::empty(gdal::vector::OGRwkbGeometryType::wkbPoint)
                     .map_err(|e| e.to_string())?;
                 p.add_point_2d((px, py));
-                Ok(Some(p))
+                Ok(Some(Cow::Owned(p)))
             }
             (None, None) => Ok(None),
             _ => Err("only one of the two coordinates is given".into()),
@@ -533,24 +537,26 @@ type Converted = (Vec<u8>, Option<String>);
 /// Reprojects, drops Z, repairs. `Ok(None)`: an empty geometry (stored as none).
 /// The `Option<String>` in the result says what was repaired.
 fn to_wgs84_wkb(
-    geom: Geometry,
+    geom: Cow<'_, Geometry>,
     transform: Option<&CoordTransform>,
     stats: &mut ReadStats,
 ) -> Result<Option<Converted>, String> {
     if geom.is_empty() {
         return Ok(None);
     }
+    // The feature's own geometry is borrowed; a copy is made only when it must change.
     let mut geom = match transform {
-        Some(ct) => geom
-            .transform(ct)
-            .map_err(|_| "coordinates cannot be transformed from the source CRS".to_string())?,
+        Some(ct) => Cow::Owned(
+            geom.transform(ct)
+                .map_err(|_| "coordinates cannot be transformed from the source CRS".to_string())?,
+        ),
         None => geom,
     };
     if gdal::vector::geometry_type_has_z(geom.geometry_type())
         || gdal::vector::geometry_type_has_m(geom.geometry_type())
     {
         stats.dropped_z = true;
-        geom.flatten_to_2d();
+        geom.to_mut().flatten_to_2d();
     }
     let mut repaired = None;
     let kind = type_name(gdal::vector::geometry_type_flatten(geom.geometry_type()));
@@ -568,7 +574,7 @@ fn to_wgs84_wkb(
             "invalid {} made valid",
             geom.geometry_name().to_lowercase()
         ));
-        geom = fixed;
+        geom = Cow::Owned(fixed);
     }
     let env = geom.envelope();
     if env.MinX < -180.0
