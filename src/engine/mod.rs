@@ -6,6 +6,7 @@
 //! `LISTEN hamn_catalog` (ingests `NOTIFY` on commit), so several server instances stay in step.
 
 pub mod snapshot;
+mod trim;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -117,6 +118,9 @@ impl Engine {
             changed += 1;
         }
         changed += old.keys().filter(|k| !next.contains_key(*k)).count();
+        if changed > 0 {
+            trim::release_free_memory();
+        }
         replaced.retain(|k, _| next.contains_key(k));
         self.previous.store(Arc::new(replaced));
         self.current.store(Arc::new(next));

@@ -653,10 +653,10 @@ fn coerce(raw: FieldValue, kind: AttrType) -> Value {
             Value::DateTime(Utc.from_utc_datetime(&t).fixed_offset())
         }),
         (F::StringValue(s), AttrType::Text) => Value::Text(s),
-        (F::IntegerListValue(v), _) => Value::Json(v.into()),
-        (F::Integer64ListValue(v), _) => Value::Json(v.into()),
-        (F::RealListValue(v), _) => Value::Json(v.into()),
-        (F::StringListValue(v), _) => Value::Json(v.into()),
+        (F::IntegerListValue(v), _) => Value::Json(Box::new(v.into())),
+        (F::Integer64ListValue(v), _) => Value::Json(Box::new(v.into())),
+        (F::RealListValue(v), _) => Value::Json(Box::new(v.into())),
+        (F::StringListValue(v), _) => Value::Json(Box::new(v.into())),
         // A value of another type in a text column (after an append merged schemas).
         (other, AttrType::Text) => Value::Text(match other {
             F::IntegerValue(i) => i.to_string(),

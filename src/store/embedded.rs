@@ -248,7 +248,7 @@ fn get_value(f: &Feature, idx: usize, kind: AttrType) -> Value {
         (AttrType::Json, Some(v)) => v
             .into_string()
             .and_then(|s| serde_json::from_str(&s).ok())
-            .map_or(Value::Null, Value::Json),
+            .map_or(Value::Null, |j| Value::Json(Box::new(j))),
         _ => Value::Null,
     }
 }

@@ -329,10 +329,9 @@ fn read_value(row: &tokio_postgres::Row, idx: usize, kind: AttrType) -> Result<V
         AttrType::DateTime => opt(row.try_get::<_, Option<DateTime<Utc>>>(idx)?, |t| {
             Value::DateTime(t.fixed_offset())
         }),
-        AttrType::Json => opt(
-            row.try_get::<_, Option<serde_json::Value>>(idx)?,
-            Value::Json,
-        ),
+        AttrType::Json => opt(row.try_get::<_, Option<serde_json::Value>>(idx)?, |j| {
+            Value::Json(Box::new(j))
+        }),
     })
 }
 

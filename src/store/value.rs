@@ -16,7 +16,8 @@ pub enum Value {
     Boolean(bool),
     Date(NaiveDate),
     DateTime(DateTime<FixedOffset>),
-    Json(serde_json::Value),
+    /// Boxed: `serde_json::Value` is 72 bytes and would make every value that large.
+    Json(Box<serde_json::Value>),
 }
 
 impl Value {
@@ -31,7 +32,7 @@ impl Value {
             Value::Boolean(b) => J::Bool(*b),
             Value::Date(d) => J::String(d.format("%Y-%m-%d").to_string()),
             Value::DateTime(t) => J::String(t.to_rfc3339()),
-            Value::Json(j) => j.clone(),
+            Value::Json(j) => (**j).clone(),
         }
     }
 }
@@ -63,7 +64,7 @@ impl ToSql for Value {
             Value::Boolean(b) => b.to_sql(ty, out),
             Value::Date(d) => d.to_sql(ty, out),
             Value::DateTime(t) => t.to_sql(ty, out),
-            Value::Json(j) => j.to_sql(ty, out),
+            Value::Json(j) => (**j).to_sql(ty, out),
         }
     }
 
@@ -118,4 +119,17 @@ impl ToSql for Ewkb<'_> {
     }
 
     to_sql_checked!();
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn values_stay_small() {
+        // A million features with a handful of attributes each: every byte here counts.
+        assert!(
+            std::mem::size_of::<super::Value>() <= 32,
+            "{}",
+            std::mem::size_of::<super::Value>()
+        );
+    }
 }
