@@ -208,6 +208,58 @@ impl Bbox {
     }
 }
 
+/// Deepest zoom a collection's tiles may be offered at (WebMercatorQuad ends at 24).
+pub const MAX_ZOOM: u8 = 24;
+
+/// The zoom levels (tile matrices) at which a collection's vector tiles are offered:
+/// `min <= max <= MAX_ZOOM`, checked when made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "(u8, u8)", into = "(u8, u8)")]
+pub struct ZoomRange {
+    min: u8,
+    max: u8,
+}
+
+impl ZoomRange {
+    pub fn new(min: u8, max: u8) -> Result<Self, String> {
+        if min <= max && max <= MAX_ZOOM {
+            Ok(Self { min, max })
+        } else {
+            Err(format!(
+                "zoom range {min}..{max}: need 0 <= min <= max <= {MAX_ZOOM}"
+            ))
+        }
+    }
+    pub fn min(&self) -> u8 {
+        self.min
+    }
+    pub fn max(&self) -> u8 {
+        self.max
+    }
+    pub fn contains(&self, z: u8) -> bool {
+        (self.min..=self.max).contains(&z)
+    }
+}
+
+impl Default for ZoomRange {
+    fn default() -> Self {
+        Self { min: 0, max: 22 }
+    }
+}
+
+impl TryFrom<(u8, u8)> for ZoomRange {
+    type Error = String;
+    fn try_from((min, max): (u8, u8)) -> Result<Self, String> {
+        Self::new(min, max)
+    }
+}
+
+impl From<ZoomRange> for (u8, u8) {
+    fn from(z: ZoomRange) -> Self {
+        (z.min, z.max)
+    }
+}
+
 /// Descriptive metadata a publisher gives for a collection.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Description {
@@ -249,6 +301,9 @@ pub struct CatalogEntry {
     pub temporal_extent: Option<[DateTime<Utc>; 2]>,
     pub created: DateTime<Utc>,
     pub updated: DateTime<Utc>,
+    /// Zoom levels at which the collection is offered as vector tiles.
+    #[serde(default)]
+    pub zoom: ZoomRange,
     /// Changes with every successful ingest; unique across the store, so it never repeats even
     /// when a collection is deleted and made again (it feeds ETags).
     pub version: i64,

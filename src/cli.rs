@@ -126,6 +126,12 @@ pub struct IngestArgs {
     /// Comma-separated keywords.
     #[arg(long, value_delimiter = ',')]
     pub keywords: Vec<String>,
+    /// Lowest zoom at which the collection's vector tiles are offered [default: 0, or as before].
+    #[arg(long, value_parser = clap::value_parser!(u8).range(0..=24))]
+    pub min_zoom: Option<u8>,
+    /// Highest zoom at which the collection's vector tiles are offered [default: 22, or as before].
+    #[arg(long, value_parser = clap::value_parser!(u8).range(0..=24))]
+    pub max_zoom: Option<u8>,
     /// Do not draw a progress bar (it is drawn only on a terminal anyway).
     #[arg(long)]
     pub quiet: bool,
@@ -171,6 +177,7 @@ impl IngestArgs {
                 publisher: self.publisher.clone(),
                 licence: self.licence.clone(),
             },
+            zoom: (self.min_zoom, self.max_zoom),
             allow_gdal_paths,
             progress: !self.quiet && std::io::stderr().is_terminal(),
         }

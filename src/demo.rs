@@ -36,6 +36,8 @@ pub struct DemoCollection {
     pub id_field: Option<String>,
     pub datetime_field: Option<String>,
     pub encoding: Option<String>,
+    pub min_zoom: Option<u8>,
+    pub max_zoom: Option<u8>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -79,6 +81,7 @@ impl DemoCollection {
             id_field: self.id_field.clone(),
             datetime_field: self.datetime_field.clone(),
             encoding: self.encoding.clone(),
+            zoom: (self.min_zoom, self.max_zoom),
             meta: MetaOptions {
                 title: Some(self.title.clone()),
                 description: self.description.clone(),

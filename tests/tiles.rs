@@ -433,3 +433,89 @@ fn map_pages_draw_features_in_a_browser() {
         );
     }
 }
+
+/// Per-collection zoom ranges: given at ingest, kept in the catalog, obeyed by tiles and TileJSON.
+#[tokio::test]
+async fn collections_have_their_own_zoom_ranges() {
+    for store in each_store().await {
+        let o = store
+            .hamn()
+            .args([
+                "ingest",
+                &data("synthetic/traffic_counts_malmo_lund_synthetic.geojson"),
+                "-c",
+                "zoomed",
+            ])
+            .args(["--min-zoom", "10", "--max-zoom", "16"])
+            .output()
+            .expect("ingest");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let o = store
+            .hamn()
+            .args([
+                "ingest",
+                &data("bathing/harryda_badplatser.csv"),
+                "--min-zoom",
+                "9",
+                "--max-zoom",
+                "3",
+            ])
+            .output()
+            .expect("ingest");
+        assert!(
+            !o.status.success() && String::from_utf8_lossy(&o.stderr).contains("zoom range"),
+            "min above max is refused"
+        );
+        let s = start(&store.args(), &["--no-demo"]);
+        let (_, tj) = get(&format!(
+            "{}/collections/zoomed/tiles/WebMercatorQuad/tilejson.json",
+            s.base
+        ));
+        assert_eq!(
+            (tj["minzoom"].as_u64(), tj["maxzoom"].as_u64()),
+            (Some(10), Some(16)),
+            "{}",
+            store.kind
+        );
+        assert_eq!(tj["vector_layers"][0]["minzoom"], 10);
+        let t = format!("{}/collections/zoomed/tiles/WebMercatorQuad", s.base);
+        assert_eq!(
+            fetch(&format!("{t}/9/160/274")).status(),
+            404,
+            "below the range"
+        );
+        assert_eq!(
+            fetch(&format!("{t}/17/0/0")).status(),
+            404,
+            "above the range"
+        );
+        assert_eq!(fetch(&format!("{t}/10/320/548")).status(), 200);
+        // The dataset tile leaves it out below its range.
+        assert_eq!(
+            fetch(&format!("{}/tiles/WebMercatorQuad/9/160/274", s.base)).status(),
+            204
+        );
+        // Re-ingesting without zoom options keeps the range.
+        let o = store
+            .hamn()
+            .args([
+                "ingest",
+                &data("synthetic/traffic_counts_malmo_lund_synthetic.geojson"),
+                "-c",
+                "zoomed",
+                "--mode",
+                "replace",
+                "--force",
+            ])
+            .output()
+            .expect("ingest");
+        assert!(o.status.success());
+        let e = store
+            .store
+            .get(&id("zoomed"))
+            .await
+            .expect("get")
+            .expect("entry");
+        assert_eq!((e.zoom.min(), e.zoom.max()), (10, 16));
+    }
+}

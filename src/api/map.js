@@ -23,11 +23,12 @@
     cfg.layers.forEach(function (l, i) {
       var c = palette[i % palette.length];
       var ids = [l.id + "-fill", l.id + "-line", l.id + "-point"];
-      map.addLayer({ id: ids[0], type: "fill", source: "hamn", "source-layer": l.id,
+      var zooms = { minzoom: l.minzoom, maxzoom: l.maxzoom + 1 };
+      map.addLayer({ id: ids[0], type: "fill", source: "hamn", "source-layer": l.id, minzoom: zooms.minzoom, maxzoom: zooms.maxzoom,
         filter: ["==", ["geometry-type"], "Polygon"], paint: { "fill-color": c, "fill-opacity": 0.3 } });
-      map.addLayer({ id: ids[1], type: "line", source: "hamn", "source-layer": l.id,
+      map.addLayer({ id: ids[1], type: "line", source: "hamn", "source-layer": l.id, minzoom: zooms.minzoom, maxzoom: zooms.maxzoom,
         filter: ["!=", ["geometry-type"], "Point"], paint: { "line-color": c, "line-width": 1.5 } });
-      map.addLayer({ id: ids[2], type: "circle", source: "hamn", "source-layer": l.id,
+      map.addLayer({ id: ids[2], type: "circle", source: "hamn", "source-layer": l.id, minzoom: zooms.minzoom, maxzoom: zooms.maxzoom,
         filter: ["==", ["geometry-type"], "Point"],
         paint: { "circle-color": c, "circle-radius": 4, "circle-stroke-color": "#fff", "circle-stroke-width": 1 } });
       styleLayers[l.id] = ids;

@@ -61,6 +61,8 @@ pub fn block(layers: &[Arc<Snapshot>], tilejson: &str, base: &str) -> String {
             "id": s.entry.id,
             "title": s.entry.meta.title,
             "types": s.entry.geometry_types,
+            "minzoom": s.entry.zoom.min(),
+            "maxzoom": s.entry.zoom.max(),
         })).collect::<Vec<_>>(),
     });
     // `</` cannot end the script early: JSON escapes of '<' keep the config inert inside it.

@@ -16,8 +16,6 @@ use crate::engine::{Query, Snapshot};
 use crate::tiles::tms::{self, TileId, TMS_ID, TMS_URI};
 
 pub const MVT: &str = "application/vnd.mapbox-vector-tile";
-const MIN_ZOOM: u8 = 0;
-const MAX_ZOOM: u8 = 22;
 
 fn check_tms(tms: &str) -> Result<(), ApiError> {
     if tms == TMS_ID {
@@ -150,15 +148,21 @@ fn tilejson(layers: &[Arc<Snapshot>], base: &str, collection: Option<&str>, quer
         .collect::<std::collections::BTreeSet<_>>()
         .into_iter()
         .collect();
+    let minzoom = layers.iter().map(|s| s.entry.zoom.min()).min().unwrap_or(0);
+    let maxzoom = layers
+        .iter()
+        .map(|s| s.entry.zoom.max())
+        .max()
+        .unwrap_or(22);
     json!({
         "tilejson": "3.0.0",
         "name": name,
         "scheme": "xyz",
         "tiles": [tile_template(base, collection, query)],
-        "minzoom": MIN_ZOOM,
-        "maxzoom": MAX_ZOOM,
+        "minzoom": minzoom,
+        "maxzoom": maxzoom,
         "bounds": b,
-        "center": [(b[0] + b[2]) / 2.0, (b[1] + b[3]) / 2.0, fit_zoom(b)],
+        "center": [(b[0] + b[2]) / 2.0, (b[1] + b[3]) / 2.0, fit_zoom(b).clamp(minzoom, maxzoom)],
         "attribution": attribution.join("; "),
         "vector_layers": layers.iter().map(|s| {
             let fields: serde_json::Map<String, Json> = s.entry.attributes.iter()
@@ -167,8 +171,8 @@ fn tilejson(layers: &[Arc<Snapshot>], base: &str, collection: Option<&str>, quer
             json!({
                 "id": s.entry.id,
                 "description": s.entry.meta.title,
-                "minzoom": MIN_ZOOM,
-                "maxzoom": MAX_ZOOM,
+                "minzoom": s.entry.zoom.min(),
+                "maxzoom": s.entry.zoom.max(),
                 "fields": fields,
                 "geometry_types": s.entry.geometry_types,
             })
@@ -193,8 +197,8 @@ fn tileset(layers: &[Arc<Snapshot>], base: &str, collection: Option<&str>) -> Js
             "title": s.entry.meta.title,
             "dataType": "vector",
             "geometryType": s.entry.geometry_types.first().map(|g| g.to_lowercase()).unwrap_or_default(),
-            "minTileMatrix": MIN_ZOOM.to_string(),
-            "maxTileMatrix": MAX_ZOOM.to_string(),
+            "minTileMatrix": s.entry.zoom.min().to_string(),
+            "maxTileMatrix": s.entry.zoom.max().to_string(),
         })).collect::<Vec<_>>(),
         "links": [
             {"href": here, "rel": "self", "type": JSON},
@@ -374,6 +378,14 @@ pub async fn collection_tile(
     check_tms(&tms)?;
     Params::parse(req.query_string(), &["f"])?;
     let tile = tile_id(&z, &y, &x)?;
+    if !s.entry.zoom.contains(tile.z()) {
+        return Err(ApiError::NotFound(format!(
+            "{} has tiles at zoom {} to {} only",
+            s.entry.id,
+            s.entry.zoom.min(),
+            s.entry.zoom.max()
+        )));
+    }
     Ok(tile_response(&req, &state, &[s], tile))
 }
 
@@ -386,6 +398,10 @@ pub async fn dataset_tile(
     check_tms(&tms)?;
     let q = Params::parse(req.query_string(), &["f", "collections"])?;
     let tile = tile_id(&z, &y, &x)?;
-    let layers = chosen(&state, &q)?;
+    // Collections outside their zoom range are left out of the tile.
+    let layers: Vec<Arc<Snapshot>> = chosen(&state, &q)?
+        .into_iter()
+        .filter(|s| s.entry.zoom.contains(tile.z()))
+        .collect();
     Ok(tile_response(&req, &state, &layers, tile))
 }

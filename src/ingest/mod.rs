@@ -88,6 +88,9 @@ pub struct IngestOptions {
     pub datetime_field: Option<String>,
     pub encoding: Option<String>,
     pub meta: MetaOptions,
+    /// Zoom levels for vector tiles: `(min, max)`, either end optional (kept from the previous
+    /// version, else 0 and 22).
+    pub zoom: (Option<u8>, Option<u8>),
     /// The operator's permission to pass GDAL virtual paths and network sources through.
     pub allow_gdal_paths: bool,
     pub progress: bool,
@@ -106,6 +109,7 @@ impl IngestOptions {
             datetime_field: None,
             encoding: None,
             meta: MetaOptions::default(),
+            zoom: (None, None),
             allow_gdal_paths: false,
             progress: false,
         }
@@ -273,6 +277,12 @@ async fn ingest_layer(
         }
     }
 
+    let old_zoom = existing.as_ref().map(|e| e.zoom).unwrap_or_default();
+    let zoom = crate::catalog::ZoomRange::new(
+        opts.zoom.0.unwrap_or(old_zoom.min()),
+        opts.zoom.1.unwrap_or(old_zoom.max()),
+    )
+    .map_err(IngestError::Options)?;
     let p = prepared.clone();
     let read_opts = opts.read.clone();
     let schema = blocking(move || {
@@ -495,6 +505,7 @@ async fn ingest_layer(
         temporal_extent: temporal,
         created: now,
         updated: now,
+        zoom,
         version: 0,
     };
     let stored = sink.commit(entry).await?;

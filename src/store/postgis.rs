@@ -26,10 +26,13 @@ use crate::catalog::{
 };
 
 /// The migrations, in order. Plain SQL files; each runs once, in its own transaction.
-pub const MIGRATIONS: &[(&str, &str)] = &[(
-    "0001_catalog",
-    include_str!("../../migrations/0001_catalog.sql"),
-)];
+pub const MIGRATIONS: &[(&str, &str)] = &[
+    (
+        "0001_catalog",
+        include_str!("../../migrations/0001_catalog.sql"),
+    ),
+    ("0002_zoom", include_str!("../../migrations/0002_zoom.sql")),
+];
 
 /// Key of the advisory lock that serialises migrations between processes.
 const MIGRATION_LOCK: i64 = 0x6861_6d6e_0001;
@@ -149,7 +152,7 @@ async fn apply_migrations(client: &Object) -> Result<Vec<&'static str>> {
 const ENTRY_COLUMNS: &str = "id, title, description, keywords, theme, publisher, licence, \
     source_name, source_sha256, source_layer, source_crs, attributes, geometry_types, id_field, \
     datetime_field, feature_count, extent, temporal_start, temporal_end, created, updated, \
-    version, data_table";
+    version, data_table, min_zoom, max_zoom";
 
 fn entry_from_row(row: &tokio_postgres::Row) -> Result<(CatalogEntry, String)> {
     let corrupt = |reason: String| StoreError::CorruptCatalog {
@@ -191,6 +194,14 @@ fn entry_from_row(row: &tokio_postgres::Row) -> Result<(CatalogEntry, String)> {
         temporal_extent: t0.zip(t1).map(|(a, b)| [a, b]),
         created: row.get("created"),
         updated: row.get("updated"),
+        zoom: {
+            let (a, b): (i16, i16) = (row.get("min_zoom"), row.get("max_zoom"));
+            crate::catalog::ZoomRange::new(
+                u8::try_from(a).unwrap_or(0),
+                u8::try_from(b).unwrap_or(22),
+            )
+            .unwrap_or_default()
+        },
         version: row.get("version"),
     };
     Ok((entry, row.get("data_table")))
@@ -566,14 +577,14 @@ impl IngestSink for PgSink {
             .execute(
                 &format!(
                     "INSERT INTO hamn.collections ({ENTRY_COLUMNS}) VALUES \
-                     ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23) \
+                     ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25) \
                      ON CONFLICT (id) DO UPDATE SET ({ENTRY_COLUMNS}) = \
                      (EXCLUDED.id, EXCLUDED.title, EXCLUDED.description, EXCLUDED.keywords, EXCLUDED.theme, \
                       EXCLUDED.publisher, EXCLUDED.licence, EXCLUDED.source_name, EXCLUDED.source_sha256, \
                       EXCLUDED.source_layer, EXCLUDED.source_crs, EXCLUDED.attributes, EXCLUDED.geometry_types, \
                       EXCLUDED.id_field, EXCLUDED.datetime_field, EXCLUDED.feature_count, EXCLUDED.extent, \
                       EXCLUDED.temporal_start, EXCLUDED.temporal_end, EXCLUDED.created, EXCLUDED.updated, \
-                      EXCLUDED.version, EXCLUDED.data_table)"
+                      EXCLUDED.version, EXCLUDED.data_table, EXCLUDED.min_zoom, EXCLUDED.max_zoom)"
                 ),
                 &[
                     &entry.id.as_str(),
@@ -599,6 +610,8 @@ impl IngestSink for PgSink {
                     &entry.updated,
                     &entry.version,
                     &self.table,
+                    &i16::from(entry.zoom.min()),
+                    &i16::from(entry.zoom.max()),
                 ],
             )
             .await?;
