@@ -201,10 +201,29 @@ pub async fn ingest(
     let input = opts.input.clone();
     let encoding = opts.encoding.clone();
     let allow = opts.allow_gdal_paths;
-    let prepared =
-        Arc::new(blocking(move || source::prepare(&input, encoding.as_deref(), allow)).await?);
-    let p = prepared.clone();
-    let layers = blocking(move || Ok(reader::layer_names(&reader::open(&p)?))).await?;
+    let mut prepared =
+        blocking(move || source::prepare(&input, encoding.as_deref(), allow)).await?;
+    // The SHA-256 pass and GDAL's open (which parses a whole GeoJSON) each read the file; they
+    // run side by side. The dataset opened here is the one the first layer is read from:
+    // opening a large GeoJSON again would parse it again.
+    let hashing = (!source::is_gdal_special(&opts.input)).then(|| {
+        let path = std::path::PathBuf::from(&opts.input);
+        tokio::task::spawn_blocking(move || source::sha256_file(&path))
+    });
+    let gdal_path = prepared.gdal_path.clone();
+    let open_options = prepared.open_options.clone();
+    let name = prepared.name.clone();
+    let (dataset, layers) = blocking(move || {
+        let ds = reader::open_path(&gdal_path, &open_options, &name)?;
+        let names = reader::layer_names(&ds);
+        Ok((ds, names))
+    })
+    .await?;
+    if let Some(h) = hashing {
+        prepared.sha256 = h.await.map_err(|e| IngestError::Task(e.to_string()))??;
+    }
+    let prepared = Arc::new(prepared);
+    let mut dataset = Some(dataset);
     let chosen: Vec<(usize, String)> = match &opts.layer {
         Some(name) => match layers.iter().position(|l| l == name) {
             Some(i) => vec![(i, name.clone())],
@@ -242,7 +261,9 @@ pub async fn ingest(
         } else {
             stem.clone()
         };
-        reports.push(ingest_layer(store, opts, prepared.clone(), index, id, default_title).await?);
+        let ds = dataset.take();
+        reports
+            .push(ingest_layer(store, opts, prepared.clone(), ds, index, id, default_title).await?);
     }
     Ok(reports)
 }
@@ -251,6 +272,7 @@ async fn ingest_layer(
     store: &dyn Store,
     opts: &IngestOptions,
     prepared: Arc<source::PreparedSource>,
+    dataset: Option<gdal::Dataset>,
     layer_index: usize,
     id: CollectionId,
     default_title: String,
@@ -286,7 +308,10 @@ async fn ingest_layer(
     let p = prepared.clone();
     let read_opts = opts.read.clone();
     let schema = blocking(move || {
-        let ds = reader::open(&p)?;
+        let ds = match dataset {
+            Some(ds) => ds,
+            None => reader::open(&p)?,
+        };
         reader::analyse(ds, layer_index, p.kind, &read_opts)
     })
     .await?;

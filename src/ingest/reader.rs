@@ -89,11 +89,20 @@ pub struct ReadOptions {
 }
 
 pub fn open(source: &PreparedSource) -> Result<Dataset, IngestError> {
+    open_path(&source.gdal_path, &source.open_options, &source.name)
+}
+
+/// Opens `gdal_path` as a read-only vector dataset; `name` is what errors call it.
+pub fn open_path(
+    gdal_path: &str,
+    open_options: &[String],
+    name: &str,
+) -> Result<Dataset, IngestError> {
     install_gdal_error_handler();
     take_gdal_errors();
-    let options: Vec<&str> = source.open_options.iter().map(String::as_str).collect();
+    let options: Vec<&str> = open_options.iter().map(String::as_str).collect();
     let ds = Dataset::open_ex(
-        &source.gdal_path,
+        gdal_path,
         DatasetOptions {
             open_flags: GdalOpenFlags::GDAL_OF_VECTOR | GdalOpenFlags::GDAL_OF_READONLY,
             open_options: if options.is_empty() {
@@ -106,7 +115,7 @@ pub fn open(source: &PreparedSource) -> Result<Dataset, IngestError> {
     );
     let errors = take_gdal_errors();
     ds.map_err(|e| IngestError::UnreadableSource {
-        name: source.name.clone(),
+        name: name.to_string(),
         reason: errors.last().cloned().unwrap_or_else(|| e.to_string()),
     })
 }

@@ -31,6 +31,7 @@ pub struct PreparedSource {
     pub kind: SourceKind,
     /// File name for the catalog (no directories: they are the operator's business).
     pub name: String,
+    /// Filled in by the caller, which hashes while GDAL opens the file.
     pub sha256: String,
     pub warnings: Vec<String>,
     /// Keeps unpacked or rewritten files alive until the ingest ends.
@@ -117,7 +118,8 @@ pub fn prepare(
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| input.to_string());
-    let sha256 = sha256_file(&path)?;
+    // The caller hashes the file at the same time as GDAL opens it (see `ingest::ingest`).
+    let sha256 = String::new();
     let mut warnings = Vec::new();
     let mut scratch = None;
     let mut file = path.clone();
