@@ -329,13 +329,7 @@ async fn collections_list_show_delete() {
             .args(["collections", "delete", "harryda-badplatser"]));
         assert!(!o.status.success());
         if store.kind == "postgis" {
-            let n: i64 = sql(&store)
-                .await
-                .query_one("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'hamn_data'", &[])
-                .await
-                .expect("query")
-                .get(0);
-            assert_eq!(n, 0, "delete drops the data table");
+            assert_eq!(data_tables(&store).await, 0, "delete drops the data table");
         }
     }
 }
@@ -489,15 +483,9 @@ async fn an_ingest_killed_midway_leaves_the_previous_version() {
         assert_eq!(store.features("big").await, features);
         if store.kind == "postgis" {
             // The server rolls the dead session's transaction back, new table included.
-            let c = sql(&store).await;
             let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
             loop {
-                let n: i64 = c
-                    .query_one("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'hamn_data'", &[])
-                    .await
-                    .expect("query")
-                    .get(0);
-                if n == 1 {
+                if data_tables(&store).await == 1 {
                     break;
                 }
                 assert!(

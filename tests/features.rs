@@ -8,15 +8,6 @@ use std::collections::HashSet;
 use common::*;
 use serde_json::Value as Json;
 
-fn demo_server() -> (Server, tempfile::TempDir) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let server = start(
-        &["--data-dir".to_string(), dir.path().display().to_string()],
-        &["--refresh-seconds", "1"],
-    );
-    (server, dir)
-}
-
 fn ids(doc: &Json) -> Vec<String> {
     doc["features"]
         .as_array()

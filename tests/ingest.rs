@@ -431,12 +431,11 @@ async fn a_failing_replace_leaves_the_previous_version_intact() {
         );
         assert_eq!(store.features("tc").await, features);
         if store.kind == "postgis" {
-            let c = sql(&store).await;
-            let tables = c
-                .query("SELECT table_name::text FROM information_schema.tables WHERE table_schema = 'hamn_data'", &[])
-                .await
-                .expect("query");
-            assert_eq!(tables.len(), 1, "no half-loaded table left behind");
+            assert_eq!(
+                data_tables(&store).await,
+                1,
+                "no half-loaded table left behind"
+            );
         }
     }
 }
@@ -474,13 +473,7 @@ async fn concurrent_replaces_of_one_collection_each_commit_whole() {
         assert!(n == 150 || n == 597, "{n}");
         assert_eq!(e.feature_count, n);
         if store.kind == "postgis" {
-            let c = sql(&store).await;
-            let n: i64 = c
-                .query_one("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'hamn_data'", &[])
-                .await
-                .expect("query")
-                .get(0);
-            assert_eq!(n, 1);
+            assert_eq!(data_tables(&store).await, 1);
         }
     }
 }

@@ -13,15 +13,6 @@ use geozero::mvt::{Message, Tile};
 use hamn::tiles::TileId;
 use serde_json::Value as Json;
 
-fn demo_server() -> (Server, tempfile::TempDir) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let server = start(
-        &["--data-dir".to_string(), dir.path().display().to_string()],
-        &["--refresh-seconds", "1"],
-    );
-    (server, dir)
-}
-
 fn tile_bytes(url: &str) -> (u16, Vec<u8>) {
     let resp = fetch(url);
     let status = resp.status();

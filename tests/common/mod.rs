@@ -151,6 +151,29 @@ pub async fn sql(store: &TestStore) -> tokio_postgres::Client {
     client
 }
 
+/// How many data tables a PostGIS test store holds (one per collection when nothing leaked).
+pub async fn data_tables(store: &TestStore) -> i64 {
+    sql(store)
+        .await
+        .query_one(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'hamn_data'",
+            &[],
+        )
+        .await
+        .expect("count data tables")
+        .get(0)
+}
+
+/// `hamn serve` on a fresh embedded store with the demo data, refreshing every second.
+pub fn demo_server() -> (Server, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = start(
+        &["--data-dir".to_string(), dir.path().display().to_string()],
+        &["--refresh-seconds", "1"],
+    );
+    (server, dir)
+}
+
 /// Coordinates of a WKB geometry's vertices (points and line strings; polygons' rings flattened).
 pub fn vertices(wkb: &[u8]) -> Vec<(f64, f64)> {
     let g = gdal::vector::Geometry::from_wkb(wkb).expect("WKB");
