@@ -628,3 +628,39 @@ async fn datetime_field_is_checked() {
         .expect("entry");
     assert_eq!(e.datetime_field.as_deref(), Some("matdatum"));
 }
+
+#[tokio::test]
+async fn titles_made_from_file_names_follow_the_file_given_ones_stay() {
+    let store = embedded();
+    store
+        .ingest(&opts(data("bathing/harryda_badplatser.csv"), "t"))
+        .await
+        .expect("ingest");
+    let mut o = opts(fixture("wkt_3006.csv"), "t");
+    o.mode = IngestMode::Replace;
+    o.read.source_crs = Some("EPSG:3006".into());
+    store.ingest(&o).await.expect("replace");
+    let e = store
+        .store
+        .get(&id("t"))
+        .await
+        .expect("get")
+        .expect("entry");
+    assert_eq!(
+        e.meta.title, "wkt_3006",
+        "a made-up title follows the new file"
+    );
+    o.meta.title = Some("Mätpunkter".into());
+    o.force = true;
+    store.ingest(&o).await.expect("replace");
+    let mut o2 = opts(data("bathing/harryda_badplatser.csv"), "t");
+    o2.mode = IngestMode::Replace;
+    store.ingest(&o2).await.expect("replace");
+    let e = store
+        .store
+        .get(&id("t"))
+        .await
+        .expect("get")
+        .expect("entry");
+    assert_eq!(e.meta.title, "Mätpunkter", "a given title stays");
+}

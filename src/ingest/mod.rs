@@ -498,8 +498,17 @@ async fn ingest_layer(
     let entry = CatalogEntry {
         id: id.clone(),
         meta: Description {
+            // A title someone gave is kept across re-ingests; one hamn made from the previous
+            // file's name (or layer) follows the new file.
             title: meta.title.clone().unwrap_or_else(|| {
-                if old_meta.title.is_empty() {
+                let made_up = existing.as_ref().is_some_and(|e| {
+                    let stem = std::path::Path::new(&e.source.name)
+                        .file_stem()
+                        .map(|s| s.to_string_lossy().into_owned());
+                    stem.as_deref() == Some(old_meta.title.as_str())
+                        || e.source.layer == old_meta.title
+                });
+                if old_meta.title.is_empty() || made_up {
                     default_title
                 } else {
                     old_meta.title.clone()
