@@ -116,6 +116,21 @@ pub fn from_crs84(g: &geo::Geometry<f64>, crs: Crs) -> Result<geo::Geometry<f64>
     })?
 }
 
+/// A geometry given in `crs` (its axis order) in CRS84.
+pub fn to_crs84(g: &geo::Geometry<f64>, crs: Crs) -> Result<geo::Geometry<f64>, CrsError> {
+    let Crs::Epsg(code) = crs else {
+        return Ok(g.clone());
+    };
+    with_transform(code, true, |ct| {
+        g.try_map_coords(|c| {
+            let (mut x, mut y, mut z) = ([c.x], [c.y], [0.0]);
+            ct.transform_coords(&mut x, &mut y, &mut z)
+                .map_err(|_| CrsError(format!("a coordinate lies outside EPSG:{code}")))?;
+            Ok(geo::coord! { x: x[0], y: y[0] })
+        })
+    })?
+}
+
 /// A bounding box given in `crs` (its axis order) as CRS84 `[west, south, east, north]`.
 pub fn bbox_to_crs84(b: [f64; 4], crs: Crs) -> Result<[f64; 4], CrsError> {
     let Crs::Epsg(code) = crs else { return Ok(b) };

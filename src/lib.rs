@@ -10,6 +10,7 @@ pub mod api;
 pub mod catalog;
 pub mod cli;
 pub mod config;
+pub mod cql2;
 pub mod crs;
 pub mod demo;
 pub mod engine;

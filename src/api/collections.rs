@@ -46,6 +46,7 @@ pub fn collection_json(entry: &CatalogEntry, base: &str) -> Json {
             {"href": format!("{base}/collections/{id}"), "rel": "self", "type": JSON, "title": "This collection"},
             {"href": format!("{base}/collections/{id}/items"), "rel": "items", "type": GEOJSON, "title": "Features"},
             {"href": format!("{base}/collections/{id}/queryables"), "rel": "http://www.opengis.net/def/rel/ogc/1.0/queryables", "type": SCHEMA_JSON, "title": "Queryable attributes"},
+            {"href": format!("{base}/collections/{id}/sortables"), "rel": "http://www.opengis.net/def/rel/ogc/1.0/sortables", "type": SCHEMA_JSON, "title": "Sortable attributes"},
             {"href": format!("{base}/collections/{id}/tiles"), "rel": "http://www.opengis.net/def/rel/ogc/1.0/tilesets-vector", "type": JSON, "title": "Vector tiles"},
             {"href": format!("{base}/collections/{id}/tiles/WebMercatorQuad/tilejson.json"), "rel": "describedby", "type": JSON, "title": "TileJSON for MapLibre"},
         ],
@@ -162,6 +163,39 @@ pub async fn queryables(
     let body = json!({
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": format!("{base}/collections/{}/queryables", s.entry.id),
+        "type": "object",
+        "title": s.entry.meta.title,
+        "properties": props,
+        "additionalProperties": false,
+    });
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, SCHEMA_JSON))
+        .body(body.to_string()))
+}
+
+pub async fn sortables(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let s = snapshot(&state, &path)?;
+    let q = Params::parse(req.query_string(), &["f"])?;
+    negotiate(&req, q.get("f"))?;
+    let base = base_url(&req);
+    let mut props = serde_json::Map::new();
+    for a in s
+        .entry
+        .attributes
+        .iter()
+        .filter(|a| super::items::sortable(a.kind))
+    {
+        let mut schema = schema_of(a.kind);
+        schema["title"] = Json::String(a.name.clone());
+        props.insert(a.name.clone(), schema);
+    }
+    let body = json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": format!("{base}/collections/{}/sortables", s.entry.id),
         "type": "object",
         "title": s.entry.meta.title,
         "properties": props,

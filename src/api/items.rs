@@ -12,9 +12,11 @@ use super::params::Params;
 use super::{
     base_url, etag_check, negotiate, not_modified, quote, ApiError, AppState, Format, GEOJSON, JSON,
 };
+use crate::catalog::{AttrType, CatalogEntry};
+use crate::cql2::{self, Filter, Lang};
 use crate::crs::{self, Crs};
 use crate::engine::snapshot::{feature_json, parse_value, Equals, Geom, Interval};
-use crate::engine::{Query, Snapshot, Start};
+use crate::engine::{Query, Snapshot, SortKey, Start};
 
 pub(super) const ITEM_PARAMS: &[&str] = &[
     "f",
@@ -26,6 +28,10 @@ pub(super) const ITEM_PARAMS: &[&str] = &[
     "cursor",
     "properties",
     "crs",
+    "filter",
+    "filter-lang",
+    "filter-crs",
+    "sortby",
 ];
 
 /// Parses `bbox`: 4 or 6 numbers in CRS84, or in `bbox-crs` with that CRS's axis order. A box
@@ -200,6 +206,82 @@ impl Cursor {
     }
 }
 
+/// `filter`, `filter-lang` and `filter-crs` as a filter bound to the collection `entry`.
+pub fn parse_filter(q: &Params, entry: &CatalogEntry) -> Result<Option<Filter>, ApiError> {
+    let Some(text) = q.get("filter") else {
+        if q.get("filter-lang").is_some() || q.get("filter-crs").is_some() {
+            return Err(ApiError::BadRequest(
+                "filter-lang or filter-crs given without filter".into(),
+            ));
+        }
+        return Ok(None);
+    };
+    let lang = match q.get("filter-lang") {
+        None => Lang::Text,
+        Some(l) => Lang::parse(l).ok_or_else(|| {
+            ApiError::BadRequest(format!(
+                "filter-lang={}: this server reads cql2-text and cql2-json",
+                quote(l)
+            ))
+        })?,
+    };
+    let crs = match q.get("filter-crs") {
+        None => Crs::Crs84,
+        Some(c) => Crs::parse(c).ok_or_else(|| {
+            ApiError::BadRequest(format!(
+                "filter-crs={} is not offered; see the collection's crs list",
+                quote(c)
+            ))
+        })?,
+    };
+    let expr = cql2::parse(text, lang).map_err(|e| ApiError::BadRequest(format!("filter: {e}")))?;
+    Filter::bind(&expr, entry, crs)
+        .map(Some)
+        .map_err(|e| ApiError::BadRequest(format!("filter: {e}")))
+}
+
+/// Attributes that `sortby` accepts (lists and objects have no order).
+pub fn sortable(kind: AttrType) -> bool {
+    kind != AttrType::Json
+}
+
+/// `sortby=-places,name`: attribute names, each optionally prefixed `+` (ascending, the
+/// default) or `-` (descending).
+pub fn parse_sortby(text: &str, entry: &CatalogEntry) -> Result<Vec<SortKey>, ApiError> {
+    let mut keys = Vec::new();
+    for raw in text.split(',') {
+        let (descending, name) = match raw.as_bytes().first() {
+            Some(b'-') => (true, &raw[1..]),
+            // A '+' that was not percent-encoded arrives as a space.
+            Some(b'+' | b' ') => (false, &raw[1..]),
+            _ => (false, raw),
+        };
+        if name.is_empty() {
+            return Err(ApiError::BadRequest(format!(
+                "sortby={}: expected attribute names separated by commas",
+                quote(text)
+            )));
+        }
+        let attribute = entry
+            .attributes
+            .iter()
+            .position(|a| a.name == name && sortable(a.kind))
+            .ok_or_else(|| {
+                ApiError::BadRequest(format!(
+                    "sortby: {} is not sortable in {}; see /collections/{}/sortables",
+                    quote(name),
+                    entry.id,
+                    entry.id
+                ))
+            })?;
+        keys.push(SortKey {
+            attribute,
+            descending,
+        });
+    }
+    Ok(keys)
+}
+
 /// The response CRS from `crs=`, CRS84 by default.
 fn response_crs(q: &Params) -> Result<Crs, ApiError> {
     match q.get("crs") {
@@ -261,6 +343,10 @@ fn parse_items(q: &Params, s: &Snapshot, state: &AppState) -> Result<ItemsReques
         query.datetime = Some(parse_datetime(d)?);
     }
     let crs = response_crs(q)?;
+    query.filter = parse_filter(q, &s.entry)?.map(std::sync::Arc::new);
+    if let Some(sortby) = q.get("sortby") {
+        query.sort = parse_sortby(sortby, &s.entry)?;
+    }
     for (name, value) in q.iter().filter(|(k, _)| !ITEM_PARAMS.contains(k)) {
         // Params::parse_with admitted only attribute names here.
         let Some(i) = attrs.iter().position(|a| a.name == name) else {
@@ -393,12 +479,22 @@ pub async fn items(
     ];
     let mut header_links = Vec::new();
     let use_offsets = matches!(start, Start::Offset(_)) && r.offset.is_some();
+    // A sorted walk cannot resume after a fid: its cursor holds a position instead.
+    let sorted = !r.query.sort.is_empty();
+    let at = |position: usize| {
+        let c = Cursor {
+            version: s.version(),
+            start: Start::Offset(position),
+        };
+        with(vec![("cursor", c.encode())])
+    };
     if page.has_more {
         let href = match (use_offsets, page.items.last()) {
             (true, _) => with(vec![(
                 "offset",
                 (page.first_position + page.items.len()).to_string(),
             )]),
+            (false, _) if sorted => at(page.first_position + page.items.len()),
             (false, Some(&last)) => {
                 let c = Cursor {
                     version: s.version(),
@@ -417,6 +513,7 @@ pub async fn items(
                 "offset",
                 page.first_position.saturating_sub(r.limit).to_string(),
             )]),
+            (false, _) if sorted => at(page.first_position.saturating_sub(r.limit)),
             (false, Some(&first)) => {
                 let c = Cursor {
                     version: s.version(),

@@ -120,6 +120,13 @@ fn item_params(limits: Limits) -> Vec<ParameterBuilder> {
         string_param("properties", "Comma-separated attribute names to return"),
         string_param("crs", "CRS of the response"),
         string_param("cursor", "Opaque position from a next/prev link"),
+        string_param(
+            "filter",
+            "CQL2 filter (OGC API – Features Part 3), e.g. places > 20 AND S_INTERSECTS(geometry, BBOX(12.9,55.5,13.1,55.7))",
+        ),
+        string_param("filter-lang", "cql2-text (default) or cql2-json"),
+        string_param("filter-crs", "CRS of geometry literals in the filter (CRS84 by default)"),
+        string_param("sortby", "Comma-separated attribute names, each optionally prefixed + or -"),
         ParameterBuilder::new()
             .name("offset")
             .parameter_in(ParameterIn::Query)
@@ -160,6 +167,15 @@ pub fn document(collections: &[std::sync::Arc<Snapshot>], base: &str, limits: Li
             get(
                 "getQueryables",
                 "Queryable attributes (JSON Schema)",
+                SCHEMA_JSON,
+                vec![path_param("collectionId", "Collection id")],
+            ),
+        )
+        .path(
+            "/collections/{collectionId}/sortables",
+            get(
+                "getSortables",
+                "Attributes that sortby accepts (JSON Schema)",
                 SCHEMA_JSON,
                 vec![path_param("collectionId", "Collection id")],
             ),

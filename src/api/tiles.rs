@@ -263,12 +263,14 @@ pub async fn collection_tilejson(
     let (id, tms) = path.into_inner();
     let s = snapshot(&state, &id)?;
     check_tms(&tms)?;
-    Params::parse(req.query_string(), &[])?;
+    let q = Params::parse(req.query_string(), &["filter", "filter-lang", "filter-crs"])?;
+    // A filter given here is checked now and passed on to every tile URL.
+    tile_queries(&q, std::slice::from_ref(&s))?;
     Ok(json(tilejson(
         std::slice::from_ref(&s),
         &base_url(&req),
         Some(s.entry.id.as_str()),
-        "",
+        &q.rebuild(&[], &[]),
     )))
 }
 
@@ -293,11 +295,19 @@ pub async fn dataset_tilejson(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     check_tms(&path)?;
-    let q = Params::parse(req.query_string(), &["collections"])?;
+    let q = Params::parse(
+        req.query_string(),
+        &["collections", "filter", "filter-lang", "filter-crs"],
+    )?;
     let layers = chosen(&state, &q)?;
+    tile_queries(&q, &layers)?;
     let query = q.rebuild(&[], &[]);
     Ok(json(tilejson(&layers, &base_url(&req), None, &query)))
 }
+
+/// Query parameters a tile request takes: a CQL2 filter as on items.
+const TILE_PARAMS: &[&str] = &["f", "filter", "filter-lang", "filter-crs"];
+const DATASET_TILE_PARAMS: &[&str] = &["f", "collections", "filter", "filter-lang", "filter-crs"];
 
 /// Parses `{z}/{y}/{x}`: not a number is 400; outside the tile matrix set is 404.
 fn tile_id(z: &str, y: &str, x: &str) -> Result<TileId, ApiError> {
@@ -327,11 +337,30 @@ fn tile_id(z: &str, y: &str, x: &str) -> Result<TileId, ApiError> {
         })
 }
 
+/// The filter (`filter`, `filter-lang`, `filter-crs`) bound to each layer, and the text that
+/// names it in cache keys and ETags.
+fn tile_queries(q: &Params, layers: &[Arc<Snapshot>]) -> Result<(Vec<Query>, String), ApiError> {
+    if q.get("filter").is_none() && q.get("filter-lang").is_none() && q.get("filter-crs").is_none()
+    {
+        return Ok((Vec::new(), String::new()));
+    }
+    let mut queries = Vec::with_capacity(layers.len());
+    for s in layers {
+        queries.push(Query {
+            filter: super::items::parse_filter(q, &s.entry)?.map(Arc::new),
+            ..Query::default()
+        });
+    }
+    let key = q.rebuild(&["f", "collections"], &[]);
+    Ok((queries, key))
+}
+
 fn tile_response(
     req: &HttpRequest,
     state: &AppState,
     layers: &[Arc<Snapshot>],
     tile: TileId,
+    (queries, filter_key): (Vec<Query>, String),
 ) -> HttpResponse {
     let tag: String = layers
         .iter()
@@ -340,7 +369,13 @@ fn tile_response(
         .join(",");
     let (etag, fresh) = etag_check(
         req,
-        &format!("t{:x}-{}-{}-{}", fxhash(&tag), tile.z(), tile.x(), tile.y()),
+        &format!(
+            "t{:x}-{}-{}-{}",
+            fxhash(&format!("{tag}?{filter_key}")),
+            tile.z(),
+            tile.x(),
+            tile.y()
+        ),
     );
     if fresh {
         return not_modified(&etag);
@@ -350,8 +385,8 @@ fn tile_response(
         layers,
         tile,
         state.tile_options,
-        &Query::default(),
-        "",
+        &queries,
+        &filter_key,
     );
     let mut resp = if bytes.is_empty() {
         HttpResponse::NoContent()
@@ -376,7 +411,7 @@ pub async fn collection_tile(
     let (id, tms, z, y, x) = path.into_inner();
     let s = snapshot(&state, &id)?;
     check_tms(&tms)?;
-    Params::parse(req.query_string(), &["f"])?;
+    let q = Params::parse(req.query_string(), TILE_PARAMS)?;
     let tile = tile_id(&z, &y, &x)?;
     if !s.entry.zoom.contains(tile.z()) {
         return Err(ApiError::NotFound(format!(
@@ -386,7 +421,9 @@ pub async fn collection_tile(
             s.entry.zoom.max()
         )));
     }
-    Ok(tile_response(&req, &state, &[s], tile))
+    let layers = [s];
+    let queries = tile_queries(&q, &layers)?;
+    Ok(tile_response(&req, &state, &layers, tile, queries))
 }
 
 pub async fn dataset_tile(
@@ -396,12 +433,13 @@ pub async fn dataset_tile(
 ) -> Result<HttpResponse, ApiError> {
     let (tms, z, y, x) = path.into_inner();
     check_tms(&tms)?;
-    let q = Params::parse(req.query_string(), &["f", "collections"])?;
+    let q = Params::parse(req.query_string(), DATASET_TILE_PARAMS)?;
     let tile = tile_id(&z, &y, &x)?;
     // Collections outside their zoom range are left out of the tile.
     let layers: Vec<Arc<Snapshot>> = chosen(&state, &q)?
         .into_iter()
         .filter(|s| s.entry.zoom.contains(tile.z()))
         .collect();
-    Ok(tile_response(&req, &state, &layers, tile))
+    let queries = tile_queries(&q, &layers)?;
+    Ok(tile_response(&req, &state, &layers, tile, queries))
 }

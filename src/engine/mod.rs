@@ -16,7 +16,7 @@ use arc_swap::ArcSwap;
 
 use crate::catalog::CollectionId;
 use crate::store::{Store, StoreError};
-pub use snapshot::{Page, Query, Snapshot, Start};
+pub use snapshot::{Page, Query, Snapshot, SortKey, Start};
 
 type Snapshots = HashMap<CollectionId, Arc<Snapshot>>;
 

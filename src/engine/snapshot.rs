@@ -7,7 +7,11 @@ use geo::{BoundingRect, Intersects};
 use rstar::{RTree, RTreeObject, AABB};
 use serde_json::Value as Json;
 
+use std::cmp::Ordering;
+use std::sync::Arc;
+
 use crate::catalog::{AttrType, CatalogEntry};
+use crate::cql2::Filter;
 use crate::store::{StoredFeature, Value};
 
 /// A feature ready to serve.
@@ -102,6 +106,17 @@ pub struct Query {
     /// Inclusive interval; `None` ends are open.
     pub datetime: Option<Interval>,
     pub equals: Vec<Equals>,
+    /// A CQL2 filter bound to this collection.
+    pub filter: Option<Arc<Filter>>,
+    /// Sort keys, most significant first; empty is `fid` order.
+    pub sort: Vec<SortKey>,
+}
+
+/// One `sortby` key: an attribute and its direction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SortKey {
+    pub attribute: usize,
+    pub descending: bool,
 }
 
 #[derive(Debug)]
@@ -283,18 +298,49 @@ impl Snapshot {
         q.equals
             .iter()
             .all(|e| values_equal(&f.values[e.attribute], &e.value))
+            && q.filter.as_ref().is_none_or(|filter| filter.matches(f))
     }
 
     /// The matching features' indices in `fid` order.
     pub fn select(&self, q: &Query) -> Vec<u32> {
+        // A filter's spatial part narrows the R-tree search; the filter itself decides.
+        let envelope = q.filter.as_ref().and_then(|f| f.envelope());
+        if let Some(e) = envelope {
+            if e[0] > e[2] || e[1] > e[3] {
+                return Vec::new();
+            }
+        }
         if q.bbox.is_empty() {
-            return (0..self.features.len() as u32)
-                .filter(|&i| self.matches(&self.features[i as usize], q))
+            let Some(e) = envelope else {
+                return (0..self.features.len() as u32)
+                    .filter(|&i| self.matches(&self.features[i as usize], q))
+                    .collect();
+            };
+            let aabb = AABB::from_corners([e[0], e[1]], [e[2], e[3]]);
+            let mut out: Vec<u32> = self
+                .tree
+                .locate_in_envelope_intersecting(&aabb)
+                .filter(|n| self.matches(&self.features[n.index as usize], q))
+                .map(|n| n.index)
                 .collect();
+            out.sort_unstable();
+            return out;
         }
         let mut out: Vec<u32> = Vec::new();
         for b in &q.bbox {
-            let aabb = AABB::from_corners([b[0], b[1]], [b[2], b[3]]);
+            let search = match envelope {
+                None => *b,
+                Some(e) => [
+                    b[0].max(e[0]),
+                    b[1].max(e[1]),
+                    b[2].min(e[2]),
+                    b[3].min(e[3]),
+                ],
+            };
+            if search[0] > search[2] || search[1] > search[3] {
+                continue;
+            }
+            let aabb = AABB::from_corners([search[0], search[1]], [search[2], search[3]]);
             let rect = geo::Rect::new(
                 geo::coord! { x: b[0], y: b[1] },
                 geo::coord! { x: b[2], y: b[3] },
@@ -318,7 +364,24 @@ impl Snapshot {
     }
 
     pub fn query(&self, q: &Query, start: Start, limit: usize) -> Page {
-        let all = self.select(q);
+        let mut all = self.select(q);
+        if !q.sort.is_empty() {
+            // Stable: equal keys stay in fid order, so pages are deterministic.
+            all.sort_by(|&a, &b| {
+                let (fa, fb) = (&self.features[a as usize], &self.features[b as usize]);
+                q.sort
+                    .iter()
+                    .map(|k| {
+                        sort_order(
+                            &fa.values[k.attribute],
+                            &fb.values[k.attribute],
+                            k.descending,
+                        )
+                    })
+                    .find(|o| o.is_ne())
+                    .unwrap_or(Ordering::Equal)
+            });
+        }
         let matched = all.len();
         let fid = |i: u32| self.features[i as usize].fid;
         let (from, to) = match start {
@@ -360,6 +423,29 @@ fn core_bbox(nodes: &[Node]) -> Option<[f64; 4]> {
     // A single point, or all on a line: give the box some size.
     let pad = 0.005;
     Some([w - pad, s - pad, e + pad, n + pad])
+}
+
+/// Order of two values of one attribute for `sortby`; missing values come last either way.
+fn sort_order(a: &Value, b: &Value, descending: bool) -> Ordering {
+    let o = match (a, b) {
+        (Value::Null, Value::Null) => return Ordering::Equal,
+        (Value::Null, _) => return Ordering::Greater,
+        (_, Value::Null) => return Ordering::Less,
+        (Value::Integer(x), Value::Integer(y)) => x.cmp(y),
+        (Value::Integer(x), Value::Real(y)) => (*x as f64).total_cmp(y),
+        (Value::Real(x), Value::Integer(y)) => x.total_cmp(&(*y as f64)),
+        (Value::Real(x), Value::Real(y)) => x.total_cmp(y),
+        (Value::Text(x), Value::Text(y)) => x.cmp(y),
+        (Value::Boolean(x), Value::Boolean(y)) => x.cmp(y),
+        (Value::Date(x), Value::Date(y)) => x.cmp(y),
+        (Value::DateTime(x), Value::DateTime(y)) => x.cmp(y),
+        _ => Ordering::Equal,
+    };
+    if descending {
+        o.reverse()
+    } else {
+        o
+    }
 }
 
 fn values_equal(stored: &Value, wanted: &Value) -> bool {

@@ -50,14 +50,16 @@ fn key(layers: &[Arc<Snapshot>], tile: TileId, filter: &str) -> String {
     k
 }
 
-/// Encodes (or takes from the cache) the tile with one layer per snapshot. An empty result
-/// means no feature shows in the tile.
+/// Encodes (or takes from the cache) the tile with one layer per snapshot, each layer's
+/// features chosen by its query (`queries[i]` for `layers[i]`; missing means all).
+/// `filter_key` names the queries in the cache key. An empty result means no feature shows
+/// in the tile.
 pub fn render(
     cache: &TileCache,
     layers: &[Arc<Snapshot>],
     tile: TileId,
     opts: TileOptions,
-    query: &Query,
+    queries: &[Query],
     filter_key: &str,
 ) -> Bytes {
     let k = key(layers, tile, filter_key);
@@ -69,7 +71,11 @@ pub fn render(
     let encoded = Tile {
         layers: layers
             .iter()
-            .filter_map(|s| mvt::layer(s, tile, opts, query))
+            .enumerate()
+            .filter_map(|(i, s)| {
+                let all = Query::default();
+                mvt::layer(s, tile, opts, queries.get(i).unwrap_or(&all))
+            })
             .collect(),
     };
     let bytes = if encoded.layers.is_empty() {
