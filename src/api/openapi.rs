@@ -124,7 +124,20 @@ fn item_params(limits: Limits) -> Vec<ParameterBuilder> {
             "filter",
             "CQL2 filter (OGC API – Features Part 3), e.g. places > 20 AND S_INTERSECTS(geometry, BBOX(12.9,55.5,13.1,55.7))",
         ),
-        string_param("filter-lang", "cql2-text (default) or cql2-json"),
+        ParameterBuilder::new()
+            .name("filter-lang")
+            .parameter_in(ParameterIn::Query)
+            .required(Required::False)
+            .description(Some(
+                "cql2-text (default) or cql2-json; cql-text, the draft name, is read as cql2-text \
+                 (GDAL before 3.7 looks for it here to send filters to the server)",
+            ))
+            .schema(Some(
+                ObjectBuilder::new()
+                    .schema_type(SchemaType::String)
+                    .enum_values(Some(["cql2-text", "cql2-json", "cql-text"]))
+                    .default(Some(json!("cql2-text"))),
+            )),
         string_param("filter-crs", "CRS of geometry literals in the filter (CRS84 by default)"),
         string_param("sortby", "Comma-separated attribute names, each optionally prefixed + or -"),
         ParameterBuilder::new()

@@ -50,7 +50,8 @@ pub enum Lang {
 impl Lang {
     pub fn parse(name: &str) -> Option<Self> {
         match name {
-            "cql2-text" => Some(Lang::Text),
+            // `cql-text` is the draft's name, which GDAL before 3.7 sends.
+            "cql2-text" | "cql-text" => Some(Lang::Text),
             "cql2-json" => Some(Lang::Json),
             _ => None,
         }

@@ -23,3 +23,20 @@ pub fn has_geometry(feature: &Feature) -> bool {
     // we compare with null and do not keep.
     unsafe { !gdal_sys::OGR_F_GetGeometryRef(feature.c_feature()).is_null() }
 }
+
+/// True when field `idx` of the layer definition is an integer with GDAL's Boolean subtype
+/// (how the GeoJSON, GeoPackage and FlatGeobuf drivers report `true`/`false` values); the
+/// crate exposes the type but not the subtype.
+pub fn is_boolean_field(defn: &gdal::vector::Defn, idx: usize) -> bool {
+    let Ok(idx) = i32::try_from(idx) else {
+        return false;
+    };
+    // SAFETY: the definition handle is valid while `defn` is borrowed; OGR_FD_GetFieldDefn
+    // returns null for an index out of range (checked) and a borrowed handle otherwise, which
+    // OGR_Fld_GetSubType only reads.
+    unsafe {
+        let field = gdal_sys::OGR_FD_GetFieldDefn(defn.c_defn(), idx);
+        !field.is_null()
+            && gdal_sys::OGR_Fld_GetSubType(field) == gdal_sys::OGRFieldSubType::OFSTBoolean
+    }
+}

@@ -192,7 +192,11 @@ pub fn analyse(
                 attribute: Attribute {
                     name: f.name().trim_start_matches('\u{feff}').to_string(),
                     column,
-                    kind: attr_type(f.field_type()),
+                    kind: if super::gdal_ext::is_boolean_field(defn, index) {
+                        AttrType::Boolean
+                    } else {
+                        attr_type(f.field_type())
+                    },
                 },
             })
             .collect();
@@ -652,6 +656,7 @@ fn coerce(raw: FieldValue, kind: AttrType) -> Value {
     use FieldValue as F;
     match (raw, kind) {
         (F::IntegerValue(i), AttrType::Integer) => Value::Integer(i64::from(i)),
+        (F::IntegerValue(i), AttrType::Boolean) => Value::Boolean(i != 0),
         (F::Integer64Value(i), AttrType::Integer) => Value::Integer(i),
         (F::IntegerValue(i), AttrType::Real) => Value::Real(f64::from(i)),
         (F::Integer64Value(i), AttrType::Real) => Value::Real(i as f64),
