@@ -238,3 +238,148 @@ impl Expr {
         }
     }
 }
+
+/// CQL2-Text for a tree, fully parenthesised, so that parsing it gives the same tree back
+/// (the fuzz tests check exactly that).
+impl std::fmt::Display for Expr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Expr::Bool(b) => write!(f, "{}", if *b { "TRUE" } else { "FALSE" }),
+            Expr::Int(i) => write!(f, "{i}"),
+            // `{:?}` keeps a decimal point or exponent, so a real never reads back as an integer.
+            Expr::Real(r) => write!(f, "{r:?}"),
+            Expr::Str(s) => write!(f, "'{}'", s.replace('\'', "''")),
+            Expr::Date(d) => write!(f, "DATE('{d}')"),
+            Expr::Timestamp(t) => write!(
+                f,
+                "TIMESTAMP('{}')",
+                t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+            ),
+            Expr::Interval(a, b) => {
+                let end = |e: &Option<Box<Expr>>| {
+                    e.as_ref().map_or("'..'".to_string(), |e| e.to_string())
+                };
+                write!(f, "INTERVAL({}, {})", end(a), end(b))
+            }
+            Expr::Geometry(g) => write_wkt(f, g),
+            Expr::Property(p) => write!(f, "\"{}\"", p.replace('"', "\"\"")),
+            Expr::List(items) => {
+                write!(f, "(")?;
+                for (i, x) in items.iter().enumerate() {
+                    if i > 0 {
+                        write!(f, ", ")?;
+                    }
+                    write!(f, "{x}")?;
+                }
+                write!(f, ")")
+            }
+            Expr::Op(op, args) => {
+                let infix = |f: &mut std::fmt::Formatter<'_>, word: &str| {
+                    write!(f, "(")?;
+                    for (i, a) in args.iter().enumerate() {
+                        if i > 0 {
+                            write!(f, " {word} ")?;
+                        }
+                        write!(f, "{a}")?;
+                    }
+                    write!(f, ")")
+                };
+                match op {
+                    Op::And => infix(f, "AND"),
+                    Op::Or => infix(f, "OR"),
+                    Op::Not => write!(f, "(NOT ({}))", args[0]),
+                    Op::Eq | Op::Ne | Op::Lt | Op::Le | Op::Gt | Op::Ge => infix(f, op.name()),
+                    Op::Add | Op::Sub | Op::Mul | Op::Div | Op::Mod | Op::Pow => {
+                        infix(f, op.name())
+                    }
+                    Op::IntDiv => infix(f, "DIV"),
+                    Op::Like => infix(f, "LIKE"),
+                    Op::In => write!(f, "({} IN {})", args[0], args[1]),
+                    Op::Between => write!(f, "({} BETWEEN {} AND {})", args[0], args[1], args[2]),
+                    Op::IsNull => write!(f, "({} IS NULL)", args[0]),
+                    Op::Neg => write!(f, "(-({}))", args[0]),
+                    Op::Casei | Op::Accenti | Op::Spatial(_) | Op::Temporal(_) => {
+                        write!(f, "{}(", op.name().to_uppercase())?;
+                        for (i, a) in args.iter().enumerate() {
+                            if i > 0 {
+                                write!(f, ", ")?;
+                            }
+                            write!(f, "{a}")?;
+                        }
+                        write!(f, ")")
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn write_wkt(f: &mut std::fmt::Formatter<'_>, g: &geo::Geometry<f64>) -> std::fmt::Result {
+    use geo::Geometry as G;
+    fn coords(f: &mut std::fmt::Formatter<'_>, cs: &geo::LineString<f64>) -> std::fmt::Result {
+        write!(f, "(")?;
+        for (i, c) in cs.0.iter().enumerate() {
+            if i > 0 {
+                write!(f, ", ")?;
+            }
+            write!(f, "{:?} {:?}", c.x, c.y)?;
+        }
+        write!(f, ")")
+    }
+    fn polygon(f: &mut std::fmt::Formatter<'_>, p: &geo::Polygon<f64>) -> std::fmt::Result {
+        write!(f, "(")?;
+        coords(f, p.exterior())?;
+        for r in p.interiors() {
+            write!(f, ", ")?;
+            coords(f, r)?;
+        }
+        write!(f, ")")
+    }
+    fn list<T>(
+        f: &mut std::fmt::Formatter<'_>,
+        items: &[T],
+        each: impl Fn(&mut std::fmt::Formatter<'_>, &T) -> std::fmt::Result,
+    ) -> std::fmt::Result {
+        write!(f, "(")?;
+        for (i, x) in items.iter().enumerate() {
+            if i > 0 {
+                write!(f, ", ")?;
+            }
+            each(f, x)?;
+        }
+        write!(f, ")")
+    }
+    match g {
+        G::Point(p) => write!(f, "POINT({:?} {:?})", p.x(), p.y()),
+        G::LineString(l) => {
+            write!(f, "LINESTRING")?;
+            coords(f, l)
+        }
+        G::Polygon(p) => {
+            write!(f, "POLYGON")?;
+            polygon(f, p)
+        }
+        G::MultiPoint(m) => {
+            write!(f, "MULTIPOINT")?;
+            list(f, &m.0, |f, p| write!(f, "({:?} {:?})", p.x(), p.y()))
+        }
+        G::MultiLineString(m) => {
+            write!(f, "MULTILINESTRING")?;
+            list(f, &m.0, coords)
+        }
+        G::MultiPolygon(m) => {
+            write!(f, "MULTIPOLYGON")?;
+            list(f, &m.0, polygon)
+        }
+        G::GeometryCollection(c) => {
+            write!(f, "GEOMETRYCOLLECTION")?;
+            list(f, &c.0, write_wkt)
+        }
+        G::Rect(r) => write_wkt(f, &G::Polygon(r.to_polygon())),
+        G::Triangle(t) => write_wkt(f, &G::Polygon(t.to_polygon())),
+        G::Line(l) => write_wkt(
+            f,
+            &G::LineString(geo::LineString::new(vec![l.start, l.end])),
+        ),
+    }
+}
