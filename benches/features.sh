@@ -34,7 +34,8 @@
 # is idle (below QUIET_BUSY % busy over 2 s) for up to QUIET_WAIT s, and it accounts each run's
 # CPU (benches/cpustat.py): the table shows how much went to foreign processes and to steal.
 #
-# Knobs (environment): BENCH_SECONDS (15), WARMUP_SECONDS (3), ROUNDS (2), URL_COUNT (10000),
+# Knobs (environment): SCENARIOS ("small city item small-gzip"; the CQL2 filter lists are
+# filter-attr, filter-spatial and filter-both), BENCH_SECONDS (15), WARMUP_SECONDS (3), ROUNDS (2), URL_COUNT (10000),
 # URL_SEED (20240301), QUIET_BUSY (20), QUIET_WAIT (300, per run), FOREIGN_MAX (10: a run
 # during which other processes took more than this % of the CPU is repeated, up to ATTEMPTS (5)
 # times in all; the disturbed outputs are kept as *.disturbed-N; the means use undisturbed runs
@@ -61,6 +62,9 @@ QUIET_WAIT=${QUIET_WAIT:-300}
 FOREIGN_MAX=${FOREIGN_MAX:-10}
 ATTEMPTS=${ATTEMPTS:-5}
 HAMN_PORT=${HAMN_PORT:-38080}
+# Which URL lists to time (benches/gen_urls.py): the CQL2 ones are filter-attr,
+# filter-spatial and filter-both.
+SCENARIOS=${SCENARIOS:-small city item small-gzip}
 THREADS=2
 
 die() {
@@ -255,7 +259,7 @@ if [ "${HAMN_BENCH_INNER:-}" = 1 ]; then
         done
         printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$sc" "$srv" "$conns" "$r" "$log" "$load" "$WAITED" "$BUSY_BEFORE" "$attempt" "$acct" >>"$RESULTS"
     }
-    for sc in small city item small-gzip; do
+    for sc in $SCENARIOS; do
         for r in $(seq 1 "$ROUNDS"); do
             run "$sc" hamn 8 "$r"
             run "$sc" tipg 8 "$r"
@@ -349,14 +353,14 @@ def parse(path):
 rows = list(csv.DictReader(open(os.path.join(out, "runs.tsv"), encoding="utf-8"), delimiter="\t"))
 groups = {}
 print()
-print(f"{'scenario':<10} {'server':<5} {'conn':>4} {'round':>5} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} "
+print(f"{'scenario':<14} {'server':<5} {'conn':>4} {'round':>5} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} "
       f"{'KB/resp':>8} {'non-2xx':>8} {'sockerr':>7} {'load1':>6} {'server%':>7} {'wrk%':>5} {'foreign%':>8} {'steal%':>6}  top foreign")
 for row in rows:
     r = parse(row["log"])
     r["disturbed"] = int(row["foreign"]) > foreign_max
     key = (row["scenario"], row["server"], int(row["connections"]))
     groups.setdefault(key, []).append(r)
-    print(f"{row['scenario']:<10} {row['server']:<5} {key[2]:>4} {row['round']:>5} {r['rps']:>10.1f} "
+    print(f"{row['scenario']:<14} {row['server']:<5} {key[2]:>4} {row['round']:>5} {r['rps']:>10.1f} "
           f"{r['p50']:>8.2f} {r['p99']:>8.2f} {r['bytes'] / max(r['requests'], 1) / 1024:>8.1f} "
           f"{r['non2xx']:>8} {r['sockerr']:>7} {row['load1']:>6} {row['server_cpu']:>7} {row['wrk_cpu']:>5} "
           f"{row['foreign']:>8} {row['steal']:>6}  {row['top_foreign']}"
@@ -374,9 +378,9 @@ def mark(key):
 print()
 print(f"Mean of the rounds (undisturbed runs only, i.e. other processes took <= {foreign_max}% of the CPU;")
 print(" * = every run of that cell was disturbed, so the mean is of disturbed runs):")
-print(f"{'scenario':<10} {'conn':>4} | {'hamn req/s':>10} {'p50':>7} {'p99':>7} | {'tipg req/s':>10} {'p50':>7} {'p99':>7} | "
+print(f"{'scenario':<14} {'conn':>4} | {'hamn req/s':>10} {'p50':>7} {'p99':>7} | {'tipg req/s':>10} {'p50':>7} {'p99':>7} | "
       f"{'req/s ratio':>11} {'p50 ratio':>9} {'p99 ratio':>9}")
-for sc in ("small", "city", "item", "small-gzip"):
+for sc in ("small", "city", "item", "small-gzip", "filter-attr", "filter-spatial", "filter-both"):
     for c in (8, 32):
         h, t = (sc, "hamn", c), (sc, "tipg", c)
         if h not in groups:
@@ -384,10 +388,10 @@ for sc in ("small", "city", "item", "small-gzip"):
         hr, hp50, hp99 = mean(h, "rps"), mean(h, "p50"), mean(h, "p99")
         if t in groups:
             tr, tp50, tp99 = mean(t, "rps"), mean(t, "p50"), mean(t, "p99")
-            print(f"{sc:<10} {c:>4} | {hr:>10.1f}{mark(h)}{hp50:>7.2f} {hp99:>7.2f} | {tr:>10.1f}{mark(t)}{tp50:>7.2f} {tp99:>7.2f} | "
+            print(f"{sc:<14} {c:>4} | {hr:>10.1f}{mark(h)}{hp50:>7.2f} {hp99:>7.2f} | {tr:>10.1f}{mark(t)}{tp50:>7.2f} {tp99:>7.2f} | "
                   f"{hr / tr:>10.1f}x {tp50 / hp50:>8.1f}x {tp99 / hp99:>8.1f}x")
         else:
-            print(f"{sc:<10} {c:>4} | {hr:>10.1f}{mark(h)}{hp50:>7.2f} {hp99:>7.2f} | {'-':>10} {'-':>7} {'-':>7} |")
+            print(f"{sc:<14} {c:>4} | {hr:>10.1f}{mark(h)}{hp50:>7.2f} {hp99:>7.2f} | {'-':>10} {'-':>7} {'-':>7} |")
 print("(req/s ratio = hamn/tipg; latency ratios = tipg/hamn; latencies in ms)")
 bad = sum(r["non2xx"] + r["sockerr"] for g in groups.values() for r in g)
 print(f"non-2xx responses + socket errors over all runs: {bad}")

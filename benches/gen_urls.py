@@ -12,6 +12,13 @@ one path a line, N lines), built from the SAME boxes and ids in the same order:
     small   ~1 km boxes: 0.016 deg lon x 0.009 deg lat, limit=100
     city    ~10 km boxes: 0.16 deg lon x 0.09 deg lat, limit=1000
     item    single features by id, ids uniform in 1..M
+    filter-attr     CQL2 attribute filter: kind = '<one of 5>' AND capacity > C (C in 100..700),
+                    limit=100 (no index helps either server: a scan of all features)
+    filter-spatial  CQL2 S_INTERSECTS(geometry, BBOX(~1 km box)), limit=100
+    filter-both     CQL2 S_INTERSECTS(geometry, BBOX(~10 km box)) AND capacity > C, limit=100
+
+Filters go as CQL2-Text (`filter-lang=cql2-text`); the geometry is `geometry` for hamn and the
+column name `geom` for tipg. Only some scenarios can be asked for with --scenarios.
 
 Box corners are uniform over the data's extent (lon 12.4-14.6, lat 55.3-56.5, the box wholly
 inside it) and written with 7 decimals, so no corner coincides with a 6-decimal point coordinate
@@ -32,17 +39,40 @@ import os
 import random
 import sys
 import urllib.error
+import urllib.parse
 import urllib.request
 
 LON_MIN, LON_MAX = 12.4, 14.6
 LAT_MIN, LAT_MAX = 55.3, 56.5
 
-# name: (box width deg lon, box height deg lat, limit); None: single items
+# name: (box width deg lon, box height deg lat, limit); None: single items; a string: a filter kind
 SCENARIOS = {
     "small": (0.016, 0.009, 100),
     "city": (0.16, 0.09, 1000),
     "item": None,
+    "filter-attr": "attr",
+    "filter-spatial": "spatial",
+    "filter-both": "both",
 }
+KINDS = ["parkering", "laddplats", "cykelparkering", "pendelparkering", "besöksparkering"]
+GEOMETRY = {"hamn": "geometry", "tipg": "geom"}
+
+
+def box(rng, w, h):
+    x0 = rng.uniform(LON_MIN, LON_MAX - w)
+    y0 = rng.uniform(LAT_MIN, LAT_MAX - h)
+    return f"{x0:.7f},{y0:.7f},{x0 + w:.7f},{y0 + h:.7f}"
+
+
+def filter_path(rng, kind, col, server):
+    if kind == "attr":
+        text = f"kind = '{rng.choice(KINDS)}' AND capacity > {rng.randint(100, 700)}"
+    elif kind == "spatial":
+        text = f"S_INTERSECTS({GEOMETRY[server]}, BBOX({box(rng, 0.016, 0.009)}))"
+    else:
+        text = f"S_INTERSECTS({GEOMETRY[server]}, BBOX({box(rng, 0.16, 0.09)})) AND capacity > {rng.randint(100, 700)}"
+    q = urllib.parse.urlencode({"filter": text, "filter-lang": "cql2-text", "limit": 100})
+    return f"/collections/{col}/items?{q}"
 SERVERS = ("hamn", "tipg")
 
 
@@ -54,7 +84,13 @@ def gen(args):
         rng = random.Random(f"{args.seed}/{name}")
         lines = {s: [] for s in SERVERS}
         for _ in range(args.count):
-            if spec is None:
+            if isinstance(spec, str):
+                # Both servers get the same filter: replay the same draws for each.
+                state = rng.getstate()
+                for s in SERVERS:
+                    rng.setstate(state)
+                    lines[s].append(filter_path(rng, spec, cols[s], s))
+            elif spec is None:
                 fid = rng.randint(1, args.max_id)
                 for s in SERVERS:
                     lines[s].append(f"/collections/{cols[s]}/items/{fid}")

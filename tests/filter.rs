@@ -712,3 +712,41 @@ fn bad_filters_get_clear_4xx() {
     let (status, _) = get(&format!("{items}?limit=1"));
     assert_eq!(status, 200, "the server still answers");
 }
+
+/// QGIS sends filters to the server only when filter, features-filter, cql2-text and
+/// basic-cql2 are all declared; the OpenAPI document names the filter parameters.
+#[test]
+fn conformance_declares_the_filter_classes() {
+    let (s, _dir) = demo_server();
+    let (_, doc) = get(&format!("{}/conformance", s.base));
+    let classes: Vec<&str> = doc["conformsTo"]
+        .as_array()
+        .expect("conformsTo")
+        .iter()
+        .filter_map(Json::as_str)
+        .collect();
+    for c in [
+        "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/filter",
+        "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/features-filter",
+        "http://www.opengis.net/spec/cql2/1.0/conf/cql2-text",
+        "http://www.opengis.net/spec/cql2/1.0/conf/basic-cql2",
+        "http://www.opengis.net/spec/cql2/1.0/conf/cql2-json",
+        "http://www.opengis.net/spec/cql2/1.0/conf/spatial-functions",
+        "http://www.opengis.net/spec/cql2/1.0/conf/temporal-functions",
+    ] {
+        assert!(classes.contains(&c), "{c} not declared");
+    }
+    assert!(
+        !classes
+            .iter()
+            .any(|c| c.ends_with("/array-functions") || c.ends_with("/conf/functions")),
+        "array and custom functions are not implemented"
+    );
+    let (_, api) = get(&format!("{}/api", s.base));
+    let params = api["paths"]["/collections/xtrafik-gtfs-stops/items"]["get"]["parameters"]
+        .as_array()
+        .expect("parameters");
+    for name in ["filter", "filter-lang", "filter-crs", "sortby"] {
+        assert!(params.iter().any(|p| p["name"] == name), "{name} missing");
+    }
+}
