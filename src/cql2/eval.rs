@@ -590,7 +590,10 @@ fn spatial(op: SpatialOp, f: &Geom, lit: &Literal) -> bool {
         }
         return relate(op, &geo::Geometry::Point(p), lit);
     }
-    relate(op, &f.to_geo(), lit)
+    match f {
+        Geom::Shape(g) => relate(op, g, lit),
+        Geom::Point(..) => relate(op, &f.to_geo(), lit),
+    }
 }
 
 impl Scalar {
