@@ -102,6 +102,11 @@ async fn check_tile(
     use hamn::store::Store;
     let store = hamn::store::embedded::EmbeddedStore::open(dir).expect("store");
     let stored = store.features(&id(collection)).await.expect("features");
+    let entry = store
+        .get(&id(collection))
+        .await
+        .expect("catalog")
+        .expect("entry");
     let (status, body) = tile_bytes(&format!(
         "{}/collections/{collection}/tiles/WebMercatorQuad/{z}/{y}/{x}",
         s.base
@@ -146,6 +151,10 @@ async fn check_tile(
         missing.is_empty(),
         "{collection} {z}/{x}/{y}: missing {missing:?}"
     );
+    let by_id: std::collections::HashMap<u64, &hamn::store::StoredFeature> = stored
+        .iter()
+        .map(|f| (f.id.parse::<u64>().unwrap_or(f.fid as u64), f))
+        .collect();
     for f in &layer.features {
         assert_eq!(f.tags.len() % 2, 0);
         assert!(f
@@ -153,6 +162,40 @@ async fn check_tile(
             .iter()
             .step_by(2)
             .all(|k| (*k as usize) < layer.keys.len()));
+        // Every attribute with a value is a tag with that value; nulls are left out.
+        let source = by_id[&f.id.expect("feature id")];
+        let tags: std::collections::HashMap<&str, &geozero::mvt::tile::Value> = f
+            .tags
+            .chunks(2)
+            .map(|kv| {
+                (
+                    layer.keys[kv[0] as usize].as_str(),
+                    &layer.values[kv[1] as usize],
+                )
+            })
+            .collect();
+        for (a, v) in entry.attributes.iter().zip(&source.values) {
+            let tag = tags.get(a.name.as_str());
+            use hamn::store::Value as V;
+            let ok = match (v, tag) {
+                (V::Null, None) => true,
+                (V::Integer(i), Some(t)) => t.int_value == Some(*i),
+                (V::Real(r), Some(t)) => t.double_value == Some(*r),
+                (V::Boolean(b), Some(t)) => t.bool_value == Some(*b),
+                (V::Text(s), Some(t)) => t.string_value.as_deref() == Some(s.as_str()),
+                (V::Date(d), Some(t)) => t.string_value.as_deref() == Some(d.to_string().as_str()),
+                (V::DateTime(d), Some(t)) => {
+                    t.string_value.as_deref() == Some(d.to_rfc3339().as_str())
+                }
+                (V::Json(_), Some(t)) => t.string_value.is_some(),
+                _ => false,
+            };
+            assert!(
+                ok,
+                "{collection}: feature {:?} attribute {}: {v:?} vs tag {tag:?}",
+                f.id, a.name
+            );
+        }
         let g = decode(f.r#type.expect("type"), &f.geometry);
         assert!(!g.parts.is_empty());
         for part in &g.parts {

@@ -9,7 +9,6 @@ pub mod tms;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use geozero::mvt::{Message, Tile};
 
 use crate::engine::{Query, Snapshot};
 pub use mvt::TileOptions;
@@ -68,20 +67,18 @@ pub fn render(
             return hit;
         }
     }
-    let encoded = Tile {
-        layers: layers
-            .iter()
-            .enumerate()
-            .filter_map(|(i, s)| {
-                let all = Query::default();
-                mvt::layer(s, tile, opts, queries.get(i).unwrap_or(&all))
-            })
-            .collect(),
-    };
-    let bytes = if encoded.layers.is_empty() {
+    let encoded: Vec<Vec<u8>> = layers
+        .iter()
+        .enumerate()
+        .filter_map(|(i, s)| {
+            let all = Query::default();
+            mvt::layer(s, tile, opts, queries.get(i).unwrap_or(&all))
+        })
+        .collect();
+    let bytes = if encoded.is_empty() {
         Bytes::new()
     } else {
-        Bytes::from(encoded.encode_to_vec())
+        Bytes::from(mvt::tile_bytes(&encoded))
     };
     if cache.enabled() {
         cache.cache.insert(k, bytes.clone());
