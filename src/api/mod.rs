@@ -288,50 +288,52 @@ async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(resource("/", landing))
-        .service(resource("/conformance", conformance))
-        .service(resource("/api", openapi::api))
-        .service(resource("/api.html", openapi::api_html))
-        .service(resource("/health", health))
-        .service(resource("/collections", collections::list))
-        .service(resource("/collections/{id}", collections::one))
-        .service(resource(
-            "/collections/{id}/queryables",
-            collections::queryables,
-        ))
-        .service(resource(
-            "/collections/{id}/sortables",
-            collections::sortables,
-        ))
-        .service(resource("/collections/{id}/items", items::items))
-        .service(resource("/collections/{id}/items/{feature}", items::item))
-        .service(resource(
-            "/collections/{id}/tiles",
-            tiles::collection_tilesets,
-        ))
-        .service(resource(
-            "/collections/{id}/tiles/{tms}",
-            tiles::collection_tileset,
-        ))
-        .service(resource(
-            "/collections/{id}/tiles/{tms}/tilejson.json",
-            tiles::collection_tilejson,
-        ))
-        .service(resource(
-            "/collections/{id}/tiles/{tms}/{z}/{y}/{x}",
-            tiles::collection_tile,
-        ))
-        .service(resource("/tiles", tiles::dataset_tilesets))
-        .service(resource("/tiles/{tms}", tiles::dataset_tileset))
-        .service(resource(
-            "/tiles/{tms}/tilejson.json",
-            tiles::dataset_tilejson,
-        ))
-        .service(resource("/tiles/{tms}/{z}/{y}/{x}", tiles::dataset_tile))
-        .service(resource("/assets/maplibre-gl/{file}", map::asset))
-        .service(resource("/tileMatrixSets", tiles::tile_matrix_sets))
-        .service(resource("/tileMatrixSets/{tms}", tiles::tile_matrix_set))
-        .default_service(web::to(not_found_or_options));
+    // actix tries resources in order, one pattern match each: the high-volume paths (tiles,
+    // items) first, so a tile request is not matched against every other pattern before its own.
+    cfg.service(resource(
+        "/collections/{id}/tiles/{tms}/{z}/{y}/{x}",
+        tiles::collection_tile,
+    ))
+    .service(resource("/tiles/{tms}/{z}/{y}/{x}", tiles::dataset_tile))
+    .service(resource("/collections/{id}/items", items::items))
+    .service(resource("/collections/{id}/items/{feature}", items::item))
+    .service(resource("/", landing))
+    .service(resource("/conformance", conformance))
+    .service(resource("/api", openapi::api))
+    .service(resource("/api.html", openapi::api_html))
+    .service(resource("/health", health))
+    .service(resource("/collections", collections::list))
+    .service(resource("/collections/{id}", collections::one))
+    .service(resource(
+        "/collections/{id}/queryables",
+        collections::queryables,
+    ))
+    .service(resource(
+        "/collections/{id}/sortables",
+        collections::sortables,
+    ))
+    .service(resource(
+        "/collections/{id}/tiles",
+        tiles::collection_tilesets,
+    ))
+    .service(resource(
+        "/collections/{id}/tiles/{tms}",
+        tiles::collection_tileset,
+    ))
+    .service(resource(
+        "/collections/{id}/tiles/{tms}/tilejson.json",
+        tiles::collection_tilejson,
+    ))
+    .service(resource("/tiles", tiles::dataset_tilesets))
+    .service(resource("/tiles/{tms}", tiles::dataset_tileset))
+    .service(resource(
+        "/tiles/{tms}/tilejson.json",
+        tiles::dataset_tilejson,
+    ))
+    .service(resource("/assets/maplibre-gl/{file}", map::asset))
+    .service(resource("/tileMatrixSets", tiles::tile_matrix_sets))
+    .service(resource("/tileMatrixSets/{tms}", tiles::tile_matrix_set))
+    .default_service(web::to(not_found_or_options));
 }
 
 async fn not_found_or_options(req: HttpRequest) -> Result<HttpResponse, ApiError> {

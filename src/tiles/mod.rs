@@ -61,9 +61,9 @@ pub fn render(
     queries: &[Query],
     filter_key: &str,
 ) -> Bytes {
-    let k = key(layers, tile, filter_key);
-    if cache.enabled() {
-        if let Some(hit) = cache.cache.get(&k) {
+    let k = cache.enabled().then(|| key(layers, tile, filter_key));
+    if let Some(k) = &k {
+        if let Some(hit) = cache.cache.get(k) {
             return hit;
         }
     }
@@ -80,7 +80,7 @@ pub fn render(
     } else {
         Bytes::from(mvt::tile_bytes(&encoded))
     };
-    if cache.enabled() {
+    if let Some(k) = k {
         cache.cache.insert(k, bytes.clone());
     }
     bytes

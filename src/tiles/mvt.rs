@@ -377,7 +377,30 @@ impl<'a> TagValue<'a> {
             }
             TagValue::Text(s) => bytes_field(out, pb::STRING, s.as_bytes()),
             TagValue::Json(s) => bytes_field(out, pb::STRING, s.as_bytes()),
-            TagValue::Date(d) => bytes_field(out, pb::STRING, d.to_string().as_bytes()),
+            TagValue::Date(d) => {
+                // YYYY-MM-DD by hand: chrono's formatter was the slow part of a small tile.
+                use chrono::Datelike;
+                let (y, m, day) = (d.year(), d.month(), d.day());
+                if (0..=9999).contains(&y) {
+                    let y = y as u32;
+                    let digit = |v: u32| b'0' + (v % 10) as u8;
+                    let b = [
+                        digit(y / 1000),
+                        digit(y / 100),
+                        digit(y / 10),
+                        digit(y),
+                        b'-',
+                        digit(m / 10),
+                        digit(m),
+                        b'-',
+                        digit(day / 10),
+                        digit(day),
+                    ];
+                    bytes_field(out, pb::STRING, &b);
+                } else {
+                    bytes_field(out, pb::STRING, d.to_string().as_bytes());
+                }
+            }
             TagValue::DateTime(secs, nanos, offset) => {
                 let text = chrono::DateTime::from_timestamp(*secs, *nanos)
                     .zip(chrono::FixedOffset::east_opt(*offset))
@@ -391,7 +414,7 @@ impl<'a> TagValue<'a> {
 
 /// Writes one layer's protobuf directly: features as they come, keys fixed to the collection's
 /// attributes (key i is attribute i), values deduplicated with a fast hash of borrowed values —
-/// except for an attribute whose values turn out to be nearly all different (names,
+/// except for a text attribute whose values turn out to be nearly all different (names,
 /// addresses), which are written as they come rather than hashed in vain. No per-feature
 /// message objects are built.
 struct LayerWriter<'a> {
@@ -407,18 +430,21 @@ struct LayerWriter<'a> {
     count: usize,
 }
 
-/// After this many lookups an attribute with fewer than one repeat in eight stops being
+/// After this many lookups a text attribute with fewer than one repeat in eight stops being
 /// deduplicated.
 const DEDUP_PROBE: u32 = 16;
 
 impl<'a> LayerWriter<'a> {
-    fn new(attributes: usize) -> Self {
+    /// A writer for about `features` features of `attributes` attributes each.
+    fn new(attributes: usize, features: usize) -> Self {
+        // Sized to the tile: a small tile should not clear a large table.
+        let values = (features * attributes).min(4096);
         Self {
-            features: Vec::new(),
-            values: Vec::new(),
+            features: Vec::with_capacity(features * 16),
+            values: Vec::with_capacity(values * 12),
             value_count: 0,
             value_index: std::collections::HashMap::with_capacity_and_hasher(
-                256,
+                values,
                 foldhash::fast::FixedState::default(),
             ),
             lookups: vec![(0, 0); attributes],
@@ -443,7 +469,9 @@ impl<'a> LayerWriter<'a> {
         for (k, v) in values.iter().enumerate() {
             let Some(tv) = TagValue::of(v) else { continue };
             let (tries, hits) = self.lookups.get(k).copied().unwrap_or((0, 0));
-            let index = if tries >= DEDUP_PROBE && hits * 8 < tries {
+            // Only text is worth skipping: numbers and dates hash in a few instructions.
+            let text = matches!(tv, TagValue::Text(_));
+            let index = if text && tries >= DEDUP_PROBE && hits * 8 < tries {
                 self.push_value(&tv)
             } else {
                 if let Some(l) = self.lookups.get_mut(k) {
@@ -605,9 +633,13 @@ pub fn layer(
     // Clipped one unit inside the buffer, so rounding to the grid cannot carry a vertex past it.
     let [bl, bb, br, bt] = tile.buffered(opts.buffer.saturating_sub(1), opts.extent);
     let clip = geo::Rect::new(geo::coord! { x: bl, y: bb }, geo::coord! { x: br, y: bt });
-    let mut w = LayerWriter::new(snapshot.entry.attributes.len());
+    let selected = snapshot.select(&q);
+    let mut w = LayerWriter::new(
+        snapshot.entry.attributes.len(),
+        selected.len().min(opts.max_features),
+    );
     let mut geometry: Vec<u32> = Vec::with_capacity(64);
-    for i in snapshot.select(&q) {
+    for i in selected {
         if w.count >= opts.max_features {
             break;
         }
