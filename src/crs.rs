@@ -101,12 +101,13 @@ fn with_transform<T>(
     })
 }
 
-/// A geometry in CRS84 expressed in `crs`, axis order as the CRS defines it.
-pub fn from_crs84(g: &geo::Geometry<f64>, crs: Crs) -> Result<geo::Geometry<f64>, CrsError> {
-    let Crs::Epsg(code) = crs else {
-        return Ok(g.clone());
-    };
-    with_transform(code, false, |ct| {
+/// A geometry's coordinates through the transformation CRS84 → EPSG:`code` (`inverse`: back).
+fn transform_geometry(
+    g: &geo::Geometry<f64>,
+    code: u32,
+    inverse: bool,
+) -> Result<geo::Geometry<f64>, CrsError> {
+    with_transform(code, inverse, |ct| {
         g.try_map_coords(|c| {
             let (mut x, mut y, mut z) = ([c.x], [c.y], [0.0]);
             ct.transform_coords(&mut x, &mut y, &mut z)
@@ -116,19 +117,20 @@ pub fn from_crs84(g: &geo::Geometry<f64>, crs: Crs) -> Result<geo::Geometry<f64>
     })?
 }
 
+/// A geometry in CRS84 expressed in `crs`, axis order as the CRS defines it.
+pub fn from_crs84(g: &geo::Geometry<f64>, crs: Crs) -> Result<geo::Geometry<f64>, CrsError> {
+    match crs {
+        Crs::Crs84 => Ok(g.clone()),
+        Crs::Epsg(code) => transform_geometry(g, code, false),
+    }
+}
+
 /// A geometry given in `crs` (its axis order) in CRS84.
 pub fn to_crs84(g: &geo::Geometry<f64>, crs: Crs) -> Result<geo::Geometry<f64>, CrsError> {
-    let Crs::Epsg(code) = crs else {
-        return Ok(g.clone());
-    };
-    with_transform(code, true, |ct| {
-        g.try_map_coords(|c| {
-            let (mut x, mut y, mut z) = ([c.x], [c.y], [0.0]);
-            ct.transform_coords(&mut x, &mut y, &mut z)
-                .map_err(|_| CrsError(format!("a coordinate lies outside EPSG:{code}")))?;
-            Ok(geo::coord! { x: x[0], y: y[0] })
-        })
-    })?
+    match crs {
+        Crs::Crs84 => Ok(g.clone()),
+        Crs::Epsg(code) => transform_geometry(g, code, true),
+    }
 }
 
 /// A bounding box given in `crs` (its axis order) as CRS84 `[west, south, east, north]`.

@@ -141,28 +141,48 @@ pub fn schema_of(kind: AttrType) -> Json {
     }
 }
 
-pub async fn queryables(
+/// Which attributes a schema document lists.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum SchemaKind {
+    /// What filters may name: the geometry and every attribute.
+    Queryables,
+    /// What `sortby` may name: attributes with an order.
+    Sortables,
+}
+
+/// `/queryables` or `/sortables`: a JSON Schema of the properties the collection offers.
+async fn schema_document(
     req: HttpRequest,
-    path: web::Path<String>,
-    state: web::Data<AppState>,
+    id: &str,
+    state: &AppState,
+    kind: SchemaKind,
 ) -> Result<HttpResponse, ApiError> {
-    let s = snapshot(&state, &path)?;
+    let s = snapshot(state, id)?;
     let q = Params::parse(req.query_string(), &["f"])?;
     negotiate(&req, q.get("f"))?;
     let base = base_url(&req);
     let mut props = serde_json::Map::new();
-    props.insert(
-        "geometry".into(),
-        json!({"format": "geometry-any", "$ref": "https://geojson.org/schema/Geometry.json"}),
-    );
+    if kind == SchemaKind::Queryables {
+        props.insert(
+            "geometry".into(),
+            json!({"format": "geometry-any", "$ref": "https://geojson.org/schema/Geometry.json"}),
+        );
+    }
     for a in &s.entry.attributes {
+        if kind == SchemaKind::Sortables && !super::items::sortable(a.kind) {
+            continue;
+        }
         let mut schema = schema_of(a.kind);
         schema["title"] = Json::String(a.name.clone());
         props.insert(a.name.clone(), schema);
     }
+    let name = match kind {
+        SchemaKind::Queryables => "queryables",
+        SchemaKind::Sortables => "sortables",
+    };
     let body = json!({
         "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "$id": format!("{base}/collections/{}/queryables", s.entry.id),
+        "$id": format!("{base}/collections/{}/{name}", s.entry.id),
         "type": "object",
         "title": s.entry.meta.title,
         "properties": props,
@@ -173,37 +193,20 @@ pub async fn queryables(
         .body(body.to_string()))
 }
 
+pub async fn queryables(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    schema_document(req, &path, &state, SchemaKind::Queryables).await
+}
+
 pub async fn sortables(
     req: HttpRequest,
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let s = snapshot(&state, &path)?;
-    let q = Params::parse(req.query_string(), &["f"])?;
-    negotiate(&req, q.get("f"))?;
-    let base = base_url(&req);
-    let mut props = serde_json::Map::new();
-    for a in s
-        .entry
-        .attributes
-        .iter()
-        .filter(|a| super::items::sortable(a.kind))
-    {
-        let mut schema = schema_of(a.kind);
-        schema["title"] = Json::String(a.name.clone());
-        props.insert(a.name.clone(), schema);
-    }
-    let body = json!({
-        "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "$id": format!("{base}/collections/{}/sortables", s.entry.id),
-        "type": "object",
-        "title": s.entry.meta.title,
-        "properties": props,
-        "additionalProperties": false,
-    });
-    Ok(HttpResponse::Ok()
-        .insert_header((header::CONTENT_TYPE, SCHEMA_JSON))
-        .body(body.to_string()))
+    schema_document(req, &path, &state, SchemaKind::Sortables).await
 }
 
 /// A small, stable, non-cryptographic hash (FNV-1a) for ETags.
