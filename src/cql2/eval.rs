@@ -159,6 +159,7 @@ impl Binder<'_> {
     }
 
     fn pred(&self, e: &Expr) -> Result<Pred, Cql2Error> {
+        arity(e)?;
         Ok(match e {
             Expr::Bool(b) => Pred::Const(Some(*b)),
             Expr::Property(_) => {
@@ -283,6 +284,7 @@ impl Binder<'_> {
     }
 
     fn scalar(&self, e: &Expr) -> Result<(Scalar, Ty), Cql2Error> {
+        arity(e)?;
         Ok(match e {
             Expr::Int(i) => (Scalar::Int(*i), Ty::Num),
             Expr::Real(r) => (Scalar::Real(*r), Ty::Num),
@@ -435,6 +437,22 @@ impl Binder<'_> {
             other => Ok(Time::Instant(self.end(other)?)),
         }
     }
+}
+
+/// Both parsers build operations with the right number of arguments; a tree made another way
+/// is checked here, so that binding never indexes past the arguments.
+fn arity(e: &Expr) -> Result<(), Cql2Error> {
+    if let Expr::Op(op, args) = e {
+        let (least, most) = op.arity();
+        if args.len() < least || args.len() > most {
+            return Err(bad(format!(
+                "{} has {} arguments",
+                op.name().to_uppercase(),
+                args.len()
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn ty_name(t: Ty) -> &'static str {
