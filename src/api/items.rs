@@ -435,6 +435,14 @@ pub async fn items(
             .unwrap_or(current),
         None => current,
     };
+    if !r.query.sort.is_empty()
+        && r.cursor
+            .is_some_and(|c| !matches!(c.start, Start::Offset(_)))
+    {
+        return Err(ApiError::BadRequest(
+            "this cursor comes from an unsorted walk; start again without it to sort".into(),
+        ));
+    }
     let start = match (r.cursor, r.offset) {
         (Some(c), _) => c.start,
         (None, Some(o)) => Start::Offset(o),

@@ -221,26 +221,9 @@ impl Op {
     }
 }
 
-impl Expr {
-    /// Nesting depth of the tree (a literal is 1).
-    pub fn depth(&self) -> usize {
-        match self {
-            Expr::Op(_, args) | Expr::List(args) => {
-                1 + args.iter().map(Expr::depth).max().unwrap_or(0)
-            }
-            Expr::Interval(a, b) => {
-                1 + a
-                    .as_deref()
-                    .map_or(0, Expr::depth)
-                    .max(b.as_deref().map_or(0, Expr::depth))
-            }
-            _ => 1,
-        }
-    }
-}
-
 /// CQL2-Text for a tree, fully parenthesised, so that parsing it gives the same tree back
-/// (the fuzz tests check exactly that).
+/// for any tree the text parser can build (the fuzz tests check exactly that; a JSON
+/// `{"op": "-", "args": [5]}` reads back as the literal -5).
 impl std::fmt::Display for Expr {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

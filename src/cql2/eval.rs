@@ -52,6 +52,8 @@ enum Pred {
     Like(Scalar, Pattern),
     IsNull(Scalar),
     GeometryIsNull,
+    /// A spatial relation of the feature's geometry with itself: unknown without one.
+    ItsOwnGeometry(bool),
     Truth(Scalar),
     Spatial(SpatialOp, Literal),
     Temporal(TemporalOp, Time, Time),
@@ -205,7 +207,11 @@ impl Binder<'_> {
                 }
                 let value = match value {
                     Some(v) => v,
-                    None => return Ok(Pred::Const(Some(false))),
+                    None => {
+                        // Still check that the left operand names something real.
+                        self.scalar(&args[0])?;
+                        return Ok(Pred::Const(Some(false)));
+                    }
                 };
                 Pred::In(value, list)
             }
@@ -246,20 +252,13 @@ impl Binder<'_> {
     fn comparable(&self, a: &Expr, b: &Expr, op: &str) -> Result<(Scalar, Scalar), Cql2Error> {
         let (sa, ta) = self.scalar(a)?;
         let (sb, tb) = self.scalar(b)?;
-        let coerce = |s: Scalar| {
-            match s {
-            Scalar::Text(t) => super::parse_date(&t)
-                .filter(|_| t.len() <= 10)
-                .map(midnight)
-                .or_else(|| super::parse_timestamp(&t))
-                .map(Scalar::Time)
-                .ok_or_else(|| {
-                    bad(format!(
-                        "{t:?} is not a date or timestamp; write DATE('YYYY-MM-DD') or TIMESTAMP('…Z')"
-                    ))
-                }),
+        let coerce = |s: Scalar| match s {
+            Scalar::Text(t) => super::parse_instant(&t).map(Scalar::Time).ok_or_else(|| {
+                bad(format!(
+                    "{t:?} is not a date or timestamp; write DATE('YYYY-MM-DD') or TIMESTAMP('…Z')"
+                ))
+            }),
             other => Ok(other),
-        }
         };
         match (ta, tb) {
             (Ty::Json, _) | (_, Ty::Json) => Err(bad(format!(
@@ -380,9 +379,14 @@ impl Binder<'_> {
             }
             (Expr::Geometry(x), Expr::Geometry(y)) => {
                 let (x, y) = (self.literal(x)?, self.literal(y)?);
-                Pred::Const(Some(relate(op, &x.geometry, &y)))
+                Pred::Const(relate(op, &x.geometry, &y))
             }
-            _ if ga && gb => Pred::Const(Some(!matches!(op, SpatialOp::Disjoint))),
+            // A geometry equals, intersects, contains and lies within itself; it does not
+            // touch, cross, overlap or stand apart from itself.
+            _ if ga && gb => Pred::ItsOwnGeometry(matches!(
+                op,
+                SpatialOp::Intersects | SpatialOp::Equals | SpatialOp::Within | SpatialOp::Contains
+            )),
             _ => {
                 let wrong = if ga || matches!(a, Expr::Geometry(_)) {
                     b
@@ -412,10 +416,7 @@ impl Binder<'_> {
                     )))
                 }
             }
-            Expr::Str(s) => super::parse_date(s)
-                .filter(|_| s.len() <= 10)
-                .map(midnight)
-                .or_else(|| super::parse_timestamp(s))
+            Expr::Str(s) => super::parse_instant(s)
                 .map(End::Fixed)
                 .ok_or_else(|| bad(format!("{s:?} is not a date or timestamp"))),
             other => Err(bad(format!(
@@ -572,14 +573,18 @@ fn fold_text(s: &str, fold: Fold) -> Cow<'_, str> {
     }
 }
 
-fn relate(op: SpatialOp, feature: &geo::Geometry<f64>, lit: &Literal) -> bool {
+/// The relation `op` between a feature's geometry and a literal; `None` when it cannot be
+/// decided. geo's DE-9IM `relate` asserts on some invalid polygons (a self-crossing ring in a
+/// user's literal or in the data): such a case is unknown rather than a dead worker.
+fn relate(op: SpatialOp, feature: &geo::Geometry<f64>, lit: &Literal) -> Option<bool> {
     let g = &lit.geometry;
     match op {
-        SpatialOp::Intersects => feature.intersects(g),
-        SpatialOp::Disjoint => !feature.intersects(g),
+        SpatialOp::Intersects => Some(feature.intersects(g)),
+        SpatialOp::Disjoint => Some(!feature.intersects(g)),
         _ => {
-            let m = feature.relate(g);
-            match op {
+            let m = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| feature.relate(g)))
+                .ok()?;
+            Some(match op {
                 SpatialOp::Contains => m.is_contains(),
                 SpatialOp::Within => m.is_within(),
                 SpatialOp::Equals => m.is_equal_topo(),
@@ -587,23 +592,23 @@ fn relate(op: SpatialOp, feature: &geo::Geometry<f64>, lit: &Literal) -> bool {
                 SpatialOp::Crosses => m.is_crosses(),
                 SpatialOp::Overlaps => m.is_overlaps(),
                 SpatialOp::Intersects | SpatialOp::Disjoint => m.is_intersects(),
-            }
+            })
         }
     }
 }
 
-fn spatial(op: SpatialOp, f: &Geom, lit: &Literal) -> bool {
+fn spatial(op: SpatialOp, f: &Geom, lit: &Literal) -> Option<bool> {
     if let Geom::Point(x, y) = f {
         let p = geo::Point::new(*x, *y);
         // Outside the literal's envelope a point can only be disjoint from it.
         if lit.rect.is_none_or(|r| !r.intersects(&p)) {
-            return op == SpatialOp::Disjoint;
+            return Some(op == SpatialOp::Disjoint);
         }
         match (op, &lit.geometry) {
-            (SpatialOp::Intersects, g) => return g.intersects(&p),
-            (SpatialOp::Disjoint, g) => return !g.intersects(&p),
-            (SpatialOp::Within, geo::Geometry::Polygon(g)) => return g.contains(&p),
-            (SpatialOp::Within, geo::Geometry::MultiPolygon(g)) => return g.contains(&p),
+            (SpatialOp::Intersects, g) => return Some(g.intersects(&p)),
+            (SpatialOp::Disjoint, g) => return Some(!g.intersects(&p)),
+            (SpatialOp::Within, geo::Geometry::Polygon(g)) => return Some(g.contains(&p)),
+            (SpatialOp::Within, geo::Geometry::MultiPolygon(g)) => return Some(g.contains(&p)),
             _ => {}
         }
         return relate(op, &geo::Geometry::Point(p), lit);
@@ -848,7 +853,8 @@ impl Pred {
                 V::Bool(b) => Some(b),
                 _ => None,
             },
-            Pred::Spatial(op, lit) => Some(spatial(*op, f.geometry.as_ref()?, lit)),
+            Pred::Spatial(op, lit) => spatial(*op, f.geometry.as_ref()?, lit),
+            Pred::ItsOwnGeometry(holds) => f.geometry.as_ref().map(|_| *holds),
             Pred::Temporal(op, a, b) => Some(temporal(*op, span(a, f)?, span(b, f)?)),
         }
     }

@@ -104,6 +104,18 @@ pub(crate) fn parse_date(s: &str) -> Option<NaiveDate> {
     NaiveDate::parse_from_str(s, "%Y-%m-%d").ok()
 }
 
+/// A date (`YYYY-MM-DD`, as midnight UTC) or an RFC 3339 timestamp: what a string stands for
+/// where an instant is expected.
+pub(crate) fn parse_instant(s: &str) -> Option<DateTime<Utc>> {
+    if s.len() <= 10 {
+        parse_date(s)
+            .and_then(|d| d.and_hms_opt(0, 0, 0))
+            .map(|t| t.and_utc())
+    } else {
+        parse_timestamp(s)
+    }
+}
+
 pub(crate) fn parse_timestamp(s: &str) -> Option<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(s)
         .ok()

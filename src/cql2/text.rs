@@ -426,9 +426,8 @@ impl Parser {
                 other => Expr::Op(Op::Neg, vec![other]),
             });
         }
-        if self.eat_sym("+") {
-            return self.unary();
-        }
+        // A unary plus changes nothing; any number of them is skipped without recursing.
+        while self.eat_sym("+") {}
         self.primary()
     }
 
@@ -457,9 +456,8 @@ impl Parser {
                 Ok(e)
             }
             Tok::Word(w) => self.word(&w, at),
-            other => {
+            _ => {
                 self.pos -= 1;
-                let _ = other;
                 Err(self.unexpected("a value, a property name or '('"))
             }
         }
@@ -730,9 +728,14 @@ pub fn bbox(n: &[f64]) -> Option<Expr> {
         [w, s, _, e, n, _] => (w, s, e, n),
         _ => return None,
     };
-    Some(Expr::Geometry(Geometry::Polygon(
-        geo::Rect::new(Coord { x: w, y: s }, Coord { x: e, y: no }).to_polygon(),
-    )))
+    let rect =
+        |w: f64, e: f64| geo::Rect::new(Coord { x: w, y: s }, Coord { x: e, y: no }).to_polygon();
+    // A west edge east of the east edge crosses the antimeridian, as in the `bbox` parameter.
+    Some(Expr::Geometry(if w > e {
+        Geometry::MultiPolygon(MultiPolygon(vec![rect(w, 180.0), rect(-180.0, e)]))
+    } else {
+        Geometry::Polygon(rect(w, e))
+    }))
 }
 
 #[cfg(test)]
@@ -886,5 +889,19 @@ mod tests {
         assert!(parse(&ands).is_ok(), "a flat AND chain is fine");
         let list = format!("a IN ({})", vec!["1"; 20_000].join(","));
         assert!(parse(&list).expect_err("list").message.contains("IN list"));
+        // Unary plus signs are skipped, not recursed into.
+        let plus = format!("a = {}1", "+".repeat(30_000));
+        assert_eq!(
+            parse(&plus).expect("plus"),
+            Expr::Op(Op::Eq, vec![Expr::Property("a".into()), Expr::Int(1)])
+        );
+    }
+
+    #[test]
+    fn a_bbox_may_cross_the_antimeridian() {
+        assert!(matches!(
+            p("S_INTERSECTS(geometry, BBOX(170, -10, -170, 10))"),
+            Expr::Op(_, ref args) if matches!(args[1], Expr::Geometry(Geometry::MultiPolygon(ref m)) if m.0.len() == 2)
+        ));
     }
 }

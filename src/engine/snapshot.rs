@@ -439,12 +439,26 @@ fn sort_order(a: &Value, b: &Value, descending: bool) -> Ordering {
         (Value::Boolean(x), Value::Boolean(y)) => x.cmp(y),
         (Value::Date(x), Value::Date(y)) => x.cmp(y),
         (Value::DateTime(x), Value::DateTime(y)) => x.cmp(y),
-        _ => Ordering::Equal,
+        // Values of different kinds in one column (a list among numbers): ordered by kind, so
+        // the order stays total, as sorting requires.
+        (a, b) => kind_rank(a).cmp(&kind_rank(b)),
     };
     if descending {
         o.reverse()
     } else {
         o
+    }
+}
+
+fn kind_rank(v: &Value) -> u8 {
+    match v {
+        Value::Null => 0,
+        Value::Integer(_) | Value::Real(_) => 1,
+        Value::Text(_) => 2,
+        Value::Boolean(_) => 3,
+        Value::Date(_) => 4,
+        Value::DateTime(_) => 5,
+        Value::Json(_) => 6,
     }
 }
 

@@ -311,16 +311,11 @@ fn varint_len(v: u64) -> usize {
     (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
 }
 
-/// Appends `message` to `out` as the length-delimited field `field` of the enclosing message.
-pub fn wrap(out: &mut Vec<u8>, field: u32, message: &[u8]) {
-    bytes_field(out, field, message);
-}
-
 /// A layer's tile: `Tile { layers = 3 }` is just its layers, each as field 3.
 pub fn tile_bytes(layers: &[Vec<u8>]) -> Vec<u8> {
     let mut out = Vec::with_capacity(layers.iter().map(|l| l.len() + 6).sum());
     for l in layers {
-        wrap(&mut out, pb::LAYERS, l);
+        bytes_field(&mut out, pb::LAYERS, l);
     }
     out
 }
@@ -458,7 +453,7 @@ impl<'a> LayerWriter<'a> {
     fn push_value(&mut self, tv: &TagValue) -> u32 {
         self.scratch.clear();
         tv.encode(&mut self.scratch);
-        wrap(&mut self.values, pb::VALUES, &self.scratch);
+        bytes_field(&mut self.values, pb::VALUES, &self.scratch);
         self.value_count += 1;
         self.value_count - 1
     }
@@ -506,7 +501,7 @@ impl<'a> LayerWriter<'a> {
         key(&mut self.feature, pb::TYPE, pb::VARINT);
         varint(&mut self.feature, u64::from(kind));
         packed(&mut self.feature, pb::GEOMETRY, geometry);
-        wrap(&mut self.features, pb::FEATURES, &self.feature);
+        bytes_field(&mut self.features, pb::FEATURES, &self.feature);
         self.count += 1;
     }
 
