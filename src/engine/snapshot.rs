@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Utc};
 use geo::{BoundingRect, Intersects};
-use rstar::{RTree, RTreeObject, AABB};
+use rstar::{RStarInsertionStrategy, RTree, RTreeObject, RTreeParams, AABB};
 use serde_json::Value as Json;
 
 use std::cmp::Ordering;
@@ -51,6 +51,18 @@ impl Geom {
     }
 }
 
+/// R-tree nodes of up to 16 entries instead of rstar's 6: the tree is bulk-loaded once per
+/// snapshot and never inserted into, and a search then follows fewer pointers (5 levels
+/// instead of 8 for 1M features) through children that lie side by side in memory.
+pub struct WideNodes;
+
+impl RTreeParams for WideNodes {
+    const MIN_SIZE: usize = 6;
+    const MAX_SIZE: usize = 16;
+    const REINSERTION_COUNT: usize = 3;
+    type DefaultInsertionStrategy = RStarInsertionStrategy;
+}
+
 /// An R-tree entry: a feature's envelope and its index in [`Snapshot::features`].
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Node {
@@ -69,7 +81,7 @@ impl RTreeObject for Node {
 pub struct Snapshot {
     pub entry: CatalogEntry,
     pub features: Vec<Feature>,
-    tree: RTree<Node>,
+    tree: RTree<Node, WideNodes>,
     /// Where most of the features are: the 1st to 99th percentile of their envelopes' centres.
     /// Real files carry stray points (at 0,0, or with swapped coordinates); a map fitted to
     /// this box shows the data instead of the world.
@@ -269,7 +281,7 @@ impl Snapshot {
         Self {
             entry,
             features,
-            tree: RTree::bulk_load(nodes),
+            tree: RTree::bulk_load_with_params(nodes),
             core_bbox,
             by_id,
         }
@@ -326,6 +338,7 @@ impl Snapshot {
             out.sort_unstable();
             return out;
         }
+        let attribute_test = q.datetime.is_some() || !q.equals.is_empty() || q.filter.is_some();
         let mut out: Vec<u32> = Vec::new();
         for b in &q.bbox {
             let search = match envelope {
@@ -346,6 +359,13 @@ impl Snapshot {
                 geo::coord! { x: b[2], y: b[3] },
             );
             for node in self.tree.locate_in_envelope_intersecting(&aabb) {
+                // A point's envelope is the point, so the envelope test was exact and, with no
+                // attribute test either, the feature itself need not be read here: it lies
+                // elsewhere in memory, and reading it is most of the cost of a small tile.
+                if !attribute_test && node.env.lower() == node.env.upper() {
+                    out.push(node.index);
+                    continue;
+                }
                 let f = &self.features[node.index as usize];
                 // Envelopes overlap; for anything but a point, check the geometry itself.
                 let exact = match &f.geometry {
