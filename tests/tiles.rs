@@ -10,6 +10,7 @@ use std::collections::HashSet;
 use common::*;
 use geo::Intersects;
 use geozero::mvt::{Message, Tile};
+use hamn::tiles::tms::Tms;
 use hamn::tiles::TileId;
 use serde_json::Value as Json;
 
@@ -74,7 +75,7 @@ fn below_one_unit(g: &geo::Geometry<f64>, tile: TileId) -> bool {
     }
     let unit = tile.span() / 4096.0;
     let m = g.map_coords(|c| {
-        let (x, y) = hamn::tiles::tms::to_mercator(c.x, c.y);
+        let (x, y) = tile.project(c.x, c.y);
         geo::coord! { x: x / unit, y: y / unit }
     });
     let Some(b) = m.bounding_rect() else {
@@ -90,15 +91,37 @@ fn below_one_unit(g: &geo::Geometry<f64>, tile: TileId) -> bool {
     }
 }
 
+/// Where PROJ (through GDAL, as the API's `crs=` uses it, independent of the tile code's own
+/// projection formulas) puts a longitude/latitude in `tile`'s CRS, as (easting, northing).
+fn proj_en(tile: TileId, lon: f64, lat: f64) -> (f64, f64) {
+    let (code, northing_first) = match tile.tms() {
+        Tms::WebMercatorQuad => (3857, false),
+        Tms::Sweref99Tm => (3006, true),
+    };
+    let p = geo::Geometry::Point(geo::Point::new(lon, lat));
+    let Ok(geo::Geometry::Point(q)) = hamn::crs::from_crs84(&p, hamn::crs::Crs::Epsg(code)) else {
+        panic!("PROJ cannot project {lon} {lat} to EPSG:{code}");
+    };
+    if northing_first {
+        (q.y(), q.x())
+    } else {
+        (q.x(), q.y())
+    }
+}
+
+/// The tile of `tms` at `z` holding a longitude/latitude.
+fn tile_at(tms: Tms, z: u8, lon: f64, lat: f64) -> TileId {
+    let probe = TileId::new(tms, z, 0, 0).expect("tile 0/0");
+    let [left, _, _, top] = probe.bounds();
+    let (e, n) = proj_en(probe, lon, lat);
+    let x = ((e - left) / probe.span()).floor() as u32;
+    let y = ((top - n) / probe.span()).floor() as u32;
+    TileId::new(tms, z, x, y).expect("tile in range")
+}
+
 /// Checks one tile of `collection` against the stored features; returns how many it held.
-async fn check_tile(
-    s: &Server,
-    dir: &std::path::Path,
-    collection: &str,
-    z: u8,
-    x: u32,
-    y: u32,
-) -> usize {
+async fn check_tile(s: &Server, dir: &std::path::Path, collection: &str, tile: TileId) -> usize {
+    let (z, x, y) = (tile.z(), tile.x(), tile.y());
     use hamn::store::Store;
     let store = hamn::store::embedded::EmbeddedStore::open(dir).expect("store");
     let stored = store.features(&id(collection)).await.expect("features");
@@ -108,25 +131,33 @@ async fn check_tile(
         .expect("catalog")
         .expect("entry");
     let (status, body) = tile_bytes(&format!(
-        "{}/collections/{collection}/tiles/WebMercatorQuad/{z}/{y}/{x}",
-        s.base
+        "{}/collections/{collection}/tiles/{}/{z}/{y}/{x}",
+        s.base,
+        tile.tms().id()
     ));
-    let tile = TileId::new(z, x, y).expect("tile");
     // Everything that crosses the inner 80% of the tile must be there (a feature that only
-    // grazes an edge may shrink below a pixel and be dropped, as it should).
-    let [w, so, e, n] = tile.lonlat_bounds(0, 4096);
-    let (dx, dy) = ((e - w) * 0.1, (n - so) * 0.1);
+    // grazes an edge may shrink below a pixel and be dropped, as it should). Tested in the
+    // tile's CRS, through PROJ.
+    let [l, b, r, t] = tile.bounds();
+    let (dx, dy) = ((r - l) * 0.1, (t - b) * 0.1);
     let inner = geo::Rect::new(
-        geo::coord! { x: w + dx, y: so + dy },
-        geo::coord! { x: e - dx, y: n - dy },
+        geo::coord! { x: l + dx, y: b + dy },
+        geo::coord! { x: r - dx, y: t - dy },
     );
+    let in_crs = |g: &geo::Geometry<f64>| {
+        use geo::MapCoords;
+        g.map_coords(|c| {
+            let (e, n) = proj_en(tile, c.x, c.y);
+            geo::coord! { x: e, y: n }
+        })
+    };
     let must: HashSet<u64> = stored
         .iter()
         .filter(|f| {
             f.geometry
                 .as_deref()
                 .and_then(hamn::engine::snapshot::geometry_from_wkb)
-                .is_some_and(|g| g.intersects(&inner) && !below_one_unit(&g, tile))
+                .is_some_and(|g| in_crs(&g).intersects(&inner) && !below_one_unit(&g, tile))
         })
         .map(|f| f.id.parse::<u64>().unwrap_or(f.fid as u64))
         .collect();
@@ -198,6 +229,21 @@ async fn check_tile(
         }
         let g = decode(f.r#type.expect("type"), &f.geometry);
         assert!(!g.parts.is_empty());
+        // A point is where PROJ puts it, to the grid unit.
+        if let (1, Some(bytes)) = (g.kind, source.geometry.as_deref()) {
+            if let Some(geo::Geometry::Point(p)) = hamn::engine::snapshot::geometry_from_wkb(bytes)
+            {
+                let (e, n) = proj_en(tile, p.x(), p.y());
+                let unit = tile.span() / 4096.0;
+                let (gx, gy) = ((e - l) / unit, (t - n) / unit);
+                let (px, py) = g.parts[0][0];
+                assert!(
+                    (px as f64 - gx).abs() <= 0.51 && (py as f64 - gy).abs() <= 0.51,
+                    "{collection} {z}/{x}/{y}: point {:?} at ({px},{py}), PROJ says ({gx:.2},{gy:.2})",
+                    f.id
+                );
+            }
+        }
         for part in &g.parts {
             for &(px, py) in part {
                 assert!(
@@ -236,15 +282,22 @@ async fn tiles_hold_every_feature_they_should_and_nothing_else() {
         ("viborg-matrikel-jordstykker", 9.43, 56.46),
         ("traffic-counts-malmo-lund-synthetic", 13.19, 55.70),
     ] {
-        for z in [10u8, 12, 14, 15] {
-            let (mx, my) = hamn::tiles::tms::to_mercator(lon, lat);
-            let n = f64::from(1u32 << z);
-            let half = hamn::tiles::tms::HALF_WORLD;
-            let x = ((mx + half) / (2.0 * half) * n) as u32;
-            let y = ((half - my) / (2.0 * half) * n) as u32;
-            total += check_tile(&s, dir.path(), collection, z, x, y).await;
+        // WebMercatorQuad zooms, and SWEREF99TM levels of about the same scales.
+        for (tms, z) in [
+            (Tms::WebMercatorQuad, 10u8),
+            (Tms::WebMercatorQuad, 12),
+            (Tms::WebMercatorQuad, 14),
+            (Tms::WebMercatorQuad, 15),
+            (Tms::Sweref99Tm, 6),
+            (Tms::Sweref99Tm, 8),
+            (Tms::Sweref99Tm, 10),
+            (Tms::Sweref99Tm, 11),
+        ] {
+            let tile = tile_at(tms, z, lon, lat);
+            total += check_tile(&s, dir.path(), collection, tile).await;
             // And a neighbour, so features crossing tile edges are seen from both sides.
-            total += check_tile(&s, dir.path(), collection, z, x + 1, y).await;
+            let next = TileId::new(tms, z, tile.x() + 1, tile.y()).expect("neighbour");
+            total += check_tile(&s, dir.path(), collection, next).await;
         }
     }
     assert!(total > 1000, "the tiles held {total} features in all");
@@ -302,12 +355,54 @@ fn gdal_reads_a_tile_and_the_documents_are_right() {
     let (_, tms) = get(&format!("{}/tileMatrixSets/WebMercatorQuad", s.base));
     assert_eq!(tms["tileMatrices"].as_array().map(Vec::len), Some(25));
     assert_eq!(tms["tileMatrices"][0]["matrixWidth"], 1);
+    // SWEREF99TM as Lantmäteriet's services define it: northing first, 4096 m a pixel at level
+    // 0 halving to 0.5 m at level 13.
+    let (_, sw) = get(&format!("{}/tileMatrixSets/SWEREF99TM", s.base));
+    assert_eq!(sw["crs"], "http://www.opengis.net/def/crs/EPSG/0/3006");
+    assert_eq!(sw["orderedAxes"], serde_json::json!(["N", "E"]));
+    let m = sw["tileMatrices"].as_array().expect("matrices");
+    assert_eq!(m.len(), 14);
+    assert_eq!(m[0]["cellSize"], 4096.0);
+    assert_eq!(m[13]["cellSize"], 0.5);
+    assert_eq!(
+        m[0]["pointOfOrigin"],
+        serde_json::json!([8_500_000.0, -1_200_000.0])
+    );
+    assert_eq!(m[0]["matrixWidth"], 4);
+    let (_, list) = get(&format!("{}/tileMatrixSets", s.base));
+    let ids: Vec<&str> = list["tileMatrixSets"]
+        .as_array()
+        .expect("sets")
+        .iter()
+        .filter_map(|t| t["id"].as_str())
+        .collect();
+    assert_eq!(ids, ["WebMercatorQuad", "SWEREF99TM"]);
     let (_, sets) = get(&format!("{}/collections/harryda-badplatser/tiles", s.base));
-    assert!(sets["tilesets"][0]["links"]
+    let sets = sets["tilesets"].as_array().expect("tilesets");
+    assert_eq!(sets.len(), 2);
+    for set in sets {
+        assert!(set["links"]
+            .as_array()
+            .expect("links")
+            .iter()
+            .any(|l| l["rel"] == "item"));
+    }
+    let (_, ts) = get(&format!(
+        "{}/collections/harryda-badplatser/tiles/SWEREF99TM",
+        s.base
+    ));
+    assert_eq!(ts["crs"], "http://www.opengis.net/def/crs/EPSG/0/3006");
+    assert!(ts["links"]
         .as_array()
         .expect("links")
         .iter()
-        .any(|l| l["rel"] == "item"));
+        .all(|l| l["rel"] != "describedby"));
+    // TileJSON cannot name another grid than Web Mercator's.
+    let resp = fetch(&format!(
+        "{}/collections/harryda-badplatser/tiles/SWEREF99TM/tilejson.json",
+        s.base
+    ));
+    assert_eq!(resp.status(), 404);
     let (_, ts) = get(&format!(
         "{}/collections/harryda-badplatser/tiles/WebMercatorQuad",
         s.base
@@ -338,6 +433,7 @@ fn bad_tile_addresses_and_empty_tiles() {
         "{}/collections/malmo-miljoparkering/tiles/WebMercatorQuad",
         s.base
     );
+    let sw = format!("{}/tiles/SWEREF99TM", s.base);
     for (path, want) in [
         (format!("{t}/25/0/0"), 404),
         (format!("{t}/3/8/0"), 404),
@@ -362,6 +458,11 @@ fn bad_tile_addresses_and_empty_tiles() {
             400,
         ),
         (format!("{t}/0/0/0?bogus=1"), 400),
+        // SWEREF99TM: 4 tiles across at level 0, 14 levels.
+        (format!("{sw}/0/4/0"), 404),
+        (format!("{sw}/0/0/4"), 404),
+        (format!("{sw}/14/0/0"), 404),
+        (format!("{sw}/x/0/0"), 400),
     ] {
         let resp = fetch(&path);
         assert_eq!(resp.status(), want, "{path}");
@@ -528,6 +629,18 @@ async fn collections_have_their_own_zoom_ranges() {
         assert_eq!(
             fetch(&format!("{}/tiles/WebMercatorQuad/9/160/274", s.base)).status(),
             204
+        );
+        // SWEREF99TM levels count as the WebMercatorQuad zoom 4 deeper: 10-16 is levels 6-12.
+        let (_, ts) = get(&format!("{}/collections/zoomed/tiles/SWEREF99TM", s.base));
+        assert_eq!(ts["layers"][0]["minTileMatrix"], "6");
+        assert_eq!(ts["layers"][0]["maxTileMatrix"], "12");
+        let sw = format!("{}/collections/zoomed/tiles/SWEREF99TM", s.base);
+        assert_eq!(fetch(&format!("{sw}/5/71/48")).status(), 404, "below");
+        assert_eq!(fetch(&format!("{sw}/13/0/0")).status(), 404, "above");
+        assert_eq!(
+            fetch(&format!("{sw}/6/142/96")).status(),
+            200,
+            "Malmö at level 6"
         );
         // Re-ingesting without zoom options keeps the range.
         let o = store

@@ -1,6 +1,8 @@
-//! OGC API – Tiles (vector tiles, WebMercatorQuad), TileJSON 3.0 and plain XYZ URLs: per
-//! collection (`/collections/{id}/tiles/…`) and for the whole dataset with one layer per
-//! collection (`/tiles/…?collections=a,b`). An empty tile is answered `204 No Content`.
+//! OGC API – Tiles (vector tiles in WebMercatorQuad and SWEREF99TM), TileJSON 3.0 and plain XYZ
+//! URLs: per collection (`/collections/{id}/tiles/…`) and for the whole dataset with one layer
+//! per collection (`/tiles/…?collections=a,b`). An empty tile is answered `204 No Content`.
+//! TileJSON describes Web Mercator tiles only (it has no way to name another grid), so it is
+//! offered for WebMercatorQuad.
 
 use std::sync::Arc;
 
@@ -11,21 +13,40 @@ use serde_json::{json, Value as Json};
 use super::collections::{fxhash, snapshot};
 use super::params::Params;
 use super::{base_url, etag_check, not_modified, quote, ApiError, AppState, JSON};
-use crate::catalog::{AttrType, CollectionId};
+use crate::catalog::{AttrType, CollectionId, ZoomRange};
 use crate::engine::{Query, Snapshot};
-use crate::tiles::tms::{self, TileId, TMS_ID, TMS_URI};
+use crate::tiles::tms::{self, TileId, Tms};
 
 pub const MVT: &str = "application/vnd.mapbox-vector-tile";
 
-fn check_tms(tms: &str) -> Result<(), ApiError> {
-    if tms == TMS_ID {
-        Ok(())
-    } else {
-        Err(ApiError::NotFound(format!(
-            "no tile matrix set {}; this server offers {TMS_ID}",
-            quote(tms)
-        )))
+fn check_tms(tms: &str) -> Result<Tms, ApiError> {
+    Tms::parse(tms).ok_or_else(|| {
+        let ids: Vec<&str> = Tms::ALL.iter().map(|t| t.id()).collect();
+        ApiError::NotFound(format!(
+            "no tile matrix set {}; this server offers {}",
+            quote(tms),
+            ids.join(" and ")
+        ))
+    })
+}
+
+/// TileJSON is for WebMercatorQuad tiles only.
+fn check_tilejson_tms(tms: &str) -> Result<(), ApiError> {
+    match check_tms(tms)? {
+        Tms::WebMercatorQuad => Ok(()),
+        other => Err(ApiError::NotFound(format!(
+            "TileJSON describes WebMercatorQuad tiles only; {} tiles are described by their \
+             tileset document, without /tilejson.json",
+            other.id()
+        ))),
     }
+}
+
+/// The levels of `tms` at which a collection with zoom range `zoom` has tiles.
+fn levels(tms: Tms, zoom: ZoomRange) -> Option<(u8, u8)> {
+    let mut inside = (0..=tms.max_level()).filter(|&l| zoom.contains(tms.web_mercator_zoom(l)));
+    let first = inside.next()?;
+    Some((first, inside.next_back().unwrap_or(first)))
 }
 
 fn json(body: Json) -> HttpResponse {
@@ -37,14 +58,21 @@ fn json(body: Json) -> HttpResponse {
 pub async fn tile_matrix_sets(req: HttpRequest) -> Result<HttpResponse, ApiError> {
     Params::parse(req.query_string(), &["f"])?;
     let base = base_url(&req);
-    Ok(json(json!({
-        "tileMatrixSets": [{
-            "id": TMS_ID,
-            "title": "Google Maps Compatible for the World",
-            "uri": TMS_URI,
-            "links": [{"href": format!("{base}/tileMatrixSets/{TMS_ID}"), "rel": "self", "type": JSON}],
-        }]
-    })))
+    let sets: Vec<Json> = Tms::ALL
+        .iter()
+        .map(|t| {
+            let mut set = json!({
+                "id": t.id(),
+                "title": t.title(),
+                "links": [{"href": format!("{base}/tileMatrixSets/{}", t.id()), "rel": "self", "type": JSON}],
+            });
+            if let Some(uri) = t.uri() {
+                set["uri"] = json!(uri);
+            }
+            set
+        })
+        .collect();
+    Ok(json(json!({ "tileMatrixSets": sets })))
 }
 
 pub async fn tile_matrix_set(
@@ -52,8 +80,7 @@ pub async fn tile_matrix_set(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     Params::parse(req.query_string(), &["f"])?;
-    check_tms(&path)?;
-    Ok(json(tms::definition()))
+    Ok(json(check_tms(&path)?.definition()))
 }
 
 /// The collections a dataset request names (`collections=a,b`), or all.
@@ -76,9 +103,10 @@ fn chosen(state: &AppState, q: &Params) -> Result<Vec<Arc<Snapshot>>, ApiError> 
 }
 
 fn tile_template(base: &str, collection: Option<&str>, query: &str) -> String {
+    let tms = Tms::WebMercatorQuad.id();
     let path = match collection {
-        Some(id) => format!("{base}/collections/{id}/tiles/{TMS_ID}/{{z}}/{{y}}/{{x}}"),
-        None => format!("{base}/tiles/{TMS_ID}/{{z}}/{{y}}/{{x}}"),
+        Some(id) => format!("{base}/collections/{id}/tiles/{tms}/{{z}}/{{y}}/{{x}}"),
+        None => format!("{base}/tiles/{tms}/{{z}}/{{y}}/{{x}}"),
     };
     if query.is_empty() {
         path
@@ -180,33 +208,48 @@ fn tilejson(layers: &[Arc<Snapshot>], base: &str, collection: Option<&str>, quer
     })
 }
 
-fn tileset(layers: &[Arc<Snapshot>], base: &str, collection: Option<&str>) -> Json {
+fn tileset(layers: &[Arc<Snapshot>], base: &str, collection: Option<&str>, tms: Tms) -> Json {
+    let id = tms.id();
     let here = match collection {
-        Some(id) => format!("{base}/collections/{id}/tiles/{TMS_ID}"),
-        None => format!("{base}/tiles/{TMS_ID}"),
+        Some(c) => format!("{base}/collections/{c}/tiles/{id}"),
+        None => format!("{base}/tiles/{id}"),
     };
     let b = bounds(layers);
-    json!({
+    let mut links = vec![
+        json!({"href": here, "rel": "self", "type": JSON}),
+        json!({"href": format!("{base}/tileMatrixSets/{id}"), "rel": "http://www.opengis.net/def/rel/ogc/1.0/tiling-scheme", "type": JSON}),
+        json!({"href": format!("{here}/{{tileMatrix}}/{{tileRow}}/{{tileCol}}"), "rel": "item", "type": MVT, "templated": true}),
+    ];
+    if tms == Tms::WebMercatorQuad {
+        links.push(json!({"href": format!("{here}/tilejson.json"), "rel": "describedby", "type": JSON, "title": "TileJSON"}));
+    }
+    // A layer is listed for the levels where it has tiles; one with none in this set is left out.
+    let layers: Vec<Json> = layers
+        .iter()
+        .filter_map(|s| {
+            let (min, max) = levels(tms, s.entry.zoom)?;
+            Some(json!({
+                "id": s.entry.id,
+                "title": s.entry.meta.title,
+                "dataType": "vector",
+                "geometryType": s.entry.geometry_types.first().map(|g| g.to_lowercase()).unwrap_or_default(),
+                "minTileMatrix": min.to_string(),
+                "maxTileMatrix": max.to_string(),
+            }))
+        })
+        .collect();
+    let mut doc = json!({
         "title": collection.map_or("All collections".to_string(), |c| format!("{c} as vector tiles")),
         "dataType": "vector",
-        "tileMatrixSetURI": TMS_URI,
-        "crs": "http://www.opengis.net/def/crs/EPSG/0/3857",
+        "crs": tms.crs(),
         "boundingBox": {"lowerLeft": [b[0], b[1]], "upperRight": [b[2], b[3]], "crs": crate::crs::CRS84},
-        "layers": layers.iter().map(|s| json!({
-            "id": s.entry.id,
-            "title": s.entry.meta.title,
-            "dataType": "vector",
-            "geometryType": s.entry.geometry_types.first().map(|g| g.to_lowercase()).unwrap_or_default(),
-            "minTileMatrix": s.entry.zoom.min().to_string(),
-            "maxTileMatrix": s.entry.zoom.max().to_string(),
-        })).collect::<Vec<_>>(),
-        "links": [
-            {"href": here, "rel": "self", "type": JSON},
-            {"href": format!("{base}/tileMatrixSets/{TMS_ID}"), "rel": "http://www.opengis.net/def/rel/ogc/1.0/tiling-scheme", "type": JSON},
-            {"href": format!("{here}/{{tileMatrix}}/{{tileRow}}/{{tileCol}}"), "rel": "item", "type": MVT, "templated": true},
-            {"href": format!("{here}/tilejson.json"), "rel": "describedby", "type": JSON, "title": "TileJSON"},
-        ],
-    })
+        "layers": layers,
+        "links": links,
+    });
+    if let Some(uri) = tms.uri() {
+        doc["tileMatrixSetURI"] = json!(uri);
+    }
+    doc
 }
 
 fn tilesets(base: &str, collection: Option<&str>) -> Json {
@@ -214,18 +257,29 @@ fn tilesets(base: &str, collection: Option<&str>) -> Json {
         Some(id) => format!("{base}/collections/{id}/tiles"),
         None => format!("{base}/tiles"),
     };
+    let sets: Vec<Json> = Tms::ALL
+        .iter()
+        .map(|t| {
+            let id = t.id();
+            let mut set = json!({
+                "title": id,
+                "dataType": "vector",
+                "crs": t.crs(),
+                "links": [
+                    {"href": format!("{here}/{id}"), "rel": "self", "type": JSON},
+                    {"href": format!("{base}/tileMatrixSets/{id}"), "rel": "http://www.opengis.net/def/rel/ogc/1.0/tiling-scheme", "type": JSON},
+                    {"href": format!("{here}/{id}/{{tileMatrix}}/{{tileRow}}/{{tileCol}}"), "rel": "item", "type": MVT, "templated": true},
+                ],
+            });
+            if let Some(uri) = t.uri() {
+                set["tileMatrixSetURI"] = json!(uri);
+            }
+            set
+        })
+        .collect();
     json!({
         "links": [{"href": here, "rel": "self", "type": JSON}],
-        "tilesets": [{
-            "title": TMS_ID,
-            "dataType": "vector",
-            "tileMatrixSetURI": TMS_URI,
-            "crs": "http://www.opengis.net/def/crs/EPSG/0/3857",
-            "links": [
-                {"href": format!("{here}/{TMS_ID}"), "rel": "self", "type": JSON},
-                {"href": format!("{here}/{TMS_ID}/{{tileMatrix}}/{{tileRow}}/{{tileCol}}"), "rel": "item", "type": MVT, "templated": true},
-            ],
-        }],
+        "tilesets": sets,
     })
 }
 
@@ -246,12 +300,13 @@ pub async fn collection_tileset(
 ) -> Result<HttpResponse, ApiError> {
     let (id, tms) = path.into_inner();
     let s = snapshot(&state, &id)?;
-    check_tms(&tms)?;
+    let tms = check_tms(&tms)?;
     Params::parse(req.query_string(), &["f"])?;
     Ok(json(tileset(
         std::slice::from_ref(&s),
         &base_url(&req),
         Some(s.entry.id.as_str()),
+        tms,
     )))
 }
 
@@ -262,7 +317,7 @@ pub async fn collection_tilejson(
 ) -> Result<HttpResponse, ApiError> {
     let (id, tms) = path.into_inner();
     let s = snapshot(&state, &id)?;
-    check_tms(&tms)?;
+    check_tilejson_tms(&tms)?;
     let q = Params::parse(req.query_string(), &["filter", "filter-lang", "filter-crs"])?;
     // A filter given here is checked now and passed on to every tile URL.
     tile_queries(&q, std::slice::from_ref(&s))?;
@@ -284,9 +339,14 @@ pub async fn dataset_tileset(
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    check_tms(&path)?;
+    let tms = check_tms(&path)?;
     let q = Params::parse(req.query_string(), &["f", "collections"])?;
-    Ok(json(tileset(&chosen(&state, &q)?, &base_url(&req), None)))
+    Ok(json(tileset(
+        &chosen(&state, &q)?,
+        &base_url(&req),
+        None,
+        tms,
+    )))
 }
 
 pub async fn dataset_tilejson(
@@ -294,7 +354,7 @@ pub async fn dataset_tilejson(
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    check_tms(&path)?;
+    check_tilejson_tms(&path)?;
     let q = Params::parse(
         req.query_string(),
         &["collections", "filter", "filter-lang", "filter-crs"],
@@ -310,7 +370,8 @@ const TILE_PARAMS: &[&str] = &["f", "filter", "filter-lang", "filter-crs"];
 const DATASET_TILE_PARAMS: &[&str] = &["f", "collections", "filter", "filter-lang", "filter-crs"];
 
 /// Parses `{z}/{y}/{x}`: not a number is 400; outside the tile matrix set is 404.
-fn tile_id(z: &str, y: &str, x: &str) -> Result<TileId, ApiError> {
+fn tile_id(tms: Tms, z: &str, y: &str, x: &str) -> Result<TileId, ApiError> {
+    let name = tms.id();
     let num = |name: &str, v: &str| -> Result<u32, ApiError> {
         if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
             return Err(ApiError::BadRequest(format!(
@@ -319,7 +380,7 @@ fn tile_id(z: &str, y: &str, x: &str) -> Result<TileId, ApiError> {
             )));
         }
         v.parse::<u32>()
-            .map_err(|_| ApiError::NotFound(format!("{name} {} is outside {TMS_ID}", quote(v))))
+            .map_err(|_| ApiError::NotFound(format!("{name} {} is outside {}", quote(v), tms.id())))
     };
     let (zv, yv, xv) = (
         num("tileMatrix", z)?,
@@ -328,11 +389,11 @@ fn tile_id(z: &str, y: &str, x: &str) -> Result<TileId, ApiError> {
     );
     u8::try_from(zv)
         .ok()
-        .and_then(|z| TileId::new(z, xv, yv))
+        .and_then(|z| TileId::new(tms, z, xv, yv))
         .ok_or_else(|| {
             ApiError::NotFound(format!(
-                "tile {zv}/{yv}/{xv} is outside {TMS_ID} (zoom 0 to {})",
-                tms::MAX_ZOOM
+                "tile {zv}/{yv}/{xv} is outside {name} (levels 0 to {})",
+                tms.max_level()
             ))
         })
 }
@@ -370,8 +431,9 @@ fn tile_response(
     let (etag, fresh) = etag_check(
         req,
         &format!(
-            "t{:x}-{}-{}-{}",
+            "t{:x}-{}-{}-{}-{}",
             fxhash(&format!("{tag}?{filter_key}")),
+            tile.tms().id(),
             tile.z(),
             tile.x(),
             tile.y()
@@ -410,15 +472,18 @@ pub async fn collection_tile(
 ) -> Result<HttpResponse, ApiError> {
     let (id, tms, z, y, x) = path.into_inner();
     let s = snapshot(&state, &id)?;
-    check_tms(&tms)?;
+    let tms = check_tms(&tms)?;
     let q = Params::parse(req.query_string(), TILE_PARAMS)?;
-    let tile = tile_id(&z, &y, &x)?;
-    if !s.entry.zoom.contains(tile.z()) {
+    let tile = tile_id(tms, &z, &y, &x)?;
+    if !s.entry.zoom.contains(tms.web_mercator_zoom(tile.z())) {
+        let range = match levels(tms, s.entry.zoom) {
+            Some((min, max)) => format!("at levels {min} to {max} only"),
+            None => "at no level".to_string(),
+        };
         return Err(ApiError::NotFound(format!(
-            "{} has tiles at zoom {} to {} only",
+            "{} has {} tiles {range}",
             s.entry.id,
-            s.entry.zoom.min(),
-            s.entry.zoom.max()
+            tms.id()
         )));
     }
     let layers = [s];
@@ -432,13 +497,13 @@ pub async fn dataset_tile(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let (tms, z, y, x) = path.into_inner();
-    check_tms(&tms)?;
+    let tms = check_tms(&tms)?;
     let q = Params::parse(req.query_string(), DATASET_TILE_PARAMS)?;
-    let tile = tile_id(&z, &y, &x)?;
+    let tile = tile_id(tms, &z, &y, &x)?;
     // Collections outside their zoom range are left out of the tile.
     let layers: Vec<Arc<Snapshot>> = chosen(&state, &q)?
         .into_iter()
-        .filter(|s| s.entry.zoom.contains(tile.z()))
+        .filter(|s| s.entry.zoom.contains(tms.web_mercator_zoom(tile.z())))
         .collect();
     let queries = tile_queries(&q, &layers)?;
     Ok(tile_response(&req, &state, &layers, tile, queries))

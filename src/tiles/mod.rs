@@ -4,6 +4,7 @@
 //! old entries unreachable at once (they age out under the size bound).
 
 pub mod mvt;
+pub mod tm;
 pub mod tms;
 
 use std::sync::Arc;
@@ -45,7 +46,13 @@ fn key(layers: &[Arc<Snapshot>], tile: TileId, filter: &str) -> String {
         k.push_str(&s.version().to_string());
         k.push(',');
     }
-    k.push_str(&format!("/{}/{}/{}?{filter}", tile.z(), tile.x(), tile.y()));
+    k.push_str(&format!(
+        "/{}/{}/{}/{}?{filter}",
+        tile.tms().id(),
+        tile.z(),
+        tile.x(),
+        tile.y()
+    ));
     k
 }
 

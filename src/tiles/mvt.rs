@@ -1,5 +1,5 @@
 //! Encoding a collection's features that meet a tile as one Mapbox Vector Tile layer: project to
-//! Web Mercator, clip to the buffered tile, simplify to about a display pixel, drop what shrank
+//! the tile matrix set's CRS, clip to the buffered tile, simplify to about a display pixel, drop what shrank
 //! to nothing, quantise to the tile's grid with rings wound as MVT 2.1 wants, and write the
 //! layer's protobuf directly. (geozero and prost built a message object per feature and hashed
 //! every tag value with SipHash; writing the bytes as the features come is several times
@@ -7,7 +7,7 @@
 
 use geo::{Area, BooleanOps, BoundingRect, Euclidean, Length, MapCoords, Simplify};
 
-use super::tms::{to_mercator, TileId};
+use super::tms::{TileId, Tms};
 use crate::engine::snapshot::{Feature, Geom};
 use crate::engine::{Query, Snapshot};
 use crate::store::Value;
@@ -31,9 +31,9 @@ impl Default for TileOptions {
     }
 }
 
-fn mercator(g: &geo::Geometry<f64>) -> geo::Geometry<f64> {
+fn project(g: &geo::Geometry<f64>, tms: Tms) -> geo::Geometry<f64> {
     g.map_coords(|c| {
-        let (x, y) = to_mercator(c.x, c.y);
+        let (x, y) = tms.project(c.x, c.y);
         geo::coord! { x: x, y: y }
     })
 }
@@ -76,7 +76,7 @@ fn parts(g: geo::Geometry<f64>) -> Vec<geo::Geometry<f64>> {
     }
 }
 
-/// Clips one part to the buffered tile (Web Mercator metres); `None` when nothing remains.
+/// Clips one part to the buffered tile (metres of its CRS); `None` when nothing remains.
 fn shape_for_tile(g: geo::Geometry<f64>, clip: &geo::Rect<f64>) -> Option<geo::Geometry<f64>> {
     use geo::Geometry as G;
     let inside = g.bounding_rect().is_some_and(|b| {
@@ -148,7 +148,7 @@ fn shape_for_tile(g: geo::Geometry<f64>, clip: &geo::Rect<f64>) -> Option<geo::G
 /// A display pixel in tile units: MapLibre draws a 4096-unit tile 512 pixels wide.
 const PIXEL: f64 = 8.0;
 
-/// Moves a shape from Web Mercator metres onto the tile's integer grid (y down), simplifies it
+/// Moves a shape from the CRS's metres onto the tile's integer grid (y down), simplifies it
 /// to about a display pixel, removes repeated vertices, drops lines and rings that collapsed,
 /// and winds rings as MVT 2.1 wants: exteriors with a positive shoelace area in tile
 /// coordinates, holes negative. A line or ring that simplification would erase (a parking lot
@@ -685,7 +685,7 @@ pub fn layer(
             None => {}
             // Most features of large collections are points: straight to the grid.
             Some(Geom::Point(x, y)) => {
-                let (mx, my) = to_mercator(*x, *y);
+                let (mx, my) = tile.project(*x, *y);
                 if !(mx >= bl && mx <= br && my >= bb && my <= bt) {
                     continue;
                 }
@@ -698,7 +698,7 @@ pub fn layer(
             }
             Some(Geom::Shape(g)) => {
                 let mut tagged = false;
-                for part in parts(mercator(g)) {
+                for part in parts(project(g, tile.tms())) {
                     let Some(shape) = shape_for_tile(part, &clip) else {
                         continue;
                     };
