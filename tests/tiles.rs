@@ -151,13 +151,21 @@ async fn check_tile(s: &Server, dir: &std::path::Path, collection: &str, tile: T
             geo::coord! { x: e, y: n }
         })
     };
+    // Only what comes near the tile goes through PROJ (a lon/lat box that holds the tile).
+    let [w, so, e, n] = tile.lonlat_bounds(0, 4096);
+    let near = geo::Rect::new(geo::coord! { x: w, y: so }, geo::coord! { x: e, y: n });
     let must: HashSet<u64> = stored
         .iter()
         .filter(|f| {
             f.geometry
                 .as_deref()
                 .and_then(hamn::engine::snapshot::geometry_from_wkb)
-                .is_some_and(|g| in_crs(&g).intersects(&inner) && !below_one_unit(&g, tile))
+                .is_some_and(|g| {
+                    use geo::BoundingRect;
+                    g.bounding_rect().is_some_and(|b| b.intersects(&near))
+                        && in_crs(&g).intersects(&inner)
+                        && !below_one_unit(&g, tile)
+                })
         })
         .map(|f| f.id.parse::<u64>().unwrap_or(f.fid as u64))
         .collect();
@@ -664,5 +672,52 @@ async fn collections_have_their_own_zoom_ranges() {
             .expect("get")
             .expect("entry");
         assert_eq!((e.zoom.min(), e.zoom.max()), (10, 16));
+    }
+}
+
+/// A shape reaching far beyond SWEREF 99 TM's meridians (here a polygon round the world) is cut
+/// to the neighbourhood of the tile before it is projected, so a tile at the far east of the
+/// grid, inside the polygon, is covered by it rather than by a shape bent at the projection's
+/// limits.
+#[test]
+fn far_reaching_shapes_in_sweref_tiles() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("world.geojson");
+    std::fs::write(
+        &file,
+        r#"{"type": "FeatureCollection", "features": [{"type": "Feature", "id": 1,
+            "properties": {"name": "world"},
+            "geometry": {"type": "Polygon", "coordinates":
+                [[[-179, -80], [179, -80], [179, 80], [-179, 80], [-179, -80]]]}}]}"#,
+    )
+    .expect("write");
+    let store = dir.path().join("store");
+    let store_args = ["--data-dir".to_string(), store.display().to_string()];
+    let o = hamn_cmd()
+        .args(&store_args)
+        .args(["ingest", &file.display().to_string(), "-c", "world"])
+        .output()
+        .expect("ingest");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let s = start(&store_args, &["--no-demo"]);
+    // Level 3 (131 072 m tiles): E 2.47-2.60 M, N 6.93-7.06 M, east of the Urals' latitude.
+    for (z, y, x) in [(3, 11, 28), (0, 0, 0), (8, 570, 384)] {
+        let (status, body) = tile_bytes(&format!(
+            "{}/collections/world/tiles/SWEREF99TM/{z}/{y}/{x}",
+            s.base
+        ));
+        assert_eq!(status, 200, "{z}/{y}/{x}");
+        let tile = Tile::decode(body.as_slice()).expect("decode");
+        let f = &tile.layers[0].features[0];
+        let g = decode(f.r#type.expect("type"), &f.geometry);
+        assert_eq!(g.kind, 3);
+        let xs = g.parts[0].iter().map(|p| p.0);
+        let ys = g.parts[0].iter().map(|p| p.1);
+        let (x0, x1) = (xs.clone().min(), xs.max());
+        let (y0, y1) = (ys.clone().min(), ys.max());
+        assert!(
+            x0 <= Some(0) && x1 >= Some(4096) && y0 <= Some(0) && y1 >= Some(4096),
+            "{z}/{y}/{x}: the polygon covers only x {x0:?}..{x1:?}, y {y0:?}..{y1:?}"
+        );
     }
 }

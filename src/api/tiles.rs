@@ -252,13 +252,15 @@ fn tileset(layers: &[Arc<Snapshot>], base: &str, collection: Option<&str>, tms: 
     doc
 }
 
-fn tilesets(base: &str, collection: Option<&str>) -> Json {
+/// The tilesets list; a collection's leaves out the sets in which its zoom range has no level.
+fn tilesets(base: &str, collection: Option<(&str, ZoomRange)>) -> Json {
     let here = match collection {
-        Some(id) => format!("{base}/collections/{id}/tiles"),
+        Some((id, _)) => format!("{base}/collections/{id}/tiles"),
         None => format!("{base}/tiles"),
     };
     let sets: Vec<Json> = Tms::ALL
         .iter()
+        .filter(|&&t| collection.is_none_or(|(_, zoom)| levels(t, zoom).is_some()))
         .map(|t| {
             let id = t.id();
             let mut set = json!({
@@ -290,7 +292,10 @@ pub async fn collection_tilesets(
 ) -> Result<HttpResponse, ApiError> {
     let s = snapshot(&state, &path)?;
     Params::parse(req.query_string(), &["f"])?;
-    Ok(json(tilesets(&base_url(&req), Some(s.entry.id.as_str()))))
+    Ok(json(tilesets(
+        &base_url(&req),
+        Some((s.entry.id.as_str(), s.entry.zoom)),
+    )))
 }
 
 pub async fn collection_tileset(
@@ -302,6 +307,15 @@ pub async fn collection_tileset(
     let s = snapshot(&state, &id)?;
     let tms = check_tms(&tms)?;
     Params::parse(req.query_string(), &["f"])?;
+    if levels(tms, s.entry.zoom).is_none() {
+        return Err(ApiError::NotFound(format!(
+            "{} has no {} tiles at its zoom range {} to {}",
+            s.entry.id,
+            tms.id(),
+            s.entry.zoom.min(),
+            s.entry.zoom.max()
+        )));
+    }
     Ok(json(tileset(
         std::slice::from_ref(&s),
         &base_url(&req),

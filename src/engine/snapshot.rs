@@ -68,6 +68,8 @@ impl RTreeParams for WideNodes {
 pub struct Node {
     env: AABB<[f64; 2]>,
     pub index: u32,
+    /// The feature is a point, so its envelope is its geometry (fits in the padding).
+    point: bool,
 }
 
 impl RTreeObject for Node {
@@ -262,7 +264,8 @@ impl Snapshot {
             let index = u32::try_from(i).unwrap_or(u32::MAX);
             let geometry = f.geometry.as_deref().and_then(geometry_from_wkb);
             if let Some(env) = geometry.as_ref().and_then(envelope) {
-                nodes.push(Node { env, index });
+                let point = matches!(geometry, Some(geo::Geometry::Point(_)));
+                nodes.push(Node { env, index, point });
             }
             let json =
                 feature_json(&entry, &f.id, geometry.as_ref(), &f.values, None).into_boxed_str();
@@ -362,7 +365,9 @@ impl Snapshot {
                 // A point's envelope is the point, so the envelope test was exact and, with no
                 // attribute test either, the feature itself need not be read here: it lies
                 // elsewhere in memory, and reading it is most of the cost of a small tile.
-                if !attribute_test && node.env.lower() == node.env.upper() {
+                // (A zero-area envelope is not enough: a one-vertex line has one and meets
+                // nothing.)
+                if !attribute_test && node.point {
                     out.push(node.index);
                     continue;
                 }

@@ -38,6 +38,42 @@ fn project(g: &geo::Geometry<f64>, tms: Tms) -> geo::Geometry<f64> {
     })
 }
 
+/// A longitude/latitude box around a tile's search box `search`, grown by half its size each
+/// way and kept where the tile matrix set's projection holds. A shape reaching beyond that
+/// range is cut to this box before it is projected, so no vertex is bent by the projection's
+/// limits, and the cut's own edges, straight between two far vertices, stay well away from the
+/// tile.
+fn near_box(tile: TileId, search: [f64; 4]) -> geo::Rect<f64> {
+    let [w, s, e, n] = search;
+    let (gx, gy) = ((e - w) / 2.0, (n - s) / 2.0);
+    let [west, east] = tile.tms().lon_range();
+    geo::Rect::new(
+        geo::coord! { x: (w - gx).max(west), y: (s - gy).max(-90.0) },
+        geo::coord! { x: (e + gx).min(east), y: (n + gy).min(90.0) },
+    )
+}
+
+/// A shape projected to the tile's CRS, in parts of one MVT type each; cut to `near` first
+/// when it reaches beyond the longitudes the projection takes.
+fn projected_parts(
+    g: &geo::Geometry<f64>,
+    tms: Tms,
+    near: &geo::Rect<f64>,
+) -> Vec<geo::Geometry<f64>> {
+    let [west, east] = tms.lon_range();
+    let within = g
+        .bounding_rect()
+        .is_some_and(|b| b.min().x >= west && b.max().x <= east);
+    if within {
+        return parts(project(g, tms));
+    }
+    parts(g.clone())
+        .into_iter()
+        .filter_map(|p| shape_for_tile(p, near))
+        .flat_map(|p| parts(project(&p, tms)))
+        .collect()
+}
+
 /// Parts of a feature in one MVT geometry type each (a collection may hold several types).
 fn parts(g: geo::Geometry<f64>) -> Vec<geo::Geometry<f64>> {
     use geo::Geometry as G;
@@ -665,6 +701,7 @@ pub fn layer(
     // Clipped one unit inside the buffer, so rounding to the grid cannot carry a vertex past it.
     let [bl, bb, br, bt] = tile.buffered(opts.buffer.saturating_sub(1), opts.extent);
     let clip = geo::Rect::new(geo::coord! { x: bl, y: bb }, geo::coord! { x: br, y: bt });
+    let near = near_box(tile, q.bbox[0]);
     let selected = snapshot.select(&q);
     let mut w = LayerWriter::new(
         snapshot.entry.attributes.len(),
@@ -698,7 +735,7 @@ pub fn layer(
             }
             Some(Geom::Shape(g)) => {
                 let mut tagged = false;
-                for part in parts(project(g, tile.tms())) {
+                for part in projected_parts(g, tile.tms(), &near) {
                     let Some(shape) = shape_for_tile(part, &clip) else {
                         continue;
                     };

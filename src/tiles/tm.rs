@@ -18,8 +18,12 @@ const FALSE_EASTING: f64 = 500_000.0;
 
 /// Furthest east or west of the central meridian (degrees) that is projected as such; further
 /// longitudes are held at it, where the series would otherwise run off to infinity. Such
-/// points lie thousands of kilometres outside any SWEREF 99 TM tile.
+/// points lie thousands of kilometres outside any SWEREF 99 TM tile; shapes reaching that far
+/// are cut to the neighbourhood of the tile before they are projected (`mvt::layer`).
 const MAX_DLON: f64 = 80.0;
+
+/// The longitudes projected as they are: `[west, east]`.
+pub const LON_RANGE: [f64; 2] = [LON0 - MAX_DLON, LON0 + MAX_DLON];
 
 struct Series {
     /// Radius of the rectifying sphere times the scale factor.

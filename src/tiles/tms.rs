@@ -119,6 +119,14 @@ impl Tms {
         }
     }
 
+    /// The longitudes this set's projection takes as they are (Web Mercator: all of them).
+    pub fn lon_range(self) -> [f64; 2] {
+        match self {
+            Tms::WebMercatorQuad => [-180.0, 180.0],
+            Tms::Sweref99Tm => tm::LON_RANGE,
+        }
+    }
+
     /// The WebMercatorQuad zoom that shows about as much as `level` does, for collections'
     /// zoom ranges (which are WebMercatorQuad zooms). A SWEREF99TM level's pixels are about as
     /// large on the ground as those of the WebMercatorQuad zoom 4.4 deeper at 56° N (Skåne) and
