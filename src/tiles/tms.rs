@@ -138,14 +138,20 @@ impl Tms {
         }
     }
 
-    /// The tile matrix set's definition, as `/tileMatrixSets/{id}` serves it (OGC 17-083r4
-    /// JSON; points are in the CRS's axis order, which for EPSG:3006 is northing first).
+    /// The tile matrix set's definition, as `/tileMatrixSets/{id}` serves it: OGC 17-083r4
+    /// (TMS 2.0) JSON, points in the CRS's axis order (EPSG:3006 is northing first).
     pub fn definition(self) -> Json {
         let (left, top) = self.origin();
-        let origin = match self {
-            Tms::WebMercatorQuad => [left, top],
-            Tms::Sweref99Tm => [top, left],
+        let in_axis_order = |e: f64, n: f64| match self {
+            Tms::WebMercatorQuad => [e, n],
+            Tms::Sweref99Tm => [n, e],
         };
+        let origin = in_axis_order(left, top);
+        let size = self.cell_size(0) * 256.0 * self.matrix_size(0) as f64;
+        let (lower, upper) = (
+            in_axis_order(left, top - size),
+            in_axis_order(left + size, top),
+        );
         let matrices: Vec<Json> = (0..=self.max_level())
             .map(|z| {
                 let n = self.matrix_size(z);
@@ -167,24 +173,21 @@ impl Tms {
             "id": self.id(),
             "title": self.title(),
             "crs": self.crs(),
+            "orderedAxes": match self {
+                Tms::WebMercatorQuad => ["E", "N"],
+                Tms::Sweref99Tm => ["N", "E"],
+            },
+            "boundingBox": {
+                "lowerLeft": lower,
+                "upperRight": upper,
+                "crs": self.crs(),
+            },
             "tileMatrices": matrices,
         });
-        match self {
-            Tms::WebMercatorQuad => {
-                doc["uri"] = json!(self.uri());
-                doc["orderedAxes"] = json!(["E", "N"]);
-                doc["wellKnownScaleSet"] =
-                    json!("http://www.opengis.net/def/wkss/OGC/1.0/GoogleMapsCompatible");
-            }
-            Tms::Sweref99Tm => {
-                doc["orderedAxes"] = json!(["N", "E"]);
-                let size = SWEREF_CELL0 * 256.0 * SWEREF_TILES0 as f64;
-                doc["boundingBox"] = json!({
-                    "lowerLeft": [top - size, left],
-                    "upperRight": [top, left + size],
-                    "crs": self.crs(),
-                });
-            }
+        if let Some(uri) = self.uri() {
+            doc["uri"] = json!(uri);
+            doc["wellKnownScaleSet"] =
+                json!("http://www.opengis.net/def/wkss/OGC/1.0/GoogleMapsCompatible");
         }
         doc
     }
