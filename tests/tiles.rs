@@ -416,6 +416,25 @@ fn gdal_reads_a_tile_and_the_documents_are_right() {
         s.base
     ));
     assert_eq!(ts["dataType"], "vector");
+    // The OpenAPI document lists the tile paths, with the matrix sets offered.
+    let (_, api) = get(&format!("{}/api", s.base));
+    let tile = &api["paths"]
+        ["/collections/{collectionId}/tiles/{tileMatrixSetId}/{tileMatrix}/{tileRow}/{tileCol}"]
+        ["get"];
+    assert!(tile["responses"]["200"]["content"]
+        .get("application/vnd.mapbox-vector-tile")
+        .is_some());
+    assert!(tile["responses"].get("204").is_some());
+    let sets = tile["parameters"]
+        .as_array()
+        .expect("parameters")
+        .iter()
+        .find(|p| p["name"] == "tileMatrixSetId")
+        .map(|p| p["schema"]["enum"].clone());
+    assert_eq!(
+        sets,
+        Some(serde_json::json!(["WebMercatorQuad", "SWEREF99TM"]))
+    );
     let (_, conf) = get(&format!("{}/conformance", s.base));
     let classes: Vec<&str> = conf["conformsTo"]
         .as_array()

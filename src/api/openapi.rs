@@ -99,6 +99,78 @@ fn get(
         .build()
 }
 
+fn tms_param() -> ParameterBuilder {
+    let ids: Vec<&str> = crate::tiles::tms::Tms::ALL.iter().map(|t| t.id()).collect();
+    ParameterBuilder::new()
+        .name("tileMatrixSetId")
+        .parameter_in(ParameterIn::Path)
+        .required(Required::True)
+        .description(Some(
+            "WebMercatorQuad (what MapLibre, Leaflet and QGIS use) or SWEREF99TM (the grid of \
+             Lantmäteriet's map services, EPSG:3006)",
+        ))
+        .schema(Some(
+            ObjectBuilder::new()
+                .schema_type(SchemaType::String)
+                .enum_values(Some(ids)),
+        ))
+}
+
+fn tile_params(dataset: bool) -> Vec<ParameterBuilder> {
+    let mut params = vec![
+        tms_param(),
+        path_param("tileMatrix", "Zoom level"),
+        path_param("tileRow", "Row, from the top"),
+        path_param("tileCol", "Column, from the left"),
+        string_param("filter", "CQL2 filter, as on items"),
+        string_param("filter-lang", "cql2-text (default) or cql2-json"),
+        string_param(
+            "filter-crs",
+            "CRS of geometry literals in the filter (CRS84 by default)",
+        ),
+    ];
+    if dataset {
+        params.push(collections_param());
+    }
+    params
+}
+
+fn collections_param() -> ParameterBuilder {
+    string_param(
+        "collections",
+        "Comma-separated collection ids, one layer each (default: all)",
+    )
+}
+
+/// A vector tile: 200 with the tile, 204 when no feature shows in it.
+fn tile_get(id: &str, summary: &str, params: Vec<ParameterBuilder>) -> utoipa::openapi::PathItem {
+    let mut op = OperationBuilder::new()
+        .operation_id(Some(id))
+        .summary(Some(summary))
+        .response("200", response(summary, super::tiles::MVT))
+        .response(
+            "204",
+            ResponseBuilder::new().description("No feature shows in this tile"),
+        )
+        .response(
+            "400",
+            response("Bad request (JSON {code, description})", JSON),
+        )
+        .response(
+            "404",
+            response(
+                "Outside the tile matrix set or the collection's zoom range",
+                JSON,
+            ),
+        );
+    for p in params {
+        op = op.parameter(p);
+    }
+    PathItemBuilder::new()
+        .operation(PathItemType::Get, op)
+        .build()
+}
+
 /// Parameters of every items path (besides a collection's attributes).
 fn item_params(limits: Limits) -> Vec<ParameterBuilder> {
     vec![
@@ -192,6 +264,97 @@ pub fn document(collections: &[std::sync::Arc<Snapshot>], base: &str, limits: Li
                 SCHEMA_JSON,
                 vec![path_param("collectionId", "Collection id")],
             ),
+        )
+        .path(
+            "/tileMatrixSets",
+            get("getTileMatrixSetsList", "Tile matrix sets", JSON, f()),
+        )
+        .path(
+            "/tileMatrixSets/{tileMatrixSetId}",
+            get(
+                "getTileMatrixSet",
+                "A tile matrix set's definition (OGC 17-083r4 JSON)",
+                JSON,
+                vec![tms_param()],
+            ),
+        )
+        .path(
+            "/tiles",
+            get(
+                "getDatasetVectorTileSetsList",
+                "Vector tilesets of all collections",
+                JSON,
+                f(),
+            ),
+        )
+        .path(
+            "/tiles/{tileMatrixSetId}",
+            get(
+                "getDatasetVectorTileSet",
+                "Vector tileset of all (or the chosen) collections",
+                JSON,
+                vec![tms_param(), collections_param()],
+            ),
+        )
+        .path(
+            "/tiles/{tileMatrixSetId}/{tileMatrix}/{tileRow}/{tileCol}",
+            tile_get(
+                "getDatasetVectorTile",
+                "A Mapbox Vector Tile with one layer per collection",
+                tile_params(true),
+            ),
+        )
+        .path(
+            "/tiles/WebMercatorQuad/tilejson.json",
+            get(
+                "getDatasetTileJSON",
+                "TileJSON 3.0 for all (or the chosen) collections",
+                JSON,
+                vec![
+                    collections_param(),
+                    string_param("filter", "CQL2 filter, passed on to the tile URLs"),
+                ],
+            ),
+        )
+        .path(
+            "/collections/{collectionId}/tiles",
+            get(
+                "getCollectionVectorTileSetsList",
+                "A collection's vector tilesets",
+                JSON,
+                vec![path_param("collectionId", "Collection id")],
+            ),
+        )
+        .path(
+            "/collections/{collectionId}/tiles/{tileMatrixSetId}",
+            get(
+                "getCollectionVectorTileSet",
+                "A collection's vector tileset",
+                JSON,
+                vec![path_param("collectionId", "Collection id"), tms_param()],
+            ),
+        )
+        .path(
+            "/collections/{collectionId}/tiles/{tileMatrixSetId}/{tileMatrix}/{tileRow}/{tileCol}",
+            tile_get(
+                "getCollectionVectorTile",
+                "A Mapbox Vector Tile of one collection",
+                std::iter::once(path_param("collectionId", "Collection id"))
+                    .chain(tile_params(false))
+                    .collect(),
+            ),
+        )
+        .path(
+            "/collections/{collectionId}/tiles/WebMercatorQuad/tilejson.json",
+            get(
+                "getCollectionTileJSON",
+                "TileJSON 3.0 of one collection",
+                JSON,
+                vec![
+                    path_param("collectionId", "Collection id"),
+                    string_param("filter", "CQL2 filter, passed on to the tile URLs"),
+                ],
+            ),
         );
     for s in collections {
         let id = s.entry.id.as_str();
@@ -231,7 +394,7 @@ pub fn document(collections: &[std::sync::Arc<Snapshot>], base: &str, limits: Li
                 .title("hamn")
                 .version(env!("CARGO_PKG_VERSION"))
                 .description(Some(
-                    "Open geodata from Swedish municipalities: OGC API – Features",
+                    "Open geodata from Swedish municipalities: OGC API – Features and Tiles",
                 )),
         )
         .servers(Some([ServerBuilder::new().url(base).build()]))
