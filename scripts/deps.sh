@@ -239,10 +239,12 @@ hamn_deps_browser() {
             _hamn_deps_install nodejs npm || return 1
         fi
     fi
-    # playwright-core drives the installed Chromium (it downloads no browser of its own).
+    # playwright-core drives the installed Chromium (it downloads no browser of its own);
+    # swagger-parser validates the OpenAPI document.
     local dir
     dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/tests/browser"
-    if [ ! -d "$dir/node_modules/playwright-core" ]; then
+    if [ ! -d "$dir/node_modules/playwright-core" ] ||
+        [ ! -d "$dir/node_modules/@apidevtools/swagger-parser" ]; then
         (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null) || {
             _hamn_deps_msg "npm ci in tests/browser failed"
             return 1
