@@ -1,8 +1,10 @@
 //! SWEREF 99 TM (EPSG:3006) as plain arithmetic: the transverse Mercator projection by Krüger's
 //! series on GRS 80, in the form Lantmäteriet publishes ("Gauss Conformal Projection
-//! (Transverse Mercator), Krüger's formulas"). Tiles project every vertex they draw; calling
-//! PROJ through GDAL for each would cost more than the rest of the encoding, and the series is
-//! exact to well under a millimetre in Sweden (the tests compare it with PROJ).
+//! (Transverse Mercator), Krüger's formulas"). Tiles project every vertex they draw: the series
+//! takes about 0.2 µs a point, PROJ through GDAL about 3.1 µs a point as `crs` calls it (release
+//! build, 200,000 points each), which for a small tile would be more than the rest of its
+//! encoding. The series is exact to well under a millimetre in Sweden (the tests compare it
+//! with PROJ).
 //!
 //! SWEREF 99 is treated as equal to WGS 84, as EPSG's own transformation between them does.
 
