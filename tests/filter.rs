@@ -528,11 +528,8 @@ async fn tiles_take_the_same_filter() {
     let Some((_store, s, _table, _dir)) = setup().await else {
         return;
     };
-    let tile = |query: &str| {
-        let resp = fetch(&format!(
-            "{}/collections/{ID}/tiles/WebMercatorQuad/5/9/17{query}",
-            s.base
-        ));
+    let tile_of = |tile: &str, query: &str| {
+        let resp = fetch(&format!("{}/collections/{ID}/tiles/{tile}{query}", s.base));
         let status = resp.status();
         let mut body = Vec::new();
         std::io::Read::read_to_end(&mut resp.into_reader(), &mut body).expect("read");
@@ -549,6 +546,7 @@ async fn tiles_take_the_same_filter() {
         };
         (status, ids)
     };
+    let tile = |query: &str| tile_of("WebMercatorQuad/5/9/17", query);
     let (status, all) = tile("");
     assert_eq!(status, 200);
     assert!(all.len() > 150, "tile 5/9/17 covers Skåne: {}", all.len());
@@ -562,6 +560,9 @@ async fn tiles_take_the_same_filter() {
     assert_eq!((status, none.len()), (204, 0));
     let (status, _) = tile(&format!("?filter={}", enc("nope > 1")));
     assert_eq!(status, 400);
+    // The same on SWEREF99TM, whose level-0 tile 2/1 holds all of Skåne.
+    let (status, some) = tile_of("SWEREF99TM/0/2/1", &format!("?filter={}", enc(f)));
+    assert_eq!((status, &some), (200, &want), "{f}");
     // TileJSON passes the filter on to its tile URLs.
     let (status, tj) = get(&format!(
         "{}/collections/{ID}/tiles/WebMercatorQuad/tilejson.json?filter={}",
