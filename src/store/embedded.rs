@@ -320,7 +320,9 @@ impl Store for EmbeddedStore {
 
     async fn begin_ingest(&self, plan: IngestPlan) -> Result<Box<dyn IngestSink>> {
         // Appends hold the lock for the whole ingest (as the PostGIS store holds the row).
-        let lock = self.lock()?;
+        // Taken on a blocking thread: held across the `.await` below, a second ingest on the
+        // same runtime thread waiting for it synchronously would never let this one finish.
+        let lock = self.lock_async().await?;
         let mut catalog = self.read_catalog()?;
         let previous = catalog
             .collections
