@@ -7,6 +7,12 @@
 # exported (DATABASE_URL is unset), then stops the cluster and deletes its data
 # directory, also on Ctrl-C/TERM. Exits with CMD's exit code.
 #
+# With HAMN_TEST_PG_TLS=1 (scripts/test.sh sets it) the server also accepts TLS, with a
+# certificate for localhost and 127.0.0.1 signed by a test authority, both made here by
+# openssl, and CMD gets
+#   HAMN_TEST_PG_CA=<the authority's certificate>  HAMN_TEST_PG_OTHER_CA=<an unrelated one>
+# (clients that do not ask for TLS still connect without it).
+#
 # It never touches a system cluster. Server binaries: the newest
 # /usr/lib/postgresql/<v>/bin that has PostGIS (override: HAMN_PG_BINDIR).
 # Install them with: bash scripts/deps.sh postgis
@@ -142,6 +148,37 @@ if ! run_pg "$bindir/initdb" -D "$pgdata" -A trust -U postgres --encoding=UTF8 \
     die "initdb failed"
 fi
 
+tls_args=()
+if [ "${HAMN_TEST_PG_TLS:-}" = 1 ]; then
+    command -v openssl >/dev/null 2>&1 ||
+        die "HAMN_TEST_PG_TLS=1 needs openssl (Debian: apt-get install openssl)"
+    tls="$tmp/tls"
+    mkdir -p "$tls"
+    # A test authority, a server certificate it signs (as a managed service's would be), and
+    # an unrelated authority.
+    ossl() { openssl "$@" >>"$tmp/openssl.log" 2>&1 || {
+        cat "$tmp/openssl.log" >&2
+        die "openssl could not make the test certificates"
+    }; }
+    for ca in ca other; do
+        ossl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=hamn test $ca" \
+            -keyout "$tls/$ca.key" -out "$tls/$ca.crt"
+    done
+    ossl req -newkey rsa:2048 -nodes -subj "/CN=localhost" \
+        -keyout "$tls/server.key" -out "$tls/server.csr"
+    printf '%s\n' "subjectAltName=DNS:localhost,IP:127.0.0.1" "basicConstraints=CA:FALSE" \
+        "keyUsage=digitalSignature,keyEncipherment" "extendedKeyUsage=serverAuth" >"$tls/server.ext"
+    ossl x509 -req -in "$tls/server.csr" -CA "$tls/ca.crt" -CAkey "$tls/ca.key" \
+        -CAcreateserial -days 2 -extfile "$tls/server.ext" -out "$tls/server.crt"
+    chmod 600 "$tls"/*.key
+    chmod 644 "$tls"/*.crt
+    if [ "$as_root" -eq 1 ]; then
+        chown -R postgres: "$tls"
+    fi
+    tls_args=(-c ssl=on -c "ssl_cert_file=$tls/server.crt" -c "ssl_key_file=$tls/server.key")
+    export HAMN_TEST_PG_CA="$tls/ca.crt" HAMN_TEST_PG_OTHER_CA="$tls/other.crt"
+fi
+
 port_free() {
     local p=$1
     if command -v ss >/dev/null 2>&1; then
@@ -175,7 +212,8 @@ for attempt in 1 2 3 4 5 6 7 8 9 10; do
     (cd "$tmp" && exec ${as_owner[@]+"${as_owner[@]}"} "$bindir/postgres" -D "$pgdata" -p "$port" \
         -c listen_addresses=127.0.0.1 -c "unix_socket_directories=$pgdata" \
         -c max_connections=200 \
-        -c fsync=off -c synchronous_commit=off -c full_page_writes=off) \
+        -c fsync=off -c synchronous_commit=off -c full_page_writes=off \
+        ${tls_args[@]+"${tls_args[@]}"}) \
         </dev/null >"$log" 2>&1 &
     pgpid=$!
     for _ in $(seq 1 150); do

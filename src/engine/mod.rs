@@ -155,7 +155,11 @@ impl Engine {
 async fn listen(url: String, tx: tokio::sync::mpsc::Sender<()>) {
     use futures_util::StreamExt;
     loop {
-        match tokio_postgres::connect(&url, tokio_postgres::NoTls).await {
+        let connected = match crate::store::tls::connector(&url) {
+            Ok((config, tls)) => config.connect(tls).await.map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        match connected {
             Ok((client, mut conn)) => {
                 let (ntx, mut nrx) = tokio::sync::mpsc::unbounded_channel();
                 let pump = tokio::spawn(async move {

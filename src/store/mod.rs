@@ -7,6 +7,7 @@
 
 pub mod embedded;
 pub mod postgis;
+pub mod tls;
 mod value;
 
 use async_trait::async_trait;
@@ -28,6 +29,8 @@ pub enum StoreError {
     Postgres(#[from] tokio_postgres::Error),
     #[error("database pool error: {0}")]
     Pool(String),
+    #[error("{0}")]
+    Tls(#[from] tls::TlsError),
     #[error("migration {name} failed: {source}")]
     Migration {
         name: String,

@@ -7,7 +7,6 @@
 //! there is nothing to clean up and readers never see a half-loaded collection.
 
 use std::pin::Pin;
-use std::str::FromStr;
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -15,7 +14,6 @@ use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{ToSql, Type};
-use tokio_postgres::NoTls;
 
 use super::value::Ewkb;
 use super::{
@@ -62,10 +60,10 @@ fn table_ref(table: &str) -> String {
 impl PostgisStore {
     /// Connects (lazily, through a pool) and runs pending migrations.
     pub async fn connect(url: &str) -> Result<Self> {
-        let config = tokio_postgres::Config::from_str(url)?;
+        let (config, tls) = super::tls::connector(url)?;
         let manager = Manager::from_config(
             config,
-            NoTls,
+            tls,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
