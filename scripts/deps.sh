@@ -11,7 +11,7 @@
 #            if there is no `cc`, libssl-dev if Cargo.lock uses openssl-sys), and
 #            checks that `cargo` exists (prints how to get rustup if not).
 #   postgis  a PostgreSQL server with PostGIS 3 (Debian 12: postgresql-15-postgis-3).
-#   browser  chromium (for browser tests; not used yet).
+#   browser  chromium, nodejs and npm, and tests/browser's playwright-core (browser tests).
 #
 # Idempotent and quiet: everything is checked first; `apt-get update` runs at most
 # once per process and only when something must be installed; apt output is shown
@@ -211,7 +211,7 @@ hamn_deps_postgis() {
 }
 
 # ---------------------------------------------------------------------------
-# browser: chromium (for future browser tests).
+# browser: chromium, Node.js and playwright-core (tests/tiles.rs drives the map pages).
 # ---------------------------------------------------------------------------
 hamn_deps_browser() {
     local b have_browser=""
@@ -239,13 +239,20 @@ hamn_deps_browser() {
             _hamn_deps_install nodejs npm || return 1
         fi
     fi
-    # playwright-core drives the installed Chromium (it downloads no browser of its own);
-    # swagger-parser validates the OpenAPI document.
+    # playwright-core drives the installed Chromium (it downloads no browser of its own). It is
+    # pinned to a release that runs on the Node.js Debian 12 ships (18); older Node is refused.
+    local node_major
+    node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+    if [ "$node_major" -lt 18 ]; then
+        _hamn_deps_msg "node $(node --version 2>/dev/null) is too old: the browser tests need Node.js 18 or later"
+        return 1
+    fi
     local dir
     dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/tests/browser"
-    if [ ! -d "$dir/node_modules/playwright-core" ] ||
-        [ ! -d "$dir/node_modules/@apidevtools/swagger-parser" ]; then
-        (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null) || {
+    # Reinstall whenever the lock file changed since the last install.
+    if ! cmp -s "$dir/package-lock.json" "$dir/node_modules/.hamn-installed-lock.json"; then
+        (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null &&
+            cp package-lock.json node_modules/.hamn-installed-lock.json) || {
             _hamn_deps_msg "npm ci in tests/browser failed"
             return 1
         }
