@@ -74,6 +74,14 @@ pub struct ServeArgs {
     /// Worker threads for HTTP [default: one per core].
     #[arg(long, env = "HAMN_WORKERS")]
     pub workers: Option<usize>,
+    /// The URL clients reach this server at (https://geodata.example.se or with a path prefix):
+    /// the base of every link. Without it, links use the request's Host header.
+    #[arg(long, env = "HAMN_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Addresses or networks of reverse proxies whose X-Forwarded-Proto/-Host and Forwarded
+    /// headers are believed (comma-separated: 127.0.0.1,10.0.0.0/8). Others' are ignored.
+    #[arg(long, env = "HAMN_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -274,6 +282,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 async fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()> {
+    let origin =
+        crate::api::origin::Origin::new(args.public_url.as_deref(), &args.trusted_proxies)?;
     let store: Arc<dyn crate::store::Store> = Arc::from(config.open_store().await?);
     let embedded = matches!(config.store, StoreConfig::Embedded { .. });
     // An empty embedded store gets the demo data by default; an empty PostGIS database only
@@ -314,6 +324,7 @@ async fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()> {
             max_features: args.tile_max_features.max(1),
             ..Default::default()
         },
+        origin,
     });
     let access_log = args.access_log;
     let mut server = actix_web::HttpServer::new(move || {

@@ -326,6 +326,288 @@ fn a_cursor_finishes_its_walk_while_an_ingest_swaps_the_collection() {
     assert_eq!(fresh["numberMatched"], 150);
 }
 
+/// A GeoJSON file of points with the given property objects, in a temporary directory.
+fn points_file(dir: &std::path::Path, name: &str, props: &[Json]) -> String {
+    let features: Vec<Json> = props
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            serde_json::json!({"type": "Feature", "id": i + 1, "properties": p,
+                "geometry": {"type": "Point", "coordinates": [13.0 + i as f64 * 0.01, 55.6]}})
+        })
+        .collect();
+    let path = dir.join(name);
+    std::fs::write(
+        &path,
+        serde_json::json!({"type": "FeatureCollection", "features": features}).to_string(),
+    )
+    .expect("write");
+    path.display().to_string()
+}
+
+/// `hamn ingest FILE -c ID --mode MODE` into the embedded store at `dir`, then waits until the
+/// server at `s` serves a version other than the one it had.
+fn ingest_and_wait(s: &Server, dir: &std::path::Path, file: &str, id: &str, mode: &str) -> i64 {
+    let version = || {
+        let (status, doc) = get(&format!("{}/collections/{id}", s.base));
+        if status == 200 {
+            doc["version"].as_i64()
+        } else {
+            None
+        }
+    };
+    let before = version();
+    let o = hamn_cmd()
+        .args(["--data-dir", &dir.display().to_string(), "ingest", file])
+        .args(["-c", id, "--mode", mode, "--force"])
+        .output()
+        .expect("ingest");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        if let Some(v) = version().filter(|v| Some(*v) != before) {
+            return v;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "server never saw {id} change"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// A cursor walks the version it began on, read with that version's attributes: replaced by a
+/// file whose columns lie elsewhere, the walk continues on the old data (it used to index past
+/// a feature's values and kill the worker); replaced twice, or after a restart, the cursor is
+/// answered 410 with a link that starts the walk again, never continued on other data.
+#[test]
+fn cursors_are_bound_to_the_version_they_walk() {
+    let (s, dir) = demo_server();
+    let files = tempfile::tempdir().expect("tempdir");
+    let v1: Vec<Json> = (1..=5)
+        .map(|i| serde_json::json!({"a": i, "k": i % 2}))
+        .collect();
+    let v2: Vec<Json> = (1..=3)
+        .map(|i| serde_json::json!({"z1": 1, "z2": 2, "z3": 3, "z4": 4, "z5": 5, "a": i * 100}))
+        .collect();
+    let f1 = points_file(files.path(), "v1.geojson", &v1);
+    let f2 = points_file(files.path(), "v2.geojson", &v2);
+    ingest_and_wait(&s, dir.path(), &f1, "t", "create");
+
+    let items = format!("{}/collections/t/items", s.base);
+    for query in ["limit=2&sortby=-a", "limit=1&k=1", "limit=2&properties=a"] {
+        ingest_and_wait(&s, dir.path(), &f1, "t", "replace");
+        let (_, p1) = get(&format!("{items}?{query}"));
+        let next = link(&p1, "next").unwrap_or_else(|| panic!("{query}: no next link: {p1}"));
+
+        // One replace: the old version is still held, and the walk goes on with its attributes.
+        ingest_and_wait(&s, dir.path(), &f2, "t", "replace");
+        let (status, p2) = get(&next);
+        assert_eq!(status, 200, "{query}: {p2}");
+        for f in p2["features"].as_array().expect("features") {
+            let a = f["properties"]["a"].as_i64().expect("a");
+            assert!(
+                (1..=5).contains(&a),
+                "{query}: a value of another version: {f}"
+            );
+            assert!(f["properties"].get("z1").is_none(), "{query}: {f}");
+        }
+
+        // A second replace: that version is gone; 410, and the restart link walks the new one.
+        ingest_and_wait(&s, dir.path(), &f1, "t", "replace");
+        let (status, gone) = get(&next);
+        assert_eq!(status, 410, "{query}: {gone}");
+        assert_eq!(gone["code"], "Gone");
+        let restart = gone["links"][0]["href"].as_str().expect("restart link");
+        assert_eq!(gone["links"][0]["rel"], "first");
+        assert!(!restart.contains("cursor="), "{restart}");
+        let (status, again) = get(restart);
+        assert_eq!(status, 200, "{restart}: {again}");
+    }
+
+    // An appended column between two pages: the walk keeps the old version's schema.
+    let (_, p1) = get(&format!("{items}?limit=2&sortby=a&properties=a"));
+    let next = link(&p1, "next").expect("next");
+    let extra = points_file(
+        files.path(),
+        "more.geojson",
+        &[serde_json::json!({"b": "ny kolumn", "a": 6})],
+    );
+    ingest_and_wait(&s, dir.path(), &extra, "t", "append");
+    let (status, p2) = get(&next);
+    assert_eq!(status, 200, "{p2}");
+    assert_eq!(
+        p2["features"]
+            .as_array()
+            .expect("features")
+            .iter()
+            .map(|f| f["properties"]["a"].as_i64().expect("a"))
+            .collect::<Vec<_>>(),
+        vec![3, 4]
+    );
+
+    // A restart: a cursor of the current version still works; one of an older version is 410.
+    let (_, now) = get(&format!("{items}?limit=2"));
+    let current_next = link(&now, "next").expect("next");
+    drop(s);
+    let s = start(
+        &["--data-dir".to_string(), dir.path().display().to_string()],
+        &["--refresh-seconds", "1"],
+    );
+    let moved = |u: &str| u.replacen(&u[..u.find("/collections").expect("path")], &s.base, 1);
+    assert_eq!(get(&moved(&current_next)).0, 200);
+    assert_eq!(get(&moved(&next)).0, 410);
+}
+
+/// A GET over a plain socket, so Host and forwarded headers are sent exactly as given.
+fn raw_get(base: &str, path: &str, headers: &[(&str, &str)]) -> (u16, String, String) {
+    use std::io::{Read, Write};
+    let addr = base.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+    let mut req = format!("GET {path} HTTP/1.1\r\nConnection: close\r\n");
+    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+        req.push_str(&format!("Host: {addr}\r\n"));
+    }
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    stream.write_all(req.as_bytes()).expect("write");
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).expect("read");
+    let text = String::from_utf8_lossy(&raw).to_string();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, head.to_ascii_lowercase(), body.to_string())
+}
+
+/// Host and X-Forwarded-* are client input: without --trusted-proxies forwarded headers are
+/// ignored, a Host that is not a host name is a 400, and no page echoes either; behind a
+/// trusted proxy its headers make the links; --public-url overrides both.
+#[test]
+fn host_and_forwarded_headers_cannot_inject_into_links_or_pages() {
+    let evil = "x.example\"><script>alert(1)</script>";
+    let (s, dir) = demo_server();
+    let html = [("Accept", "text/html")];
+    let (status, _, body) = raw_get(&s.base, "/", &[html[0], ("X-Forwarded-Host", evil)]);
+    assert_eq!(status, 200);
+    assert!(
+        !body.contains("alert(1)") && !body.contains("x.example"),
+        "{body}"
+    );
+    let addr = s.base.trim_start_matches("http://");
+    assert!(body.contains(&format!("href=\"http://{addr}/collections\"")));
+    for path in [
+        "/",
+        "/collections",
+        "/collections/harryda-badplatser/items",
+        "/api.html",
+    ] {
+        let (status, head, body) = raw_get(&s.base, path, &[html[0], ("Host", evil)]);
+        assert_eq!(status, 400, "{path}: {body}");
+        assert!(
+            head.contains("content-type: application/json"),
+            "{path}: {head}"
+        );
+        assert!(!body.contains("<script>"), "{path}: {body}");
+    }
+
+    // Representations chosen by Accept: Vary says so, and HTML and JSON never share an ETag.
+    let items = "/collections/harryda-badplatser/items?limit=2";
+    let (_, json_head, _) = raw_get(&s.base, items, &[]);
+    let (_, html_head, _) = raw_get(&s.base, items, &html);
+    let header = |head: &str, name: &str| -> Vec<String> {
+        head.lines()
+            .filter_map(|l| l.strip_prefix(&format!("{name}: ")))
+            .map(str::to_string)
+            .collect()
+    };
+    assert!(
+        header(&json_head, "vary")
+            .iter()
+            .any(|v| v.contains("accept")),
+        "{json_head}"
+    );
+    let etag = header(&json_head, "etag").pop().expect("etag");
+    let (status, _, _) = raw_get(&s.base, items, &[html[0], ("If-None-Match", &etag)]);
+    assert_eq!(
+        status, 200,
+        "an HTML request must not get a 304 for the JSON ETag"
+    );
+    assert!(header(&html_head, "etag").iter().all(|t| *t != etag));
+
+    // A publisher text with markup reaches TileJSON's attribution (HTML for MapLibre) escaped.
+    let file = points_file(dir.path(), "p.geojson", &[serde_json::json!({"a": 1})]);
+    let o = hamn_cmd()
+        .args([
+            "--data-dir",
+            &dir.path().display().to_string(),
+            "ingest",
+            &file,
+        ])
+        .args(["-c", "p", "--publisher", "<img src=x onerror=alert(1)>"])
+        .output()
+        .expect("ingest");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let tilejson = format!(
+        "{}/collections/p/tiles/WebMercatorQuad/tilejson.json",
+        s.base
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while get(&tilejson).0 != 200 {
+        assert!(std::time::Instant::now() < deadline, "p never served");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let attribution = get(&tilejson).1["attribution"]
+        .as_str()
+        .expect("attribution")
+        .to_string();
+    assert!(
+        attribution.contains("&lt;img") && !attribution.contains('<'),
+        "{attribution}"
+    );
+    drop(s);
+
+    // Behind a trusted proxy its headers make the links, and are checked just the same.
+    let store = ["--data-dir".to_string(), dir.path().display().to_string()];
+    let s = start(&store, &["--trusted-proxies", "127.0.0.1"]);
+    let fwd = [
+        ("X-Forwarded-Host", "geodata.lund.se"),
+        ("X-Forwarded-Proto", "https"),
+    ];
+    let (status, _, body) = raw_get(&s.base, "/collections?f=json", &fwd);
+    assert_eq!(status, 200);
+    assert!(
+        body.contains("\"https://geodata.lund.se/collections"),
+        "{body}"
+    );
+    let (status, _, _) = raw_get(&s.base, "/", &[("X-Forwarded-Host", evil)]);
+    assert_eq!(status, 400);
+    drop(s);
+
+    // A public URL is the base of every link, whatever the request says.
+    let s = start(&store, &["--public-url", "https://geodata.skane.se/hamn/"]);
+    let (status, _, body) = raw_get(&s.base, "/collections?f=json", &[("Host", evil)]);
+    assert_eq!(status, 200);
+    assert!(
+        body.contains("\"https://geodata.skane.se/hamn/collections"),
+        "{body}"
+    );
+    assert!(!body.contains("x.example"));
+    drop(s);
+    let bad = hamn_cmd()
+        .args(&store)
+        .args(["serve", "--public-url", "geodata.skane.se"])
+        .output()
+        .expect("serve");
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--public-url"));
+}
+
 #[test]
 fn bad_requests_are_clear_4xx_and_the_server_keeps_answering() {
     let (s, _dir) = demo_server();

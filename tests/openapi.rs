@@ -159,7 +159,8 @@ fn each_kind_of_fault_is_found() {
         .map(|(k, v)| (k.clone(), v.clone()))
         .expect("a templated path with GET");
 
-    let broken: Vec<(&str, Box<dyn Fn(&mut Json)>)> = vec![
+    type Damage = Box<dyn Fn(&mut Json)>;
+    let broken: Vec<(&str, Damage)> = vec![
         ("schema", Box::new(|d| d["openapi"] = json!("2.0"))),
         (
             "schema",

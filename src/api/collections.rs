@@ -70,7 +70,7 @@ pub fn collection_json(entry: &CatalogEntry, base: &str) -> Json {
 pub async fn list(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let q = Params::parse(req.query_string(), &["f"])?;
     let format = negotiate(&req, q.get("f"))?;
-    let base = base_url(&req);
+    let base = base_url(&req)?;
     let all = state.engine.list();
     if format == Format::Html {
         return Ok(super::html::collections(
@@ -106,7 +106,7 @@ pub async fn one(
     let s = snapshot(&state, &path)?;
     let q = Params::parse(req.query_string(), &["f"])?;
     if negotiate(&req, q.get("f"))? == Format::Html {
-        let base = base_url(&req);
+        let base = base_url(&req)?;
         let tilejson = format!(
             "{base}/collections/{}/tiles/WebMercatorQuad/tilejson.json",
             s.entry.id
@@ -114,7 +114,7 @@ pub async fn one(
         return Ok(super::html::collection(
             &s.entry,
             &base,
-            &super::map::block(std::slice::from_ref(&s), &tilejson, &base),
+            super::map::block(std::slice::from_ref(&s), &tilejson, &base),
         ));
     }
     let (etag, fresh) = etag_check(&req, &format!("{}-v{}", s.entry.id, s.version()));
@@ -125,7 +125,7 @@ pub async fn one(
         .insert_header((header::CONTENT_TYPE, JSON))
         .insert_header((header::ETAG, etag))
         .insert_header((header::CACHE_CONTROL, "no-cache"))
-        .body(collection_json(&s.entry, &base_url(&req)).to_string()))
+        .body(collection_json(&s.entry, &base_url(&req)?).to_string()))
 }
 
 /// JSON Schema type of an attribute type.
@@ -160,7 +160,7 @@ async fn schema_document(
     let s = snapshot(state, id)?;
     let q = Params::parse(req.query_string(), &["f"])?;
     negotiate(&req, q.get("f"))?;
-    let base = base_url(&req);
+    let base = base_url(&req)?;
     let mut props = serde_json::Map::new();
     if kind == SchemaKind::Queryables {
         props.insert(

@@ -1,144 +1,152 @@
 //! HTML pages for people with a browser: the same resources as the JSON API, rendered on the
-//! server with no scripts and nothing fetched from elsewhere. Features are drawn as an inline
-//! SVG so a page shows where they are without a map library (the tile map comes later).
+//! server with maud, which escapes every interpolated value unless told otherwise (only the
+//! map's configuration script is, and it is escaped for a script body in `map`). Nothing is
+//! fetched from elsewhere. Features on item pages are drawn as an inline SVG.
 
 use actix_web::http::header;
 use actix_web::HttpResponse;
+use maud::{html, Markup, DOCTYPE};
 use serde_json::Value as Json;
 
 use crate::catalog::CatalogEntry;
 use crate::engine::snapshot::{Feature, Geom};
-
-pub fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
 
 const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:72rem;margin:1.5rem auto;padding:0 1rem;color:#222}\
 a{color:#0b5cad}table{border-collapse:collapse;font-size:.9rem}td,th{border:1px solid #ddd;padding:.2rem .45rem;text-align:left;vertical-align:top}\
 th{background:#f4f4f4}nav{margin-bottom:1rem}code{background:#f3f3f3;padding:0 .2rem}svg{border:1px solid #ccc;background:#f8fbff}\
 .muted{color:#666}";
 
-/// A whole page around `body`, with a breadcrumb trail.
-pub fn page(title: &str, crumbs: &[(&str, String)], body: &str) -> HttpResponse {
-    let nav: Vec<String> = crumbs
-        .iter()
-        .map(|(name, href)| format!("<a href=\"{}\">{}</a>", escape(href), escape(name)))
-        .collect();
-    let html = format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\">\
-         <title>{} – hamn</title><style>{STYLE}</style></head><body><nav>{}</nav><h1>{}</h1>{body}\
-         <p class=\"muted\">Also as <a href=\"?f=json\">JSON</a>.</p></body></html>",
-        escape(title),
-        nav.join(" › "),
-        escape(title)
-    );
+/// An HTML response of `markup`.
+pub fn respond(markup: Markup) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header((header::CONTENT_TYPE, "text/html; charset=utf-8"))
-        .body(html)
+        .body(markup.into_string())
 }
 
-pub fn landing(base: &str, map: &str) -> HttpResponse {
+/// A whole page around `body`, with a breadcrumb trail.
+pub fn page(title: &str, crumbs: &[(&str, String)], body: Markup) -> HttpResponse {
+    respond(html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width";
+                title { (title) " – hamn" }
+                style { (maud::PreEscaped(STYLE)) }
+            }
+            body {
+                nav {
+                    @for (i, (name, href)) in crumbs.iter().enumerate() {
+                        @if i > 0 { " › " }
+                        a href=(href) { (name) }
+                    }
+                }
+                h1 { (title) }
+                (body)
+                p.muted { "Also as " a href="?f=json" { "JSON" } "." }
+            }
+        }
+    })
+}
+
+pub fn landing(base: &str, map: Markup) -> HttpResponse {
     page(
         "hamn",
         &[],
-        &format!(
-            "<p>Open geodata from Swedish municipalities, served as OGC API – Features.</p><ul>\
-             <li><a href=\"{base}/collections\">Collections</a></li>\
-             <li><a href=\"{base}/api.html\">API documentation</a> (<a href=\"{base}/api\">OpenAPI 3.0</a>)</li>\
-             <li><a href=\"{base}/conformance\">Conformance classes</a></li>\
-             <li><a href=\"{base}/tiles/WebMercatorQuad/tilejson.json\">TileJSON of all collections</a> (for MapLibre, QGIS)</li></ul>{map}"
-        ),
+        html! {
+            p { "Open geodata from Swedish municipalities, served as OGC API – Features." }
+            ul {
+                li { a href={ (base) "/collections" } { "Collections" } }
+                li {
+                    a href={ (base) "/api.html" } { "API documentation" }
+                    " (" a href={ (base) "/api" } { "OpenAPI 3.0" } ")"
+                }
+                li { a href={ (base) "/conformance" } { "Conformance classes" } }
+                li {
+                    a href={ (base) "/tiles/WebMercatorQuad/tilejson.json" } { "TileJSON of all collections" }
+                    " (for MapLibre, QGIS)"
+                }
+            }
+            (map)
+        },
     )
+}
+
+fn opt(s: &Option<String>) -> &str {
+    s.as_deref().unwrap_or("")
 }
 
 pub fn collections(entries: &[&CatalogEntry], base: &str) -> HttpResponse {
-    let rows: String = entries
-        .iter()
-        .map(|e| {
-            format!(
-                "<tr><td><a href=\"{base}/collections/{id}\">{title}</a><br><code>{id}</code></td><td>{theme}</td>\
-                 <td>{publisher}</td><td>{count}</td><td>{licence}</td></tr>",
-                id = e.id,
-                title = escape(&e.meta.title),
-                theme = escape(e.meta.theme.as_deref().unwrap_or("")),
-                publisher = escape(e.meta.publisher.as_deref().unwrap_or("")),
-                count = e.feature_count,
-                licence = escape(e.meta.licence.as_deref().unwrap_or("")),
-            )
-        })
-        .collect();
     page(
         "Collections",
         &[("hamn", format!("{base}/"))],
-        &format!("<table><tr><th>collection</th><th>theme</th><th>publisher</th><th>features</th><th>licence</th></tr>{rows}</table>"),
+        html! {
+            table {
+                tr { th { "collection" } th { "theme" } th { "publisher" } th { "features" } th { "licence" } }
+                @for e in entries {
+                    tr {
+                        td { a href={ (base) "/collections/" (e.id) } { (e.meta.title) } br; code { (e.id) } }
+                        td { (opt(&e.meta.theme)) }
+                        td { (opt(&e.meta.publisher)) }
+                        td { (e.feature_count) }
+                        td { (opt(&e.meta.licence)) }
+                    }
+                }
+            }
+        },
     )
 }
 
-pub fn collection(e: &CatalogEntry, base: &str, map: &str) -> HttpResponse {
+pub fn collection(e: &CatalogEntry, base: &str, map: Markup) -> HttpResponse {
     let id = &e.id;
-    let attrs: String = e
-        .attributes
-        .iter()
-        .map(|a| {
-            format!(
-                "<tr><td><code>{}</code></td><td>{:?}</td></tr>",
-                escape(&a.name),
-                a.kind
-            )
-        })
-        .collect();
     let extent = e.extent.map_or("unknown".to_string(), |b| {
         format!(
             "{:.5}, {:.5} – {:.5}, {:.5} (lon/lat)",
             b.0[0], b.0[1], b.0[2], b.0[3]
         )
     });
-    let temporal = e.temporal_extent.map_or(String::new(), |[a, b]| {
-        format!(
-            "<tr><th>time</th><td>{} – {}</td></tr>",
-            a.date_naive(),
-            b.date_naive()
-        )
-    });
-    let body = format!(
-        "<p>{desc}</p>{map}<table>\
-         <tr><th>features</th><td><a href=\"{base}/collections/{id}/items\">{count}</a></td></tr>\
-         <tr><th>publisher</th><td>{publisher}</td></tr><tr><th>licence</th><td>{licence}</td></tr>\
-         <tr><th>theme</th><td>{theme}</td></tr><tr><th>keywords</th><td>{keywords}</td></tr>\
-         <tr><th>extent</th><td>{extent}</td></tr>{temporal}\
-         <tr><th>source</th><td>{source} ({crs}), SHA-256 <code>{sha}</code></td></tr>\
-         <tr><th>geometry</th><td>{types}</td></tr><tr><th>version</th><td>{version}, updated {updated}</td></tr></table>\
-         <h2>Attributes</h2><table><tr><th>name</th><th>type</th></tr>{attrs}</table>\
-         <p><a href=\"{base}/collections/{id}/items\">Browse the features</a> · \
-         <a href=\"{base}/collections/{id}/queryables\">queryables</a></p>",
-        desc = escape(e.meta.description.as_deref().unwrap_or("")),
-        count = e.feature_count,
-        publisher = escape(e.meta.publisher.as_deref().unwrap_or("")),
-        licence = escape(e.meta.licence.as_deref().unwrap_or("")),
-        theme = escape(e.meta.theme.as_deref().unwrap_or("")),
-        keywords = escape(&e.meta.keywords.join(", ")),
-        source = escape(&e.source.name),
-        crs = escape(&e.source.crs),
-        sha = escape(&e.source.sha256),
-        types = escape(&e.geometry_types.join(", ")),
-        version = e.version,
-        updated = e.updated.format("%Y-%m-%d %H:%M UTC"),
-    );
+    let body = html! {
+        p { (opt(&e.meta.description)) }
+        (map)
+        table {
+            tr { th { "features" } td { a href={ (base) "/collections/" (id) "/items" } { (e.feature_count) } } }
+            tr { th { "publisher" } td { (opt(&e.meta.publisher)) } }
+            tr { th { "licence" } td { (opt(&e.meta.licence)) } }
+            tr { th { "theme" } td { (opt(&e.meta.theme)) } }
+            tr { th { "keywords" } td { (e.meta.keywords.join(", ")) } }
+            tr { th { "extent" } td { (extent) } }
+            @if let Some([a, b]) = e.temporal_extent {
+                tr { th { "time" } td { (a.date_naive()) " – " (b.date_naive()) } }
+            }
+            tr { th { "source" } td { (e.source.name) " (" (e.source.crs) "), SHA-256 " code { (e.source.sha256) } } }
+            tr { th { "geometry" } td { (e.geometry_types.join(", ")) } }
+            tr { th { "version" } td { (e.version) ", updated " (e.updated.format("%Y-%m-%d %H:%M UTC")) } }
+        }
+        h2 { "Attributes" }
+        table {
+            tr { th { "name" } th { "type" } }
+            @for a in &e.attributes {
+                tr { td { code { (a.name) } } td { (format!("{:?}", a.kind)) } }
+            }
+        }
+        p {
+            a href={ (base) "/collections/" (id) "/items" } { "Browse the features" }
+            " · "
+            a href={ (base) "/collections/" (id) "/queryables" } { "queryables" }
+        }
+    };
     page(
         &e.meta.title,
         &[
             ("hamn", format!("{base}/")),
             ("Collections", format!("{base}/collections")),
         ],
-        &body,
+        body,
     )
 }
 
 /// An SVG drawing of features, fitted to their extent (equirectangular, corrected for latitude).
-fn svg(features: &[&Feature]) -> String {
+fn svg(features: &[&Feature]) -> Markup {
     let mut b = [
         f64::INFINITY,
         f64::INFINITY,
@@ -153,23 +161,22 @@ fn svg(features: &[&Feature]) -> String {
         }
     }
     if !b[0].is_finite() {
-        return String::new();
+        return html! {};
     }
     let k = ((b[1] + b[3]) / 2.0).to_radians().cos().max(0.1);
     let (w, h) = (((b[2] - b[0]) * k).max(1e-9), (b[3] - b[1]).max(1e-9));
     let scale = 640.0 / w.max(h);
     let (width, height) = ((w * scale).max(40.0) + 20.0, (h * scale).max(40.0) + 20.0);
     let px = |x: f64, y: f64| ((x - b[0]) * k * scale + 10.0, (b[3] - y) * scale + 10.0);
-    let mut out = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width:.0}\" height=\"{height:.0}\">"
-    );
+    let mut shapes = Vec::new();
     for f in features {
         let Some(g) = &f.geometry else { continue };
-        let title = format!("<title>{}</title>", escape(&f.id));
         match g {
             Geom::Point(x, y) => {
                 let (cx, cy) = px(*x, *y);
-                out.push_str(&format!("<circle cx=\"{cx:.1}\" cy=\"{cy:.1}\" r=\"3\" fill=\"#d9480f\">{title}</circle>"));
+                shapes.push(html! {
+                    circle cx=(format!("{cx:.1}")) cy=(format!("{cy:.1}")) r="3" fill="#d9480f" { title { (f.id) } }
+                });
             }
             Geom::Shape(shape) => {
                 let mut d = String::new();
@@ -214,17 +221,19 @@ fn svg(features: &[&Feature]) -> String {
                         }
                     }
                 }
-                let style = if polygons {
-                    "fill=\"#1971c2\" fill-opacity=\"0.35\" stroke=\"#1971c2\" fill-rule=\"evenodd\""
+                shapes.push(if polygons {
+                    html! { path d=(d) fill="#1971c2" fill-opacity="0.35" stroke="#1971c2" fill-rule="evenodd" { title { (f.id) } } }
                 } else {
-                    "fill=\"none\" stroke=\"#1971c2\" stroke-width=\"1.5\""
-                };
-                out.push_str(&format!("<path d=\"{d}\" {style}>{title}</path>"));
+                    html! { path d=(d) fill="none" stroke="#1971c2" stroke-width="1.5" { title { (f.id) } } }
+                });
             }
         }
     }
-    out.push_str("</svg>");
-    out
+    html! {
+        svg xmlns="http://www.w3.org/2000/svg" width=(format!("{width:.0}")) height=(format!("{height:.0}")) {
+            @for s in &shapes { (s) }
+        }
+    }
 }
 
 pub struct ItemsPage<'a> {
@@ -235,48 +244,41 @@ pub struct ItemsPage<'a> {
     pub prev: Option<String>,
 }
 
+/// A value as a table cell's text.
+fn cell(v: Json) -> String {
+    match v {
+        Json::Null => String::new(),
+        Json::String(s) => s,
+        other => other.to_string(),
+    }
+}
+
 pub fn items(p: &ItemsPage<'_>, base: &str) -> HttpResponse {
     let e = p.entry;
-    let head: String = e
-        .attributes
-        .iter()
-        .map(|a| format!("<th>{}</th>", escape(&a.name)))
-        .collect();
-    let rows: String = p
-        .features
-        .iter()
-        .map(|f| {
-            let cells: String = f
-                .values
-                .iter()
-                .map(|v| match v.to_json() {
-                    Json::Null => "<td></td>".to_string(),
-                    Json::String(s) => format!("<td>{}</td>", escape(&s)),
-                    other => format!("<td>{}</td>", escape(&other.to_string())),
-                })
-                .collect();
-            format!(
-                "<tr><td><a href=\"{base}/collections/{}/items/{}\">{}</a></td>{cells}</tr>",
-                e.id,
-                escape(&form_urlencoded::byte_serialize(f.id.as_bytes()).collect::<String>()),
-                escape(&f.id)
-            )
-        })
-        .collect();
-    let nav = [("previous", &p.prev), ("next", &p.next)]
-        .iter()
-        .filter_map(|(name, href)| {
-            href.as_ref()
-                .map(|h| format!("<a href=\"{}\">{name}</a>", escape(h)))
-        })
-        .collect::<Vec<_>>()
-        .join(" · ");
-    let body = format!(
-        "<p>{} of {} features. {nav}</p>{}<table><tr><th>id</th>{head}</tr>{rows}</table><p>{nav}</p>",
-        p.features.len(),
-        p.matched,
-        svg(&p.features)
-    );
+    let nav = html! {
+        @if let Some(h) = &p.prev { a href=(h) { "previous" } }
+        @if p.prev.is_some() && p.next.is_some() { " · " }
+        @if let Some(h) = &p.next { a href=(h) { "next" } }
+    };
+    let body = html! {
+        p { (p.features.len()) " of " (p.matched) " features. " (nav) }
+        (svg(&p.features))
+        table {
+            tr {
+                th { "id" }
+                @for a in &e.attributes { th { (a.name) } }
+            }
+            @for f in &p.features {
+                tr {
+                    td {
+                        a href={ (base) "/collections/" (e.id) "/items/" (form_urlencoded::byte_serialize(f.id.as_bytes()).collect::<String>()) } { (f.id) }
+                    }
+                    @for v in f.values.iter() { td { (cell(v.to_json())) } }
+                }
+            }
+        }
+        p { (nav) }
+    };
     page(
         &format!("{}: features", e.meta.title),
         &[
@@ -287,28 +289,11 @@ pub fn items(p: &ItemsPage<'_>, base: &str) -> HttpResponse {
                 format!("{base}/collections/{}", e.id),
             ),
         ],
-        &body,
+        body,
     )
 }
 
 pub fn item(e: &CatalogEntry, f: &Feature, base: &str) -> HttpResponse {
-    let rows: String = e
-        .attributes
-        .iter()
-        .zip(f.values.iter())
-        .map(|(a, v)| {
-            let text = match v.to_json() {
-                Json::Null => String::new(),
-                Json::String(s) => s,
-                other => other.to_string(),
-            };
-            format!(
-                "<tr><th>{}</th><td>{}</td></tr>",
-                escape(&a.name),
-                escape(&text)
-            )
-        })
-        .collect();
     page(
         &format!("{} {}", e.meta.title, f.id),
         &[
@@ -320,6 +305,13 @@ pub fn item(e: &CatalogEntry, f: &Feature, base: &str) -> HttpResponse {
             ),
             ("features", format!("{base}/collections/{}/items", e.id)),
         ],
-        &format!("{}<table>{rows}</table>", svg(&[f])),
+        html! {
+            (svg(&[f]))
+            table {
+                @for (a, v) in e.attributes.iter().zip(f.values.iter()) {
+                    tr { th { (a.name) } td { (cell(v.to_json())) } }
+                }
+            }
+        },
     )
 }

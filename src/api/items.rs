@@ -411,6 +411,49 @@ fn parse_items(q: &Params, s: &Snapshot, state: &AppState) -> Result<ItemsReques
     })
 }
 
+/// The snapshot an items request walks: the current one, or the version its cursor began on.
+/// A cursor whose version is no longer held (replaced twice since, or the server restarted) is
+/// answered 410 with a link that starts the same walk again on the current version, rather
+/// than continued on other data.
+fn walked_snapshot(
+    req: &HttpRequest,
+    state: &AppState,
+    current: std::sync::Arc<Snapshot>,
+) -> Result<std::sync::Arc<Snapshot>, ApiError> {
+    let Some(raw) = form_urlencoded::parse(req.query_string().as_bytes())
+        .find(|(k, _)| k == "cursor")
+        .map(|(_, v)| v.into_owned())
+    else {
+        return Ok(current);
+    };
+    let c = Cursor::decode(&raw)?;
+    if c.version == current.version() {
+        return Ok(current);
+    }
+    if let Some(s) = state.engine.get_version(&current.entry.id, c.version) {
+        return Ok(s);
+    }
+    let rest: String = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(
+            form_urlencoded::parse(req.query_string().as_bytes()).filter(|(k, _)| k != "cursor"),
+        )
+        .finish();
+    let items_url = format!("{}/collections/{}/items", base_url(req)?, current.entry.id);
+    Err(ApiError::Gone {
+        message: format!(
+            "this cursor walks version {} of {}, which is no longer served (it is now at version {}); start the walk again",
+            c.version,
+            current.entry.id,
+            current.version()
+        ),
+        restart: if rest.is_empty() {
+            items_url
+        } else {
+            format!("{items_url}?{rest}")
+        },
+    })
+}
+
 fn link(href: String, rel: &str, ty: &str) -> serde_json::Value {
     serde_json::json!({"href": href, "rel": rel, "type": ty})
 }
@@ -421,20 +464,15 @@ pub async fn items(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let current = snapshot(&state, &path)?;
-    let attrs = current.entry.attributes.clone();
+    // The cursor chooses the version first; everything else in the request is then read against
+    // that version's attributes, so a cursor never applies one version's columns to another's.
+    let s = walked_snapshot(&req, &state, current)?;
+    let attrs = s.entry.attributes.clone();
     let q = Params::parse_with(req.query_string(), ITEM_PARAMS, |n| {
         attrs.iter().any(|a| a.name == n)
     })?;
     let format = negotiate(&req, q.get("f"))?;
-    let r = parse_items(&q, &current, &state)?;
-    // A cursor walks the version it began on while the engine still holds it.
-    let s = match r.cursor {
-        Some(c) => state
-            .engine
-            .get_version(&current.entry.id, c.version)
-            .unwrap_or(current),
-        None => current,
-    };
+    let r = parse_items(&q, &s, &state)?;
     if !r.query.sort.is_empty()
         && r.cursor
             .is_some_and(|c| !matches!(c.start, Start::Offset(_)))
@@ -448,13 +486,15 @@ pub async fn items(
         (None, Some(o)) => Start::Offset(o),
         (None, None) => Start::Offset(0),
     };
+    // HTML and JSON are different representations: never one ETag for both.
     let (etag, fresh) = etag_check(
         &req,
         &format!(
-            "{}-v{}-{:x}",
+            "{}-v{}-{:x}-{}",
             s.entry.id,
             s.version(),
-            fxhash(req.query_string())
+            fxhash(req.query_string()),
+            format.tag()
         ),
     );
     if fresh {
@@ -462,7 +502,7 @@ pub async fn items(
     }
     let page = s.query(&r.query, start, r.limit);
 
-    let base = base_url(&req);
+    let base = base_url(&req)?;
     let items_url = format!("{base}/collections/{}/items", s.entry.id);
     let with = |extra: Vec<(&str, String)>| {
         let qs = q.rebuild(&["cursor", "offset"], &extra);
@@ -620,7 +660,7 @@ pub async fn item(
         ))
     })?;
     if format == Format::Html {
-        return Ok(super::html::item(&s.entry, f, &base_url(&req)));
+        return Ok(super::html::item(&s.entry, f, &base_url(&req)?));
     }
     let (etag, fresh) = etag_check(
         &req,
@@ -629,7 +669,7 @@ pub async fn item(
     if fresh {
         return Ok(not_modified(&etag));
     }
-    let base = base_url(&req);
+    let base = base_url(&req)?;
     let links = serde_json::json!([
         link(
             format!(

@@ -9,9 +9,9 @@ use actix_web::http::header;
 use actix_web::{web, HttpResponse};
 use serde_json::json;
 
-use super::html::escape;
 use super::ApiError;
 use crate::engine::Snapshot;
+use maud::{html, Markup, PreEscaped};
 
 const MAPLIBRE_JS: &[u8] = include_bytes!("../../assets/maplibre-gl/maplibre-gl.js");
 const MAPLIBRE_CSS: &[u8] = include_bytes!("../../assets/maplibre-gl/maplibre-gl.css");
@@ -39,7 +39,7 @@ pub async fn asset(path: web::Path<String>) -> Result<HttpResponse, ApiError> {
 }
 
 /// The HTML of a map showing `layers` through the TileJSON at `tilejson`.
-pub fn block(layers: &[Arc<Snapshot>], tilejson: &str, base: &str) -> String {
+pub fn block(layers: &[Arc<Snapshot>], tilejson: &str, base: &str) -> Markup {
     let mut fit: Option<[f64; 4]> = None;
     for s in layers {
         if let Some(b) = s.core_bbox {
@@ -65,18 +65,21 @@ pub fn block(layers: &[Arc<Snapshot>], tilejson: &str, base: &str) -> String {
             "maxzoom": s.entry.zoom.max(),
         })).collect::<Vec<_>>(),
     });
-    // `</` cannot end the script early: JSON escapes of '<' keep the config inert inside it.
+    // The one unescaped value of any page: JSON inside a script element. `<` is written as
+    // \u003c, so no value in it (a title, an id) can close the script or open another.
     let config = config.to_string().replace('<', "\\u003c");
-    format!(
-        "<link rel=\"stylesheet\" href=\"{base}/assets/maplibre-gl/maplibre-gl.css\">\
-         <div style=\"display:flex;gap:1rem;align-items:flex-start;flex-wrap:wrap\">\
-         <div id=\"map\" style=\"flex:1 1 40rem;height:32rem;border:1px solid #ccc\"></div>\
-         <div id=\"layers\" style=\"flex:0 0 16rem;font-size:.9rem\"><strong>Layers</strong></div></div>\
-         <p class=\"muted\">Map: <a href=\"{base}/assets/maplibre-gl/LICENSE.txt\">MapLibre GL JS</a>; \
-         tiles: <a href=\"{}\">TileJSON</a>.</p>\
-         <script src=\"{base}/assets/maplibre-gl/maplibre-gl.js\"></script>\
-         <script>window.HAMN_MAP = {config};</script>\
-         <script src=\"{base}/assets/maplibre-gl/viewer.js\"></script>",
-        escape(tilejson)
-    )
+    html! {
+        link rel="stylesheet" href={ (base) "/assets/maplibre-gl/maplibre-gl.css" };
+        div style="display:flex;gap:1rem;align-items:flex-start;flex-wrap:wrap" {
+            div #map style="flex:1 1 40rem;height:32rem;border:1px solid #ccc" {}
+            div #layers style="flex:0 0 16rem;font-size:.9rem" { strong { "Layers" } }
+        }
+        p.muted {
+            "Map: " a href={ (base) "/assets/maplibre-gl/LICENSE.txt" } { "MapLibre GL JS" }
+            "; tiles: " a href=(tilejson) { "TileJSON" } "."
+        }
+        script src={ (base) "/assets/maplibre-gl/maplibre-gl.js" } {}
+        script { "window.HAMN_MAP = " (PreEscaped(config)) ";" }
+        script src={ (base) "/assets/maplibre-gl/viewer.js" } {}
+    }
 }

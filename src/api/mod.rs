@@ -7,6 +7,7 @@ mod html;
 mod items;
 mod map;
 pub mod openapi;
+pub mod origin;
 pub mod params;
 pub mod tiles;
 
@@ -48,6 +49,8 @@ pub struct AppState {
     pub limits: Limits,
     pub tiles: crate::tiles::TileCache,
     pub tile_options: crate::tiles::TileOptions,
+    /// Where links point: `--public-url`, or the request's host (see `origin`).
+    pub origin: origin::Origin,
 }
 
 /// Every error a handler can return, with its status. The body is always
@@ -60,6 +63,10 @@ pub enum ApiError {
     BadRequest(String),
     #[error("{0}")]
     NotAcceptable(String),
+    /// A resource that existed and will not again (a paging cursor's version); `restart` is
+    /// where to begin anew.
+    #[error("{message}")]
+    Gone { message: String, restart: String },
     #[error("internal error")]
     Internal(#[from] StoreError),
 }
@@ -70,6 +77,7 @@ impl ResponseError for ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
+            ApiError::Gone { .. } => StatusCode::GONE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -79,15 +87,20 @@ impl ResponseError for ApiError {
             ApiError::NotFound(_) => "NotFound",
             ApiError::BadRequest(_) => "InvalidParameterValue",
             ApiError::NotAcceptable(_) => "NotAcceptable",
+            ApiError::Gone { .. } => "Gone",
             ApiError::Internal(e) => {
                 tracing::error!(error = %e, "internal error");
                 "ServerError"
             }
         };
-        HttpResponse::build(self.status_code()).json(json!({
+        let mut body = json!({
             "code": code,
             "description": self.to_string(),
-        }))
+        });
+        if let ApiError::Gone { restart, .. } = self {
+            body["links"] = json!([{"href": restart, "rel": "first", "type": GEOJSON, "title": "Start the walk again"}]);
+        }
+        HttpResponse::build(self.status_code()).json(body)
     }
 }
 
@@ -97,9 +110,13 @@ pub fn quote(s: &str) -> String {
     format!("{short:?}")
 }
 
-pub fn base_url(req: &HttpRequest) -> String {
-    let info = req.connection_info();
-    format!("{}://{}", info.scheme(), info.host())
+/// The base of every link in a response (see `origin`); a 400 when the headers it would come
+/// from are not a plain host and scheme.
+pub fn base_url(req: &HttpRequest) -> Result<String, ApiError> {
+    match req.app_data::<web::Data<AppState>>() {
+        Some(state) => state.origin.base(req),
+        None => origin::Origin::default().base(req),
+    }
 }
 
 /// The representations hamn serves for a resource, chosen by `f=` or else `Accept`.
@@ -107,6 +124,16 @@ pub fn base_url(req: &HttpRequest) -> String {
 pub enum Format {
     Json,
     Html,
+}
+
+impl Format {
+    /// A short mark for ETags, so two representations of one resource never share one.
+    pub fn tag(self) -> &'static str {
+        match self {
+            Format::Json => "j",
+            Format::Html => "h",
+        }
+    }
 }
 
 /// Content negotiation: `f=json` (or `geojson`) / `f=html`, else `Accept`: HTML when the client
@@ -174,11 +201,11 @@ fn json_response(body: serde_json::Value, content_type: &'static str) -> HttpRes
 async fn landing(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let q = params::Params::parse(req.query_string(), &["f"])?;
     let format = negotiate(&req, q.get("f"))?;
-    let base = base_url(&req);
+    let base = base_url(&req)?;
     if format == Format::Html {
         let layers = state.engine.list();
         let tilejson = format!("{base}/tiles/WebMercatorQuad/tilejson.json");
-        return Ok(html::landing(&base, &map::block(&layers, &tilejson, &base)));
+        return Ok(html::landing(&base, map::block(&layers, &tilejson, &base)));
     }
     Ok(json_response(
         json!({
@@ -344,7 +371,7 @@ async fn not_found_or_options(req: HttpRequest) -> Result<HttpResponse, ApiError
 }
 
 /// Middleware giving every response an `X-Request-Id` (the client's, if it sent a sane one),
-/// so a log line and a client report can be matched.
+/// so a log line and a client report can be matched, and `Vary: Accept` to negotiated ones.
 pub struct RequestId;
 
 impl<S, B> actix_web::dev::Transform<S, actix_web::dev::ServiceRequest> for RequestId
@@ -407,9 +434,18 @@ where
         let fut = self.service.call(req);
         Box::pin(async move {
             let mut res = fut.await?;
+            let headers = res.headers_mut();
             if let Ok(v) = HeaderValue::from_str(&id) {
-                res.headers_mut()
-                    .insert(header::HeaderName::from_static("x-request-id"), v);
+                headers.insert(header::HeaderName::from_static("x-request-id"), v);
+            }
+            // JSON and HTML documents are chosen by Accept (`negotiate`), so caches must key
+            // on it; tiles and assets have one representation and stay cacheable as one.
+            let negotiated = headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|t| t.starts_with("text/html") || t.contains("json"));
+            if negotiated {
+                headers.append(header::VARY, HeaderValue::from_static("Accept"));
             }
             Ok(res)
         })

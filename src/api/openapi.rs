@@ -364,16 +364,26 @@ pub fn document(collections: &[std::sync::Arc<Snapshot>], base: &str, limits: Li
                 params.push(attribute_param(&a.name, a.kind));
             }
         }
-        paths = paths
-            .path(
-                format!("/collections/{id}/items"),
-                get(
-                    &format!("getFeatures-{id}"),
-                    &format!("Features of {}", s.entry.meta.title),
-                    GEOJSON,
-                    params,
+        let mut items = get(
+            &format!("getFeatures-{id}"),
+            &format!("Features of {}", s.entry.meta.title),
+            GEOJSON,
+            params,
+        );
+        if let Some(op) = items.operations.get_mut(&PathItemType::Get) {
+            op.responses.responses.insert(
+                "410".into(),
+                utoipa::openapi::RefOr::T(
+                    response(
+                        "The cursor's collection version is no longer served (JSON {code, description, links}: the link rel=first starts the walk again)",
+                        JSON,
+                    )
+                    .build(),
                 ),
-            )
+            );
+        }
+        paths = paths
+            .path(format!("/collections/{id}/items"), items)
             .path(
                 format!("/collections/{id}/items/{{featureId}}"),
                 get(
@@ -411,17 +421,10 @@ pub fn document(collections: &[std::sync::Arc<Snapshot>], base: &str, limits: Li
 pub async fn api(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let q = Params::parse(req.query_string(), &["f"])?;
     negotiate(&req, q.get("f"))?;
-    let doc = document(&state.engine.list(), &base_url(&req), state.limits);
+    let doc = document(&state.engine.list(), &base_url(&req)?, state.limits);
     Ok(HttpResponse::Ok()
         .insert_header((header::CONTENT_TYPE, OPENAPI))
         .body(doc.to_string()))
-}
-
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }
 
 /// The API as a plain HTML page: every path, its parameters and responses. No scripts, no CDN.
@@ -430,39 +433,40 @@ pub async fn api_html(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     Params::parse(req.query_string(), &[])?;
-    let base = base_url(&req);
+    let base = base_url(&req)?;
     let doc = document(&state.engine.list(), &base, state.limits);
-    let mut html = String::from(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>hamn API</title>\
-         <style>body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem}\
-         code{background:#f3f3f3;padding:0 .2rem}table{border-collapse:collapse}td,th{border:1px solid #ddd;padding:.2rem .5rem;text-align:left}</style>\
-         </head><body><h1>hamn API</h1><p>OpenAPI 3.0 document: <a href=\"api\">api</a></p>",
-    );
-    if let Some(paths) = doc["paths"].as_object() {
-        for (path, item) in paths {
-            let op = &item["get"];
-            html.push_str(&format!(
-                "<h2><code>GET {}</code></h2><p>{}</p>",
-                escape(path),
-                escape(op["summary"].as_str().unwrap_or_default())
-            ));
-            if let Some(params) = op["parameters"].as_array().filter(|p| !p.is_empty()) {
-                html.push_str("<table><tr><th>parameter</th><th>in</th><th>type</th><th>description</th></tr>");
-                for p in params {
-                    html.push_str(&format!(
-                        "<tr><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                        escape(p["name"].as_str().unwrap_or_default()),
-                        escape(p["in"].as_str().unwrap_or_default()),
-                        escape(p["schema"]["type"].as_str().unwrap_or_default()),
-                        escape(p["description"].as_str().unwrap_or_default()),
-                    ));
+    let text = |v: &Json| v.as_str().unwrap_or_default().to_string();
+    let paths = doc["paths"].as_object().cloned().unwrap_or_default();
+    Ok(super::html::respond(maud::html! {
+        (maud::DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                title { "hamn API" }
+                style { "body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem}\
+                    code{background:#f3f3f3;padding:0 .2rem}table{border-collapse:collapse}td,th{border:1px solid #ddd;padding:.2rem .5rem;text-align:left}" }
+            }
+            body {
+                h1 { "hamn API" }
+                p { "OpenAPI 3.0 document: " a href="api" { "api" } }
+                @for (path, item) in &paths {
+                    h2 { code { "GET " (path) } }
+                    p { (text(&item["get"]["summary"])) }
+                    @if let Some(params) = item["get"]["parameters"].as_array().filter(|p| !p.is_empty()) {
+                        table {
+                            tr { th { "parameter" } th { "in" } th { "type" } th { "description" } }
+                            @for p in params {
+                                tr {
+                                    td { code { (text(&p["name"])) } }
+                                    td { (text(&p["in"])) }
+                                    td { (text(&p["schema"]["type"])) }
+                                    td { (text(&p["description"])) }
+                                }
+                            }
+                        }
+                    }
                 }
-                html.push_str("</table>");
             }
         }
-    }
-    html.push_str("</body></html>");
-    Ok(HttpResponse::Ok()
-        .insert_header((header::CONTENT_TYPE, "text/html; charset=utf-8"))
-        .body(html))
+    }))
 }

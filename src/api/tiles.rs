@@ -57,7 +57,7 @@ fn json(body: Json) -> HttpResponse {
 
 pub async fn tile_matrix_sets(req: HttpRequest) -> Result<HttpResponse, ApiError> {
     Params::parse(req.query_string(), &["f"])?;
-    let base = base_url(&req);
+    let base = base_url(&req)?;
     let sets: Vec<Json> = Tms::ALL
         .iter()
         .map(|t| {
@@ -172,6 +172,9 @@ fn tilejson(layers: &[Arc<Snapshot>], base: &str, collection: Option<&str>, quer
                     Some(l) => format!("{p} ({l})"),
                     None => p,
                 })
+                // MapLibre shows attribution as HTML: publisher texts come from ingest options
+                // and catalogs, so they are escaped like any page text.
+                .map(|text| maud::html! { (text) }.into_string())
         })
         .collect::<std::collections::BTreeSet<_>>()
         .into_iter()
@@ -293,7 +296,7 @@ pub async fn collection_tilesets(
     let s = snapshot(&state, &path)?;
     Params::parse(req.query_string(), &["f"])?;
     Ok(json(tilesets(
-        &base_url(&req),
+        &base_url(&req)?,
         Some((s.entry.id.as_str(), s.entry.zoom)),
     )))
 }
@@ -318,7 +321,7 @@ pub async fn collection_tileset(
     }
     Ok(json(tileset(
         std::slice::from_ref(&s),
-        &base_url(&req),
+        &base_url(&req)?,
         Some(s.entry.id.as_str()),
         tms,
     )))
@@ -337,7 +340,7 @@ pub async fn collection_tilejson(
     tile_queries(&q, std::slice::from_ref(&s))?;
     Ok(json(tilejson(
         std::slice::from_ref(&s),
-        &base_url(&req),
+        &base_url(&req)?,
         Some(s.entry.id.as_str()),
         &q.rebuild(&[], &[]),
     )))
@@ -345,7 +348,7 @@ pub async fn collection_tilejson(
 
 pub async fn dataset_tilesets(req: HttpRequest) -> Result<HttpResponse, ApiError> {
     Params::parse(req.query_string(), &["f"])?;
-    Ok(json(tilesets(&base_url(&req), None)))
+    Ok(json(tilesets(&base_url(&req)?, None)))
 }
 
 pub async fn dataset_tileset(
@@ -357,7 +360,7 @@ pub async fn dataset_tileset(
     let q = Params::parse(req.query_string(), &["f", "collections"])?;
     Ok(json(tileset(
         &chosen(&state, &q)?,
-        &base_url(&req),
+        &base_url(&req)?,
         None,
         tms,
     )))
@@ -376,7 +379,7 @@ pub async fn dataset_tilejson(
     let layers = chosen(&state, &q)?;
     tile_queries(&q, &layers)?;
     let query = q.rebuild(&[], &[]);
-    Ok(json(tilejson(&layers, &base_url(&req), None, &query)))
+    Ok(json(tilejson(&layers, &base_url(&req)?, None, &query)))
 }
 
 /// Query parameters a tile request takes: a CQL2 filter as on items.
