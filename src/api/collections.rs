@@ -13,13 +13,19 @@ use super::{
     GEOJSON, JSON, SCHEMA_JSON,
 };
 use crate::catalog::{AttrType, CatalogEntry, CollectionId};
-use crate::engine::Snapshot;
+use crate::engine::{Lookup, Snapshot};
 
 /// The collection a path names, or 404. An id that is not a valid slug cannot name one.
 pub fn snapshot(state: &AppState, raw: &str) -> Result<Arc<Snapshot>, ApiError> {
     let not_found = || ApiError::NotFound(format!("no collection {}", quote(raw)));
     let id: CollectionId = raw.parse().map_err(|_| not_found())?;
-    state.engine.get(&id).ok_or_else(not_found)
+    match state.engine.lookup(&id) {
+        Lookup::Served(s) => Ok(s),
+        Lookup::Unavailable(why) => Err(ApiError::Unavailable(format!(
+            "collection {id} is not available: {why}"
+        ))),
+        Lookup::Missing => Err(not_found()),
+    }
 }
 
 /// An OGC API – Features collection document for a catalog entry.

@@ -67,6 +67,9 @@ pub enum ApiError {
     /// where to begin anew.
     #[error("{message}")]
     Gone { message: String, restart: String },
+    /// Known but not servable now (a collection whose data cannot be read); clients may retry.
+    #[error("{0}")]
+    Unavailable(String),
     #[error("internal error")]
     Internal(#[from] StoreError),
 }
@@ -78,6 +81,7 @@ impl ResponseError for ApiError {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
             ApiError::Gone { .. } => StatusCode::GONE,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -88,6 +92,7 @@ impl ResponseError for ApiError {
             ApiError::BadRequest(_) => "InvalidParameterValue",
             ApiError::NotAcceptable(_) => "NotAcceptable",
             ApiError::Gone { .. } => "Gone",
+            ApiError::Unavailable(_) => "ServiceUnavailable",
             ApiError::Internal(e) => {
                 tracing::error!(error = %e, "internal error");
                 "ServerError"
@@ -100,7 +105,11 @@ impl ResponseError for ApiError {
         if let ApiError::Gone { restart, .. } = self {
             body["links"] = json!([{"href": restart, "rel": "first", "type": GEOJSON, "title": "Start the walk again"}]);
         }
-        HttpResponse::build(self.status_code()).json(body)
+        let mut resp = HttpResponse::build(self.status_code());
+        if let ApiError::Unavailable(_) = self {
+            resp.insert_header((header::RETRY_AFTER, "30"));
+        }
+        resp.json(body)
     }
 }
 
@@ -266,10 +275,28 @@ async fn conformance(req: HttpRequest) -> Result<HttpResponse, ApiError> {
 
 async fn health(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let collections = state.engine.list().len();
+    let mut unavailable: Vec<serde_json::Value> = state
+        .engine
+        .failures()
+        .into_iter()
+        .map(|(id, f)| {
+            json!({
+                "id": id,
+                "version": f.version,
+                "reason": f.reason,
+                "attempts": f.attempts,
+                "retrying": f.retry,
+                "since": chrono::DateTime::<chrono::Utc>::from(f.since).to_rfc3339(),
+                "servingOlderVersion": state.engine.get(&id).map(|s| s.version()),
+            })
+        })
+        .collect();
+    unavailable.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
     Ok(HttpResponse::Ok().json(json!({
         "status": "ok",
         "store": state.engine.store().kind(),
         "collections": collections,
+        "unavailable": unavailable,
     })))
 }
 

@@ -382,21 +382,19 @@ pub fn document(collections: &[std::sync::Arc<Snapshot>], base: &str, limits: Li
                 ),
             );
         }
-        paths = paths
-            .path(format!("/collections/{id}/items"), items)
-            .path(
-                format!("/collections/{id}/items/{{featureId}}"),
-                get(
-                    &format!("getFeature-{id}"),
-                    &format!("One feature of {}", s.entry.meta.title),
-                    GEOJSON,
-                    vec![
-                        path_param("featureId", "Feature id"),
-                        string_param("crs", "CRS of the response"),
-                        string_param("f", "Response format: json"),
-                    ],
-                ),
-            );
+        paths = paths.path(format!("/collections/{id}/items"), items).path(
+            format!("/collections/{id}/items/{{featureId}}"),
+            get(
+                &format!("getFeature-{id}"),
+                &format!("One feature of {}", s.entry.meta.title),
+                GEOJSON,
+                vec![
+                    path_param("featureId", "Feature id"),
+                    string_param("crs", "CRS of the response"),
+                    string_param("f", "Response format: json"),
+                ],
+            ),
+        );
     }
     let doc = OpenApiBuilder::new()
         .info(

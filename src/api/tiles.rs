@@ -14,6 +14,7 @@ use super::collections::{fxhash, snapshot};
 use super::params::Params;
 use super::{base_url, etag_check, not_modified, quote, ApiError, AppState, JSON};
 use crate::catalog::{AttrType, CollectionId, ZoomRange};
+use crate::engine::Lookup;
 use crate::engine::{Query, Snapshot};
 use crate::tiles::tms::{self, TileId, Tms};
 
@@ -87,18 +88,28 @@ pub async fn tile_matrix_set(
 fn chosen(state: &AppState, q: &Params) -> Result<Vec<Arc<Snapshot>>, ApiError> {
     match q.get("collections") {
         None => Ok(state.engine.list()),
-        Some(list) => list
-            .split(',')
-            .filter(|s| !s.is_empty())
-            .map(|raw| {
-                let id: CollectionId = raw.parse().map_err(|_| {
-                    ApiError::BadRequest(format!("collections: no collection {}", quote(raw)))
-                })?;
-                state.engine.get(&id).ok_or_else(|| {
-                    ApiError::BadRequest(format!("collections: no collection {}", quote(raw)))
+        Some(list) => {
+            // Each collection once: a repeated name would draw (and cost) its layer twice.
+            let mut seen = std::collections::HashSet::new();
+            list.split(',')
+                .filter(|s| !s.is_empty() && seen.insert(*s))
+                .map(|raw| {
+                    let id: CollectionId = raw.parse().map_err(|_| {
+                        ApiError::BadRequest(format!("collections: no collection {}", quote(raw)))
+                    })?;
+                    match state.engine.lookup(&id) {
+                        Lookup::Served(s) => Ok(s),
+                        Lookup::Unavailable(why) => Err(ApiError::Unavailable(format!(
+                            "collection {id} is not available: {why}"
+                        ))),
+                        Lookup::Missing => Err(ApiError::BadRequest(format!(
+                            "collections: no collection {}",
+                            quote(raw)
+                        ))),
+                    }
                 })
-            })
-            .collect(),
+                .collect()
+        }
     }
 }
 

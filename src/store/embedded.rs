@@ -387,12 +387,21 @@ impl Store for EmbeddedStore {
         }))
     }
 
-    async fn features(&self, id: &CollectionId) -> Result<Vec<StoredFeature>> {
+    async fn read(&self, id: &CollectionId) -> Result<(CatalogEntry, Vec<StoredFeature>)> {
         let Some(stored) = self.find(id)? else {
             return Err(StoreError::NotFound(id.clone()));
         };
         let path = self.collections_dir().join(&stored.file);
-        blocking(move || read_features(&path, &stored.entry.attributes)).await
+        let entry = stored.entry;
+        blocking(move || {
+            // A replace committed after the catalog read removes the version's file.
+            if !path.exists() {
+                return Err(StoreError::Changed(entry.id.clone()));
+            }
+            let features = read_features(&path, &entry.attributes)?;
+            Ok((entry, features))
+        })
+        .await
     }
 }
 

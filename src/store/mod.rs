@@ -47,6 +47,8 @@ pub enum StoreError {
     CorruptCatalog { path: String, reason: String },
     #[error("store task failed: {0}")]
     Task(String),
+    #[error("collection '{0}' changed while it was read; read it again")]
+    Changed(CollectionId),
 }
 
 impl StoreError {
@@ -118,8 +120,17 @@ pub trait Store: Send + Sync {
     async fn get(&self, id: &CollectionId) -> Result<Option<CatalogEntry>>;
     async fn delete(&self, id: &CollectionId) -> Result<()>;
     async fn begin_ingest(&self, plan: IngestPlan) -> Result<Box<dyn IngestSink>>;
+    /// The current version whole: its catalog entry and all its features in `fid` order, read
+    /// as one, so the entry is the one the rows belong to even when an ingest commits meanwhile
+    /// (the engine builds snapshots from this; a list then a read could pair one version's
+    /// schema with the next one's rows). [`StoreError::Changed`] when the version was replaced
+    /// under the read: read again.
+    async fn read(&self, id: &CollectionId) -> Result<(CatalogEntry, Vec<StoredFeature>)>;
+
     /// All features of the current version, in `fid` order.
-    async fn features(&self, id: &CollectionId) -> Result<Vec<StoredFeature>>;
+    async fn features(&self, id: &CollectionId) -> Result<Vec<StoredFeature>> {
+        Ok(self.read(id).await?.1)
+    }
 }
 
 /// Merges a new schema into an existing one for append: existing attributes keep their

@@ -289,10 +289,19 @@ impl Store for PostgisStore {
         Ok(Box::new(sink))
     }
 
-    async fn features(&self, id: &CollectionId) -> Result<Vec<StoredFeature>> {
+    async fn read(&self, id: &CollectionId) -> Result<(CatalogEntry, Vec<StoredFeature>)> {
         let client = self.client().await?;
         let Some((entry, table)) = current(&client, id, false).await? else {
             return Err(StoreError::NotFound(id.clone()));
+        };
+        // The entry names its table; a replace that commits after the catalog read drops that
+        // table (its DROP waits for a SELECT already running, so only this gap matters).
+        let changed = |e: tokio_postgres::Error| {
+            if e.code() == Some(&tokio_postgres::error::SqlState::UNDEFINED_TABLE) {
+                StoreError::Changed(id.clone())
+            } else {
+                StoreError::Postgres(e)
+            }
         };
         let cols: String = entry
             .attributes
@@ -304,10 +313,16 @@ impl Store for PostgisStore {
             table_ref(&table)
         );
         // Streamed row by row: a large collection is never held twice (as rows and as features).
-        let rows = client.query_raw(&sql, std::iter::empty::<i32>()).await?;
+        let rows = client
+            .query_raw(&sql, std::iter::empty::<i32>())
+            .await
+            .map_err(changed)?;
         futures_util::pin_mut!(rows);
         let mut out = Vec::with_capacity(usize::try_from(entry.feature_count).unwrap_or(0));
-        while let Some(r) = futures_util::TryStreamExt::try_next(&mut rows).await? {
+        while let Some(r) = futures_util::TryStreamExt::try_next(&mut rows)
+            .await
+            .map_err(changed)?
+        {
             let values = entry
                 .attributes
                 .iter()
@@ -321,7 +336,7 @@ impl Store for PostgisStore {
                 values,
             });
         }
-        Ok(out)
+        Ok((entry, out))
     }
 }
 
