@@ -159,7 +159,7 @@ pub enum CollectionsAction {
 }
 
 impl IngestArgs {
-    fn options(&self, allow_gdal_paths: bool) -> IngestOptions {
+    fn options(&self, config: &Config) -> IngestOptions {
         IngestOptions {
             input: self.file.clone(),
             collection: self.collection.clone(),
@@ -189,7 +189,8 @@ impl IngestArgs {
                 licence: self.licence.clone(),
             },
             zoom: (self.min_zoom, self.max_zoom),
-            allow_gdal_paths,
+            allow_gdal_paths: config.allow_gdal_paths,
+            allow_any_gdal_driver: config.allow_any_gdal_driver,
             progress: !self.quiet && std::io::stderr().is_terminal(),
         }
     }
@@ -246,8 +247,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         },
         Command::Ingest(args) => {
             let store = config.open_store().await?;
-            let reports =
-                ingest::ingest(store.as_ref(), &args.options(config.allow_gdal_paths)).await?;
+            let reports = ingest::ingest(store.as_ref(), &args.options(&config)).await?;
             for r in reports {
                 print!("{r}");
             }

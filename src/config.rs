@@ -13,7 +13,8 @@ use crate::store::{Store, StoreError};
 /// Settings common to every command, as given by flags or the environment (clap reads both).
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct GlobalArgs {
-    /// TOML configuration file (keys: database_url, data_dir, bind, demo_data, allow_gdal_paths).
+    /// TOML configuration file (keys: database_url, data_dir, bind, demo_data, allow_gdal_paths,
+    /// allow_any_gdal_driver).
     #[arg(long, global = true, env = "HAMN_CONFIG")]
     pub config: Option<PathBuf>,
     /// PostgreSQL/PostGIS URL (postgres://user:pass@host/db). Without it, hamn uses the embedded store.
@@ -25,6 +26,10 @@ pub struct GlobalArgs {
     /// Let ingest open GDAL virtual file systems and network sources (/vsicurl/, http:, PG: …).
     #[arg(long, global = true, env = "HAMN_ALLOW_GDAL_PATHS")]
     pub allow_gdal_paths: Option<bool>,
+    /// Let ingest open sources with any GDAL driver, not only the file formats hamn lists (an
+    /// OGR VRT, PostgreSQL, WFS … read other files and servers than the one named).
+    #[arg(long, global = true, env = "HAMN_ALLOW_ANY_GDAL_DRIVER")]
+    pub allow_any_gdal_driver: Option<bool>,
 }
 
 /// The optional TOML file.
@@ -36,6 +41,7 @@ pub struct FileConfig {
     pub bind: Option<String>,
     pub demo_data: Option<PathBuf>,
     pub allow_gdal_paths: Option<bool>,
+    pub allow_any_gdal_driver: Option<bool>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -64,6 +70,7 @@ pub enum StoreConfig {
 pub struct Config {
     pub store: StoreConfig,
     pub allow_gdal_paths: bool,
+    pub allow_any_gdal_driver: bool,
     pub file: FileConfigValues,
 }
 
@@ -100,6 +107,10 @@ impl Config {
             allow_gdal_paths: args
                 .allow_gdal_paths
                 .or(file.allow_gdal_paths)
+                .unwrap_or(false),
+            allow_any_gdal_driver: args
+                .allow_any_gdal_driver
+                .or(file.allow_any_gdal_driver)
                 .unwrap_or(false),
             file: FileConfigValues {
                 bind: file.bind,

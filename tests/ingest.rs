@@ -664,3 +664,91 @@ async fn titles_made_from_file_names_follow_the_file_given_ones_stay() {
         .expect("entry");
     assert_eq!(e.meta.title, "Mätpunkter", "a given title stays");
 }
+
+/// GDAL picks the OGR VRT driver by content, whatever the file is called, and a VRT reads the
+/// files (or URLs) it names: a downloaded `x.csv` could publish a file of the server's.
+#[tokio::test]
+async fn a_vrt_named_csv_or_geojson_is_refused_and_nothing_is_stored() {
+    const SECRET: &str = "HEMLIGT-7f3a9c";
+    for store in each_store().await {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let secret = dir.path().join("secret.csv");
+        std::fs::write(&secret, format!("namn,lon,lat\n{SECRET},13.0,55.6\n")).expect("write");
+        let vrt = format!(
+            "<OGRVRTDataSource><OGRVRTLayer name=\"leak\">\
+             <SrcDataSource>{}</SrcDataSource><SrcLayer>secret</SrcLayer>\
+             </OGRVRTLayer></OGRVRTDataSource>\n",
+            secret.display()
+        );
+        for name in ["x.csv", "x.geojson"] {
+            let p = dir.path().join(name);
+            std::fs::write(&p, &vrt).expect("write");
+            let err = store
+                .ingest(&opts(p.display().to_string(), "leak"))
+                .await
+                .expect_err("a VRT must be refused");
+            assert!(
+                matches!(&err, IngestError::RefusedDriver { driver, .. } if driver == "OGR_VRT"),
+                "{} {name}: {err}",
+                store.kind
+            );
+        }
+        assert!(store.store.list().await.expect("list").is_empty());
+        match &store.dir {
+            Some(d) => assert!(
+                !contains_bytes(d.path(), SECRET.as_bytes()),
+                "secret on disk"
+            ),
+            None => assert_eq!(data_tables(&store).await, 0),
+        }
+
+        // The operator's option lifts the list, and shows what the refusal prevented.
+        let mut o = opts(dir.path().join("x.csv").display().to_string(), "leak");
+        o.allow_any_gdal_driver = true;
+        store.ingest(&o).await.expect("allowed by the operator");
+        let e = store
+            .store
+            .get(&id("leak"))
+            .await
+            .expect("get")
+            .expect("entry");
+        let f = store.features("leak").await;
+        assert_eq!(attr(&e.attributes, &f[0], "namn"), SECRET);
+    }
+}
+
+/// Files of the allowed formats whose names say nothing GDAL goes by are still opened.
+#[tokio::test]
+async fn allowed_formats_open_under_the_driver_list() {
+    let store = embedded();
+    let dir = tempfile::tempdir().expect("tempdir");
+    // GeoJSON content under a .json name and a GeoPackage without its extension.
+    let json = dir.path().join("punkter.json");
+    std::fs::write(
+        &json,
+        r#"{"type":"FeatureCollection","features":[{"type":"Feature","properties":{"n":1},"geometry":{"type":"Point","coordinates":[13.0,55.6]}}]}"#,
+    )
+    .expect("write");
+    let gpkg = dir.path().join("matpunkter.dat");
+    std::fs::copy(fixture("malmo_miljoparkering_sweref99_1330.gpkg"), &gpkg).expect("copy");
+    for (p, id, n) in [(json, "punkter", 1), (gpkg, "gpkg-dat", 2261)] {
+        let r = store
+            .ingest(&opts(p.display().to_string(), id))
+            .await
+            .unwrap_or_else(|e| panic!("{id}: {e}"));
+        assert_eq!(r[0].stored, n);
+    }
+}
+
+/// True when some file under `dir` holds `needle`.
+fn contains_bytes(dir: &std::path::Path, needle: &[u8]) -> bool {
+    std::fs::read_dir(dir).expect("read dir").any(|e| {
+        let path = e.expect("entry").path();
+        if path.is_dir() {
+            contains_bytes(&path, needle)
+        } else {
+            let bytes = std::fs::read(&path).expect("read");
+            bytes.windows(needle.len()).any(|w| w == needle)
+        }
+    })
+}

@@ -1,8 +1,13 @@
-//! The one GDAL call the `gdal` crate does not wrap and hamn needs: whether a field is *set*.
+//! The GDAL calls the `gdal` crate does not wrap and hamn needs (the only unsafe code): whether
+//! a field is *set*, whether a feature has a geometry, a field's Boolean subtype, and which
+//! driver GDAL would pick for a file.
+//!
 //! GDAL distinguishes "unset" (a GeoJSON feature without that property) from "null"; the
 //! crate's `Feature::field` checks only null, and reads an unset integer as 0 and an unset
 //! date as an error — which would store values the source never had.
 #![allow(unsafe_code)]
+
+use std::ffi::{CStr, CString};
 
 use gdal::vector::Feature;
 
@@ -38,5 +43,36 @@ pub fn is_boolean_field(defn: &gdal::vector::Defn, idx: usize) -> bool {
         let field = gdal_sys::OGR_FD_GetFieldDefn(defn.c_defn(), idx);
         !field.is_null()
             && gdal_sys::OGR_Fld_GetSubType(field) == gdal_sys::OGRFieldSubType::OFSTBoolean
+    }
+}
+
+/// The short name of the vector driver GDAL would choose for `path`, if any.
+///
+/// GDALIdentifyDriverEx asks each driver's Identify (header bytes and the name only) and
+/// returns the first that claims the file. Only when none does, it tries Open with the
+/// drivers that have no Identify (in GDAL 3.6: local-file readers such as GPX, NTF, TIGER;
+/// their Open reads the named file and nothing it refers to).
+pub fn identify_vector_driver(path: &str) -> Option<String> {
+    let c_path = CString::new(path).ok()?;
+    // Registers the drivers on first use, as the crate's own open does.
+    gdal::DriverManager::count();
+    // SAFETY: `c_path` outlives the call; null lists mean "every driver" and "no sibling
+    // list". The driver handle is owned by GDAL's driver manager and lives as long as the
+    // process; its short name is a string GDAL owns, copied here before returning.
+    unsafe {
+        let driver = gdal_sys::GDALIdentifyDriverEx(
+            c_path.as_ptr(),
+            gdal::GdalOpenFlags::GDAL_OF_VECTOR.bits(),
+            std::ptr::null(),
+            std::ptr::null(),
+        );
+        if driver.is_null() {
+            return None;
+        }
+        let name = gdal_sys::GDALGetDriverShortName(driver);
+        if name.is_null() {
+            return None;
+        }
+        Some(CStr::from_ptr(name).to_string_lossy().into_owned())
     }
 }

@@ -31,6 +31,8 @@ pub enum IngestError {
     Empty(String),
     #[error("refused source {0:?}: GDAL virtual file systems, network sources and driver prefixes are not allowed (an operator can allow them with --allow-gdal-paths)")]
     RefusedPath(String),
+    #[error("refused {name}: GDAL recognises its content as {driver}, which is not among the file formats hamn opens (a VRT or a network or database driver can read other files and servers); an operator can allow any driver with --allow-any-gdal-driver")]
+    RefusedDriver { name: String, driver: String },
     #[error("{name}: not a vector format GDAL can read ({reason})")]
     UnreadableSource { name: String, reason: String },
     #[error("the source has no layer named {layer:?} (layers: {available})")]
@@ -93,6 +95,9 @@ pub struct IngestOptions {
     pub zoom: (Option<u8>, Option<u8>),
     /// The operator's permission to pass GDAL virtual paths and network sources through.
     pub allow_gdal_paths: bool,
+    /// The operator's permission to open sources with any GDAL driver, not only the file
+    /// formats in [`source::ALLOWED_DRIVERS`] (VRT and network drivers read other sources).
+    pub allow_any_gdal_driver: bool,
     pub progress: bool,
 }
 
@@ -111,6 +116,7 @@ impl IngestOptions {
             meta: MetaOptions::default(),
             zoom: (None, None),
             allow_gdal_paths: false,
+            allow_any_gdal_driver: false,
             progress: false,
         }
     }
@@ -203,6 +209,7 @@ pub async fn ingest(
     let allow = opts.allow_gdal_paths;
     let mut prepared =
         blocking(move || source::prepare(&input, encoding.as_deref(), allow)).await?;
+    prepared.allow_any_driver = opts.allow_any_gdal_driver;
     // The SHA-256 pass and GDAL's open (which parses a whole GeoJSON) each read the file; they
     // run side by side. The dataset opened here is the one the first layer is read from:
     // opening a large GeoJSON again would parse it again.
@@ -213,8 +220,9 @@ pub async fn ingest(
     let gdal_path = prepared.gdal_path.clone();
     let open_options = prepared.open_options.clone();
     let name = prepared.name.clone();
+    let any_driver = prepared.allow_any_driver;
     let (dataset, layers) = blocking(move || {
-        let ds = reader::open_path(&gdal_path, &open_options, &name)?;
+        let ds = reader::open_path(&gdal_path, &open_options, &name, any_driver)?;
         let names = reader::layer_names(&ds);
         Ok((ds, names))
     })

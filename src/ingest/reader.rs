@@ -15,7 +15,7 @@ use gdal::vector::{Feature, FieldValue, Geometry, LayerAccess, OGRFieldType};
 use gdal::{Dataset, DatasetOptions, GdalOpenFlags};
 
 use super::coords;
-use super::source::{PreparedSource, SourceKind};
+use super::source::{PreparedSource, SourceKind, ALLOWED_DRIVERS};
 use super::IngestError;
 use crate::catalog::{sanitise_columns, AttrType, Attribute, Bbox};
 use crate::store::{Row, Value};
@@ -89,17 +89,38 @@ pub struct ReadOptions {
 }
 
 pub fn open(source: &PreparedSource) -> Result<Dataset, IngestError> {
-    open_path(&source.gdal_path, &source.open_options, &source.name)
+    open_path(
+        &source.gdal_path,
+        &source.open_options,
+        &source.name,
+        source.allow_any_driver,
+    )
 }
 
-/// Opens `gdal_path` as a read-only vector dataset; `name` is what errors call it.
+/// Opens `gdal_path` as a read-only vector dataset; `name` is what errors call it. Unless
+/// `any_driver`, only the drivers in [`ALLOWED_DRIVERS`] may open it.
 pub fn open_path(
     gdal_path: &str,
     open_options: &[String],
     name: &str,
+    any_driver: bool,
 ) -> Result<Dataset, IngestError> {
     install_gdal_error_handler();
     take_gdal_errors();
+    if !any_driver {
+        // The allow-list alone would keep the VRT driver out, but a VRT called `x.csv` would
+        // then be read by the CSV driver as a table of XML lines: refused by name instead.
+        if let Some(driver) = super::gdal_ext::identify_vector_driver(gdal_path)
+            .filter(|d| !ALLOWED_DRIVERS.contains(&d.as_str()))
+        {
+            take_gdal_errors();
+            return Err(IngestError::RefusedDriver {
+                name: name.to_string(),
+                driver,
+            });
+        }
+        take_gdal_errors();
+    }
     let options: Vec<&str> = open_options.iter().map(String::as_str).collect();
     let ds = Dataset::open_ex(
         gdal_path,
@@ -109,6 +130,11 @@ pub fn open_path(
                 None
             } else {
                 Some(&options)
+            },
+            allowed_drivers: if any_driver {
+                None
+            } else {
+                Some(ALLOWED_DRIVERS)
             },
             ..Default::default()
         },

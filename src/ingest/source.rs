@@ -14,6 +14,42 @@ use super::IngestError;
 /// Largest total size unpacked from one zip (guards against zip bombs).
 const MAX_UNZIPPED_BYTES: u64 = 4 << 30;
 
+/// The GDAL drivers a source may be opened with unless the operator allows any driver.
+///
+/// GDAL chooses a driver by a file's content as well as its name, so a file called `x.csv` may
+/// be opened by a driver that reads other things than the file: an OGR VRT names other files
+/// or URLs to read (a downloaded file could publish `/etc/passwd` or an internal service),
+/// database and web-service drivers (PostgreSQL, WFS, OAPIF, …) connect somewhere, GMLAS
+/// fetches schemas, GPSBabel runs a program, SQLite can reach files through VirtualOGR. The
+/// list holds the file formats municipal open data comes in, whose drivers read the named file
+/// (and, for Shapefile, MapInfo and FileGDB, its sibling files) and nothing else:
+/// - GeoJSON, GeoJSONSeq: the usual web download; sequences from streaming exports.
+/// - ESRI Shapefile, MapInfo File, OpenFileGDB: desktop-GIS exports (MapInfo is still common in
+///   Swedish municipalities; FileGDB comes from ArcGIS).
+/// - GPKG: GeoPackage, the OGC format and hamn's own embedded store.
+/// - CSV: tables with coordinate or WKT columns.
+/// - XLSX, ODS: the same tables as spreadsheets (coordinates read from columns as for CSV).
+/// - GML: surveyors' and cadastral exports (INSPIRE, Danish matrikel, Swedish property data).
+/// - KML, LIBKML: Google Earth exports (LIBKML also reads KMZ).
+/// - FlatGeobuf: large downloads, streamed.
+/// - GPX: walking trails and routes from GPS devices.
+pub const ALLOWED_DRIVERS: &[&str] = &[
+    "GeoJSON",
+    "GeoJSONSeq",
+    "ESRI Shapefile",
+    "MapInfo File",
+    "OpenFileGDB",
+    "GPKG",
+    "CSV",
+    "XLSX",
+    "ODS",
+    "GML",
+    "KML",
+    "LIBKML",
+    "FlatGeobuf",
+    "GPX",
+];
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SourceKind {
     /// Read by GDAL's own geometry handling.
@@ -34,6 +70,9 @@ pub struct PreparedSource {
     /// Filled in by the caller, which hashes while GDAL opens the file.
     pub sha256: String,
     pub warnings: Vec<String>,
+    /// The operator's permission to open the source with any GDAL driver, not only
+    /// [`ALLOWED_DRIVERS`]; set by the caller from its options.
+    pub allow_any_driver: bool,
     /// Keeps unpacked or rewritten files alive until the ingest ends.
     _scratch: Option<tempfile::TempDir>,
 }
@@ -100,6 +139,7 @@ pub fn prepare(
             warnings: vec![
                 "source is a GDAL path: not hashed, so unchanged re-ingests are not skipped".into(),
             ],
+            allow_any_driver: false,
             _scratch: None,
         });
     }
@@ -207,6 +247,7 @@ pub fn prepare(
         name,
         sha256,
         warnings,
+        allow_any_driver: false,
         _scratch: scratch,
     })
 }
