@@ -752,3 +752,141 @@ fn contains_bytes(dir: &std::path::Path, needle: &[u8]) -> bool {
         }
     })
 }
+
+/// Surveyors' GML and GeoPackage carry arcs (CircularString, CompoundCurve, CurvePolygon,
+/// MultiSurface); GeoJSON, vector tiles and the engine know only straight segments, so arcs are
+/// linearised at ingest instead of being served as null.
+#[tokio::test]
+async fn curved_geometries_are_linearised_on_the_arc() {
+    // Arcs of a circle of 100 m around a point in Malmö, in SWEREF 99 TM.
+    const CENTRE: (f64, f64) = (374_000.0, 6_164_000.0);
+    let curves = [
+        (
+            "CIRCULARSTRING (374000 6164100,374100 6164000,374000 6163900)",
+            "LineString",
+        ),
+        (
+            "CURVEPOLYGON (CIRCULARSTRING (373900 6164000,374100 6164000,373900 6164000))",
+            "Polygon",
+        ),
+        (
+            "COMPOUNDCURVE (CIRCULARSTRING (373900 6164000,374000 6164100,374100 6164000),\
+             (374100 6164000,374100 6163900))",
+            "LineString",
+        ),
+        (
+            "MULTISURFACE (CURVEPOLYGON (CIRCULARSTRING (373900 6164000,374100 6164000,\
+             373900 6164000)))",
+            "MultiPolygon",
+        ),
+    ];
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut sources = Vec::new();
+    for (driver, file, options) in [
+        ("GPKG", "kurvor.gpkg", &[][..]),
+        ("GML", "kurvor.gml", &["FORMAT=GML3"][..]),
+    ] {
+        let path = dir.path().join(file);
+        write_curves(driver, &path, options, curves.map(|(wkt, _)| wkt));
+        sources.push(path);
+    }
+    // The stored vertices are moved back to SWEREF 99 TM, where the arc is a circle.
+    let mut wgs84 = gdal::spatial_ref::SpatialRef::from_epsg(4326).expect("EPSG:4326");
+    wgs84.set_axis_mapping_strategy(gdal::spatial_ref::AxisMappingStrategy::TraditionalGisOrder);
+    let sweref = gdal::spatial_ref::SpatialRef::from_epsg(3006).expect("EPSG:3006");
+    let to_sweref = gdal::spatial_ref::CoordTransform::new(&wgs84, &sweref).expect("transform");
+    let from_centre = |(x, y): (f64, f64)| {
+        let (mut xs, mut ys) = ([x], [y]);
+        to_sweref
+            .transform_coords(&mut xs, &mut ys, &mut [])
+            .expect("to SWEREF 99 TM");
+        // EPSG:3006 is northing, easting in GDAL's authority order.
+        (ys[0] - CENTRE.0).hypot(xs[0] - CENTRE.1)
+    };
+
+    for store in each_store().await {
+        for source in &sources {
+            let name = source.display().to_string();
+            let r = store
+                .ingest(&opts(name.clone(), "kurvor"))
+                .await
+                .unwrap_or_else(|e| panic!("{} {name}: {e}", store.kind));
+            assert!(
+                r[0].warnings
+                    .iter()
+                    .any(|w| w.contains("4 curved geometries")),
+                "{} {name}: {:?}",
+                store.kind,
+                r[0].warnings
+            );
+            let e = store
+                .store
+                .get(&id("kurvor"))
+                .await
+                .expect("get")
+                .expect("entry");
+            assert!(
+                !e.geometry_types.iter().any(|t| t.contains("Curve")
+                    || t.contains("Surface")
+                    || t.contains("Circular")),
+                "{:?}",
+                e.geometry_types
+            );
+            let features = store.features("kurvor").await;
+            assert_eq!(features.len(), curves.len());
+            for (f, (wkt, kind)) in features.iter().zip(curves) {
+                let wkb = f
+                    .geometry
+                    .as_deref()
+                    .unwrap_or_else(|| panic!("{wkt}: no geometry"));
+                let served = hamn::engine::snapshot::geometry_from_wkb(wkb)
+                    .unwrap_or_else(|| panic!("{} {name} {wkt}: served as null", store.kind));
+                let served_kind = match served {
+                    geo::Geometry::LineString(_) => "LineString",
+                    geo::Geometry::Polygon(_) => "Polygon",
+                    geo::Geometry::MultiPolygon(_) => "MultiPolygon",
+                    _ => "other",
+                };
+                assert_eq!(served_kind, kind, "{wkt}");
+                let on_arc: Vec<f64> = vertices(wkb)
+                    .into_iter()
+                    .map(from_centre)
+                    .filter(|d| (d - 100.0).abs() < 0.01)
+                    .collect();
+                // GDAL's default step is 4 degrees: 45 segments on a half circle.
+                assert!(
+                    on_arc.len() > 40,
+                    "{wkt}: {} vertices on the arc",
+                    on_arc.len()
+                );
+            }
+            store
+                .store
+                .delete(&id("kurvor"))
+                .await
+                .expect("delete between sources");
+        }
+    }
+}
+
+/// Writes one layer in EPSG:3006 holding the given WKT geometries.
+fn write_curves(driver: &str, path: &std::path::Path, options: &[&str], wkts: [&str; 4]) {
+    use gdal::vector::LayerAccess;
+    let mut ds = gdal::DriverManager::get_driver_by_name(driver)
+        .expect("driver")
+        .create_vector_only(path)
+        .expect("create");
+    let srs = gdal::spatial_ref::SpatialRef::from_epsg(3006).expect("EPSG:3006");
+    let mut layer = ds
+        .create_layer(gdal::vector::LayerOptions {
+            name: "kurvor",
+            srs: Some(&srs),
+            ty: gdal::vector::OGRwkbGeometryType::wkbUnknown,
+            options: Some(options),
+        })
+        .expect("layer");
+    for wkt in wkts {
+        let g = gdal::vector::Geometry::from_wkt(wkt).expect("WKT");
+        layer.create_feature(g).expect("feature");
+    }
+}

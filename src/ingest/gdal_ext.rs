@@ -1,6 +1,6 @@
 //! The GDAL calls the `gdal` crate does not wrap and hamn needs (the only unsafe code): whether
-//! a field is *set*, whether a feature has a geometry, a field's Boolean subtype, and which
-//! driver GDAL would pick for a file.
+//! a field is *set*, whether a feature has a geometry, a field's Boolean subtype, which driver
+//! GDAL would pick for a file, and arcs turned into straight segments.
 //!
 //! GDAL distinguishes "unset" (a GeoJSON feature without that property) from "null"; the
 //! crate's `Feature::field` checks only null, and reads an unset integer as 0 and an unset
@@ -9,7 +9,7 @@
 
 use std::ffi::{CStr, CString};
 
-use gdal::vector::Feature;
+use gdal::vector::{Feature, Geometry};
 
 /// True when the field has a value (set and not null).
 pub fn has_value(feature: &Feature, idx: usize) -> bool {
@@ -75,4 +75,40 @@ pub fn identify_vector_driver(path: &str) -> Option<String> {
         }
         Some(CStr::from_ptr(name).to_string_lossy().into_owned())
     }
+}
+
+/// `geom` with its arcs replaced by straight segments, or `None` when it has no curve types
+/// (CircularString, CompoundCurve, CurvePolygon, MultiCurve, MultiSurface).
+///
+/// GDAL's default step applies: a vertex every 4 degrees of arc (config `OGR_ARC_STEPSIZE`).
+/// A MultiSurface of plain polygons counts as curved too: it becomes a MultiPolygon, the type
+/// GeoJSON knows.
+pub fn linear_geometry(geom: &Geometry) -> Option<Geometry> {
+    // SAFETY: `c_geometry` is valid while `geom` is borrowed; both calls only read it.
+    // OGR_G_GetLinearGeometry returns a new geometry that we own: it is exported and destroyed
+    // here, on every path, before returning.
+    let wkb = unsafe {
+        let handle = geom.c_geometry();
+        if gdal_sys::OGR_G_HasCurveGeometry(handle, 0) == 0 {
+            return None;
+        }
+        let linear = gdal_sys::OGR_G_GetLinearGeometry(handle, 0.0, std::ptr::null_mut());
+        if linear.is_null() {
+            return None;
+        }
+        let mut wkb = vec![0u8; gdal_sys::OGR_G_WkbSizeEx(linear)];
+        let err = gdal_sys::OGR_G_ExportToIsoWkb(
+            linear,
+            gdal_sys::OGRwkbByteOrder::wkbNDR,
+            wkb.as_mut_ptr(),
+        );
+        gdal_sys::OGR_G_DestroyGeometry(linear);
+        if err != gdal_sys::OGRErr::OGRERR_NONE {
+            return None;
+        }
+        wkb
+    };
+    // The crate cannot take ownership of a GDAL handle, so the result crosses as WKB; only
+    // curved features pay for it.
+    Geometry::from_wkb(&wkb).ok()
 }

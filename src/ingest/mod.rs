@@ -456,6 +456,13 @@ async fn ingest_layer(
             stats.at_null_island
         ));
     }
+    if stats.linearised > 0 {
+        warnings.push(format!(
+            "{} curved geometries (CircularString, CompoundCurve, CurvePolygon, MultiCurve, \
+             MultiSurface) linearised: arcs stored as straight segments, a vertex every 4 degrees",
+            stats.linearised
+        ));
+    }
     if stats.dropped_z {
         warnings.push("Z/M coordinates dropped: hamn stores 2D geometry".into());
     }

@@ -378,6 +378,8 @@ pub struct ReadStats {
     pub null_geometries: u64,
     pub at_null_island: u64,
     pub dropped_z: bool,
+    /// Geometries with arcs (or curve types) turned into straight segments.
+    pub linearised: u64,
 }
 
 /// How rows are built: for each target attribute, the source field feeding it (if any).
@@ -583,6 +585,15 @@ fn to_wgs84_wkb(
     if geom.is_empty() {
         return Ok(None);
     }
+    // Arcs are linearised before reprojection: an arc is a circle in the source CRS, not in
+    // longitude/latitude, so its vertices are placed there and then moved.
+    let geom = match super::gdal_ext::linear_geometry(&geom) {
+        Some(linear) => {
+            stats.linearised += 1;
+            Cow::Owned(linear)
+        }
+        None => geom,
+    };
     // The feature's own geometry is borrowed; a copy is made only when it must change.
     let mut geom = match transform {
         Some(ct) => Cow::Owned(
