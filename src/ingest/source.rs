@@ -316,6 +316,9 @@ fn is_utf8_file(path: &Path) -> Result<bool, IngestError> {
     }
 }
 
+/// Bytes decoded per step when transcoding: memory stays flat in the file's size.
+const TRANSCODE_CHUNK: usize = 1 << 16;
+
 fn transcode_to_utf8(
     src: &Path,
     label: &str,
@@ -325,10 +328,48 @@ fn transcode_to_utf8(
         .ok_or_else(|| IngestError::UnknownEncoding(label.to_string()))?;
     let dir = scratch_dir(scratch)?;
     let dst = dir.join(src.file_name().unwrap_or_default());
-    let bytes = std::fs::read(src).map_err(|e| IngestError::io(src, e))?;
-    let (text, _, _) = encoding.decode(&bytes);
-    std::fs::write(&dst, text.as_bytes()).map_err(|e| IngestError::io(&dst, e))?;
+    let input = File::open(src).map_err(|e| IngestError::io(src, e))?;
+    let output = File::create(&dst).map_err(|e| IngestError::io(&dst, e))?;
+    transcode(input, BufWriter::new(output), encoding, TRANSCODE_CHUNK)
+        .map_err(|e| IngestError::io(src, e))?;
     Ok(dst)
+}
+
+/// Decodes `input` from `encoding` to UTF-8 on `output`, `chunk` bytes at a time. A character
+/// whose bytes straddle two chunks is held by the decoder until its last byte arrives; a BOM
+/// overrides `encoding`, as in `Encoding::decode`.
+fn transcode(
+    mut input: impl Read,
+    mut output: impl Write,
+    encoding: &'static encoding_rs::Encoding,
+    chunk: usize,
+) -> std::io::Result<()> {
+    let mut decoder = encoding.new_decoder();
+    let mut bytes = vec![0u8; chunk.max(1)];
+    // Room for the worst case (three UTF-8 bytes per input byte, plus a replacement character
+    // for a sequence left open); `OutputFull` is handled all the same.
+    let mut text = String::with_capacity(bytes.len() * 3 + 16);
+    loop {
+        let n = match input.read(&mut bytes) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        let last = n == 0;
+        let mut pending = &bytes[..n];
+        loop {
+            let (result, read, _) = decoder.decode_to_string(pending, &mut text, last);
+            pending = &pending[read..];
+            output.write_all(text.as_bytes())?;
+            text.clear();
+            if result == encoding_rs::CoderResult::InputEmpty {
+                break;
+            }
+        }
+        if last {
+            return output.flush();
+        }
+    }
 }
 
 /// Unpacks a zip into `dir` and returns what to open: the one `.shp` (or other single data
@@ -445,6 +486,48 @@ mod tests {
             prepare(&empty.display().to_string(), None, false),
             Err(IngestError::Empty(_))
         ));
+    }
+
+    #[test]
+    fn transcoding_holds_a_character_cut_at_a_chunk_edge() {
+        let text = "namn;ort\nGöteborg;Malmö\n東京;Ålesund €\n";
+        let utf16: Vec<u8> = [0xFF, 0xFE]
+            .into_iter()
+            .chain(text.encode_utf16().flat_map(u16::to_le_bytes))
+            .collect();
+        let cases: [(&'static encoding_rs::Encoding, Vec<u8>); 4] = [
+            (
+                encoding_rs::SHIFT_JIS,
+                encoding_rs::SHIFT_JIS.encode(text).0.into_owned(),
+            ),
+            (
+                encoding_rs::GB18030,
+                encoding_rs::GB18030.encode(text).0.into_owned(),
+            ),
+            (
+                encoding_rs::WINDOWS_1252,
+                b"G\xf6teborg;Malm\xf6 \x80\n".to_vec(),
+            ),
+            (encoding_rs::WINDOWS_1252, utf16),
+        ];
+        for (encoding, bytes) in cases {
+            let whole = encoding.decode(&bytes).0.into_owned();
+            // Chunks of 1 to 7 bytes cut every multi-byte character somewhere.
+            for chunk in 1..=7 {
+                let mut out = Vec::new();
+                transcode(&bytes[..], &mut out, encoding, chunk).expect("transcode");
+                assert_eq!(
+                    String::from_utf8(out).expect("UTF-8"),
+                    whole,
+                    "{} {chunk}",
+                    encoding.name()
+                );
+            }
+        }
+        // A character left open at the end of the file becomes one replacement character.
+        let mut out = Vec::new();
+        transcode(&b"ok\x82"[..], &mut out, encoding_rs::SHIFT_JIS, 2).expect("transcode");
+        assert_eq!(out, "ok\u{fffd}".as_bytes());
     }
 
     #[test]
