@@ -890,3 +890,52 @@ fn write_curves(driver: &str, path: &std::path::Path, options: &[&str], wkts: [&
         layer.create_feature(g).expect("feature");
     }
 }
+
+/// An append holds the collection from its start, a replace takes it at its commit: both must
+/// take their locks in one order, or each waits for the other and PostgreSQL aborts one with
+/// a deadlock.
+#[tokio::test]
+async fn concurrent_appends_and_replaces_of_one_collection_all_commit() {
+    const SMALL: usize = 9;
+    const LARGE: usize = 6562;
+    for store in each_store().await {
+        store
+            .ingest(&opts(data("bathing/harryda_badplatser.csv"), "mix"))
+            .await
+            .expect("create");
+        for round in 0..10u64 {
+            let mut append = opts(data("transit/xtrafik_gtfs_stops.txt"), "mix");
+            append.mode = IngestMode::Append;
+            append.force = true;
+            let mut replace = opts(data("bathing/harryda_badplatser.csv"), "mix");
+            replace.mode = IngestMode::Replace;
+            replace.force = true;
+            // Staggered, so that over the rounds the replace commits before, during and after
+            // the append's load.
+            let delay = std::time::Duration::from_millis(round * 20);
+            let (a, r) = tokio::join!(store.ingest(&append), async {
+                tokio::time::sleep(delay).await;
+                store.ingest(&replace).await
+            });
+            a.unwrap_or_else(|e| panic!("{} round {round}: append: {e:?}", store.kind));
+            r.unwrap_or_else(|e| panic!("{} round {round}: replace: {e:?}", store.kind));
+            let e = store
+                .store
+                .get(&id("mix"))
+                .await
+                .expect("get")
+                .expect("entry");
+            let n = store.features("mix").await.len();
+            assert_eq!(e.feature_count, n as u64, "{} round {round}", store.kind);
+            // The replace last (its rows only), or the append after it (both).
+            assert!(
+                n == SMALL || n == SMALL + LARGE,
+                "{} round {round}: {n} features",
+                store.kind
+            );
+            if store.kind == "postgis" {
+                assert_eq!(data_tables(&store).await, 1, "round {round}");
+            }
+        }
+    }
+}

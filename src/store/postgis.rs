@@ -218,6 +218,21 @@ async fn current(
     row.as_ref().map(entry_from_row).transpose()
 }
 
+/// Takes the transaction-scoped advisory lock on `id`. Every writer of a collection takes it
+/// before it locks the catalog row, so writers queue in one order: an append (which holds the
+/// row from its start) and a replace (which took the advisory lock at its commit) each waited
+/// for the other's lock, and PostgreSQL aborted one of them as a deadlock. The advisory lock
+/// also serialises the first commits of a new collection, which has no row to lock yet.
+async fn lock_collection(client: &Object, id: &CollectionId) -> Result<()> {
+    client
+        .execute(
+            "SELECT pg_advisory_xact_lock(hashtext($1))",
+            &[&id.as_str()],
+        )
+        .await?;
+    Ok(())
+}
+
 #[async_trait]
 impl Store for PostgisStore {
     fn kind(&self) -> &'static str {
@@ -244,6 +259,7 @@ impl Store for PostgisStore {
         let client = self.client().await?;
         client.batch_execute("BEGIN").await?;
         let deleted = async {
+            lock_collection(&client, id).await?;
             let table: Option<String> = client
                 .query_opt(
                     "DELETE FROM hamn.collections WHERE id = $1 RETURNING data_table",
@@ -391,9 +407,13 @@ impl PgSink {
     async fn start(&mut self) -> Result<()> {
         let id = self.plan.id.clone();
         let client = self.client()?;
-        // Appends hold the catalog row from the start, so two appends cannot both copy the
-        // same old version and lose each other's rows.
+        // Appends hold the collection from the start, so two appends cannot both copy the
+        // same old version and lose each other's rows: the advisory lock first, then the
+        // catalog row, the order every writer uses.
         let lock = self.plan.mode == IngestMode::Append;
+        if lock {
+            lock_collection(client, &id).await?;
+        }
         let previous = current(client, &id, lock).await?;
         if self.plan.mode == IngestMode::Create && previous.is_some() {
             return Err(StoreError::AlreadyExists(id));
@@ -555,14 +575,10 @@ impl IngestSink for PgSink {
             ))
             .await?;
 
-        // Lock the catalog row (or the id, for a new collection) so concurrent ingests of one
-        // collection commit one after the other: the last one wins, whole.
-        client
-            .execute(
-                "SELECT pg_advisory_xact_lock(hashtext($1))",
-                &[&entry.id.as_str()],
-            )
-            .await?;
+        // Concurrent ingests of one collection commit one after the other: the last one wins,
+        // whole. (An append holds both locks already: a transaction taking a lock it holds
+        // does not wait.)
+        lock_collection(client, &entry.id).await?;
         let old = current(client, &entry.id, true).await?;
         if self.plan.mode == IngestMode::Create && old.is_some() {
             return Err(StoreError::AlreadyExists(entry.id.clone()));
