@@ -110,16 +110,15 @@ pub fn open_path(
     if !any_driver {
         // The allow-list alone would keep the VRT driver out, but a VRT called `x.csv` would
         // then be read by the CSV driver as a table of XML lines: refused by name instead.
-        if let Some(driver) = super::gdal_ext::identify_vector_driver(gdal_path)
-            .filter(|d| !ALLOWED_DRIVERS.contains(&d.as_str()))
-        {
-            take_gdal_errors();
+        let detected = super::gdal_ext::identify_vector_driver(gdal_path);
+        // Drivers that tried the file and failed are not the open's errors.
+        take_gdal_errors();
+        if let Some(driver) = detected.filter(|d| !ALLOWED_DRIVERS.contains(&d.as_str())) {
             return Err(IngestError::RefusedDriver {
                 name: name.to_string(),
                 driver,
             });
         }
-        take_gdal_errors();
     }
     let options: Vec<&str> = open_options.iter().map(String::as_str).collect();
     let ds = Dataset::open_ex(
