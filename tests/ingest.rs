@@ -939,3 +939,201 @@ async fn concurrent_appends_and_replaces_of_one_collection_all_commit() {
         }
     }
 }
+
+/// A refresh that races ingests builds each snapshot from one version: the catalog entry it
+/// serves is the one its rows were read for (a list-then-read refresh could pair one version's
+/// schema with the next version's rows). Replaces alternate between a narrow and a wide schema
+/// while the engine refreshes in a loop; every snapshot seen must be whole and consistent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refresh_racing_ingests_builds_each_snapshot_from_one_version() {
+    use std::sync::Arc;
+    for ts in each_store().await {
+        let store: Arc<dyn hamn::store::Store> = match (&ts.url, &ts.dir) {
+            (Some(url), _) => Arc::new(
+                hamn::store::postgis::PostgisStore::connect(url)
+                    .await
+                    .expect("connect"),
+            ),
+            (None, Some(dir)) => {
+                Arc::new(hamn::store::embedded::EmbeddedStore::open(dir.path()).expect("open"))
+            }
+            (None, None) => unreachable!(),
+        };
+        let files = tempfile::tempdir().expect("tempdir");
+        let write = |name: &str, wide: bool| {
+            let features: Vec<serde_json::Value> = (0..400)
+                .map(|i| {
+                    let props = if wide {
+                        serde_json::json!({"z1": i, "z2": "x", "z3": 1.5, "z4": true, "z5": "y", "a": i})
+                    } else {
+                        serde_json::json!({"a": i})
+                    };
+                    serde_json::json!({"type": "Feature", "properties": props,
+                        "geometry": {"type": "Point", "coordinates": [13.0 + f64::from(i) * 1e-4, 55.6]}})
+                })
+                .collect();
+            let path = files.path().join(name);
+            std::fs::write(
+                &path,
+                serde_json::json!({"type": "FeatureCollection", "features": features}).to_string(),
+            )
+            .expect("write");
+            path.display().to_string()
+        };
+        let (narrow, wide) = (write("narrow.geojson", false), write("wide.geojson", true));
+        ts.ingest(&opts(narrow.clone(), "race"))
+            .await
+            .expect("create");
+        let engine = hamn::engine::Engine::start(store.clone(), u64::MAX)
+            .await
+            .expect("engine");
+        let writer = {
+            let store = store.clone();
+            tokio::spawn(async move {
+                for round in 0..12 {
+                    let file = if round % 2 == 0 { &wide } else { &narrow };
+                    let o = opts(file.clone(), "race").tap(|o| {
+                        o.mode = IngestMode::Replace;
+                        o.force = true;
+                    });
+                    hamn::ingest::ingest(store.as_ref(), &o)
+                        .await
+                        .expect("replace");
+                }
+            })
+        };
+        let mut seen = HashSet::new();
+        while !writer.is_finished() {
+            engine.refresh().await.expect("refresh");
+            let s = engine.get(&id("race")).expect("served");
+            let width = s.entry.attributes.len();
+            assert!(width == 1 || width == 6, "{}", ts.kind);
+            assert_eq!(
+                s.features.len() as u64,
+                s.entry.feature_count,
+                "{}",
+                ts.kind
+            );
+            for f in &s.features {
+                assert_eq!(f.values.len(), width, "{}: v{}", ts.kind, s.version());
+            }
+            seen.insert(s.version());
+        }
+        writer.await.expect("writer");
+        assert!(
+            seen.len() > 1,
+            "{}: the refreshes saw only {seen:?}",
+            ts.kind
+        );
+    }
+}
+
+/// A store that commits a replace between answering `list` and the engine's next read: the
+/// race above, made certain.
+struct ReplaceAfterList {
+    inner: std::sync::Arc<dyn hamn::store::Store>,
+    file: String,
+    armed: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl hamn::store::Store for ReplaceAfterList {
+    fn kind(&self) -> &'static str {
+        self.inner.kind()
+    }
+    async fn list(&self) -> hamn::store::Result<Vec<hamn::catalog::CatalogEntry>> {
+        let listed = self.inner.list().await?;
+        if self.armed.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            let o = opts(self.file.clone(), "race").tap(|o| o.mode = IngestMode::Replace);
+            hamn::ingest::ingest(self.inner.as_ref(), &o)
+                .await
+                .expect("replace");
+        }
+        Ok(listed)
+    }
+    async fn get(
+        &self,
+        id: &hamn::catalog::CollectionId,
+    ) -> hamn::store::Result<Option<hamn::catalog::CatalogEntry>> {
+        self.inner.get(id).await
+    }
+    async fn delete(&self, id: &hamn::catalog::CollectionId) -> hamn::store::Result<()> {
+        self.inner.delete(id).await
+    }
+    async fn begin_ingest(
+        &self,
+        plan: hamn::store::IngestPlan,
+    ) -> hamn::store::Result<Box<dyn hamn::store::IngestSink>> {
+        self.inner.begin_ingest(plan).await
+    }
+    async fn read(
+        &self,
+        id: &hamn::catalog::CollectionId,
+    ) -> hamn::store::Result<(hamn::catalog::CatalogEntry, Vec<hamn::store::StoredFeature>)> {
+        self.inner.read(id).await
+    }
+}
+
+#[tokio::test]
+async fn an_ingest_between_list_and_read_gives_a_snapshot_of_one_version() {
+    use std::sync::Arc;
+    for ts in each_store().await {
+        let inner: Arc<dyn hamn::store::Store> = match (&ts.url, &ts.dir) {
+            (Some(url), _) => Arc::new(
+                hamn::store::postgis::PostgisStore::connect(url)
+                    .await
+                    .expect("connect"),
+            ),
+            (None, Some(dir)) => {
+                Arc::new(hamn::store::embedded::EmbeddedStore::open(dir.path()).expect("open"))
+            }
+            (None, None) => unreachable!(),
+        };
+        let narrow = data("synthetic/traffic_counts_malmo_lund_synthetic.geojson");
+        ts.ingest(&opts(narrow.clone(), "race"))
+            .await
+            .expect("create");
+        let racing = Arc::new(ReplaceAfterList {
+            inner,
+            file: data("bathing/harryda_badplatser.csv"),
+            armed: std::sync::atomic::AtomicBool::new(false),
+        });
+        let engine = hamn::engine::Engine::start(racing.clone(), u64::MAX)
+            .await
+            .expect("engine");
+        // v2 (the same narrow schema) is committed behind the engine's back, so the next list
+        // shows a version to build; between that list and the read, v3 (a wide schema) lands.
+        let v2 = opts(narrow, "race").tap(|o| {
+            o.mode = IngestMode::Replace;
+            o.force = true;
+        });
+        ts.ingest(&v2).await.expect("v2");
+        racing
+            .armed
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        engine.refresh().await.expect("refresh");
+        let s = engine.get(&id("race")).expect("served");
+        let stored = ts
+            .store
+            .get(&id("race"))
+            .await
+            .expect("get")
+            .expect("entry");
+        assert_eq!(
+            s.version(),
+            stored.version,
+            "{}: the snapshot is v3's",
+            ts.kind
+        );
+        assert_eq!(s.entry.attributes.len(), stored.attributes.len());
+        assert_eq!(
+            s.features.len() as u64,
+            s.entry.feature_count,
+            "{}",
+            ts.kind
+        );
+        for f in &s.features {
+            assert_eq!(f.values.len(), s.entry.attributes.len(), "{}", ts.kind);
+        }
+    }
+}

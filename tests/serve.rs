@@ -114,3 +114,93 @@ async fn postgis_store_is_served_too() {
     let (_, health) = get(&format!("{}/health", server.base));
     assert_eq!(health["store"], "postgis");
 }
+
+/// One collection's failure is that collection's alone: with its GeoPackage replaced by junk
+/// the server still starts and serves the rest, answers 503 with the reason for the broken
+/// one, lists it for operators in /health, retries with back-off, and recovers by itself when
+/// the file is fixed. A collection above --max-features is unavailable the same way.
+#[test]
+fn a_broken_collection_does_not_stop_the_server() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let args = vec!["--data-dir".to_string(), dir.path().display().to_string()];
+    let server = start(&args, &[]);
+    let (_, all) = get(&format!("{}/collections", server.base));
+    let total = all["collections"].as_array().expect("list").len();
+    drop(server);
+
+    let victim = "harryda-badplatser";
+    let file = std::fs::read_dir(dir.path().join("collections"))
+        .expect("collections dir")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(&format!("{victim}.v")) && n.ends_with(".gpkg"))
+        })
+        .expect("the victim's GeoPackage");
+    let good = std::fs::read(&file).expect("read");
+    std::fs::write(&file, b"this is not a GeoPackage").expect("corrupt");
+
+    let server = start(&args, &["--refresh-seconds", "1"]);
+    let (status, all) = get(&format!("{}/collections", server.base));
+    assert_eq!(status, 200);
+    let ids: Vec<&str> = all["collections"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|c| c["id"].as_str())
+        .collect();
+    assert_eq!(ids.len(), total - 1, "{ids:?}");
+    assert!(!ids.contains(&victim));
+    for path in [
+        format!("/collections/{victim}"),
+        format!("/collections/{victim}/items"),
+        format!("/collections/{victim}/tiles/WebMercatorQuad/10/550/320"),
+    ] {
+        let resp = fetch(&format!("{}{path}", server.base));
+        assert_eq!(resp.status(), 503, "{path}");
+        assert!(resp.header("retry-after").is_some(), "{path}");
+        let doc: serde_json::Value = resp.into_json().expect("json");
+        assert_eq!(doc["code"], "ServiceUnavailable");
+        assert!(doc["description"]
+            .as_str()
+            .is_some_and(|d| d.contains(victim)));
+    }
+    let (status, health) = get(&format!("{}/health", server.base));
+    assert_eq!(status, 200);
+    let down = &health["unavailable"][0];
+    assert_eq!(down["id"], victim, "{health}");
+    assert_eq!(down["retrying"], true);
+    assert!(down["reason"].as_str().is_some_and(|r| !r.is_empty()));
+
+    // Fixed on disk: served again after the next retry (first after 5 s), without a restart.
+    std::fs::write(&file, &good).expect("restore");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(40);
+    while fetch(&format!("{}/collections/{victim}", server.base)).status() != 200 {
+        assert!(std::time::Instant::now() < deadline, "never recovered");
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    let (_, health) = get(&format!("{}/health", server.base));
+    assert_eq!(health["unavailable"], serde_json::json!([]));
+    drop(server);
+
+    // Too large for memory: unavailable with the reason, not retried, the rest served.
+    let server = start(&args, &["--max-features", "600"]);
+    let big = fetch(&format!("{}/collections/malmo-miljoparkering", server.base));
+    assert_eq!(big.status(), 503);
+    let doc: serde_json::Value = big.into_json().expect("json");
+    assert!(doc["description"]
+        .as_str()
+        .is_some_and(|d| d.contains("--max-features")));
+    assert_eq!(
+        fetch(&format!("{}/collections/{victim}/items", server.base)).status(),
+        200
+    );
+    let (_, health) = get(&format!("{}/health", server.base));
+    assert!(health["unavailable"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .any(|u| u["id"] == "malmo-miljoparkering" && u["retrying"] == false));
+}
