@@ -71,6 +71,10 @@ pub struct ServeArgs {
     /// Log every request (one line each, target `access`). Costs some throughput under load.
     #[arg(long, env = "HAMN_ACCESS_LOG", default_value_t = true, action = clap::ArgAction::Set)]
     pub access_log: bool,
+    /// Seconds a replaced collection version stays held for paging cursors walking it (memory
+    /// for both versions meanwhile); after that its cursors get 410.
+    #[arg(long, env = "HAMN_CURSOR_GRACE_SECONDS", default_value_t = 900)]
+    pub cursor_grace_seconds: u64,
     /// Worker threads for HTTP [default: one per core].
     #[arg(long, env = "HAMN_WORKERS")]
     pub workers: Option<usize>,
@@ -303,7 +307,15 @@ async fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()> {
         .bind
         .or(config.file.bind.clone())
         .unwrap_or_else(|| "127.0.0.1:8080".into());
-    let engine = crate::engine::Engine::start(store, args.max_features).await?;
+    let engine = crate::engine::Engine::start(
+        store,
+        crate::engine::EngineOptions {
+            max_features: args.max_features,
+            cursor_grace: std::time::Duration::from_secs(args.cursor_grace_seconds),
+            ..Default::default()
+        },
+    )
+    .await?;
     let database_url = match &config.store {
         StoreConfig::Postgis { url } => Some(url.clone()),
         StoreConfig::Embedded { .. } => None,

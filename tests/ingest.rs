@@ -984,7 +984,7 @@ async fn a_refresh_racing_ingests_builds_each_snapshot_from_one_version() {
         ts.ingest(&opts(narrow.clone(), "race"))
             .await
             .expect("create");
-        let engine = hamn::engine::Engine::start(store.clone(), u64::MAX)
+        let engine = hamn::engine::Engine::start(store.clone(), Default::default())
             .await
             .expect("engine");
         let writer = {
@@ -1098,7 +1098,7 @@ async fn an_ingest_between_list_and_read_gives_a_snapshot_of_one_version() {
             file: data("bathing/harryda_badplatser.csv"),
             armed: std::sync::atomic::AtomicBool::new(false),
         });
-        let engine = hamn::engine::Engine::start(racing.clone(), u64::MAX)
+        let engine = hamn::engine::Engine::start(racing.clone(), Default::default())
             .await
             .expect("engine");
         // v2 (the same narrow schema) is committed behind the engine's back, so the next list
@@ -1136,4 +1136,70 @@ async fn an_ingest_between_list_and_read_gives_a_snapshot_of_one_version() {
             assert_eq!(f.values.len(), s.entry.attributes.len(), "{}", ts.kind);
         }
     }
+}
+
+/// A replaced version is held for cursors for the grace period only, then freed by the
+/// refresh task (not by whoever held it last, such as a request); one a request still holds
+/// waits for that request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replaced_versions_are_held_for_the_grace_period_then_freed() {
+    let ts = embedded();
+    let store: std::sync::Arc<dyn hamn::store::Store> = std::sync::Arc::new(
+        hamn::store::embedded::EmbeddedStore::open(ts.dir.as_ref().expect("dir").path())
+            .expect("open"),
+    );
+    let file = data("synthetic/traffic_counts_malmo_lund_synthetic.geojson");
+    ts.ingest(&opts(file.clone(), "g")).await.expect("create");
+    let grace = std::time::Duration::from_millis(800);
+    let engine = hamn::engine::Engine::start(
+        store,
+        hamn::engine::EngineOptions {
+            cursor_grace: grace,
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("engine");
+    let replace = opts(file, "g").tap(|o| {
+        o.mode = IngestMode::Replace;
+        o.force = true;
+    });
+
+    let v1 = engine.get(&id("g")).expect("v1");
+    let v1_version = v1.version();
+    let v1_weak = std::sync::Arc::downgrade(&v1);
+    drop(v1);
+    ts.ingest(&replace).await.expect("v2");
+    engine.refresh().await.expect("refresh");
+    assert!(
+        engine.get_version(&id("g"), v1_version).is_some(),
+        "held for cursors"
+    );
+    assert_eq!(engine.previous_versions().len(), 1);
+
+    tokio::time::sleep(grace).await;
+    engine.refresh().await.expect("refresh");
+    assert!(
+        engine.get_version(&id("g"), v1_version).is_none(),
+        "past the grace period"
+    );
+    assert!(engine.previous_versions().is_empty());
+    assert!(v1_weak.upgrade().is_none(), "freed by the refresh");
+
+    // A request still holding v2 when it expires: not freed under it; freed after.
+    let v2 = engine.get(&id("g")).expect("v2");
+    let v2_weak = std::sync::Arc::downgrade(&v2);
+    ts.ingest(&replace).await.expect("v3");
+    engine.refresh().await.expect("refresh");
+    tokio::time::sleep(grace).await;
+    engine.refresh().await.expect("refresh");
+    assert!(engine.previous_versions().is_empty());
+    assert_eq!(v2.features.len(), 150, "still whole for its holder");
+    drop(v2);
+    assert!(
+        v2_weak.upgrade().is_some(),
+        "the graveyard keeps it until a refresh"
+    );
+    engine.refresh().await.expect("refresh");
+    assert!(v2_weak.upgrade().is_none());
 }

@@ -30,17 +30,69 @@ enum Build {
     },
 }
 
+/// How the engine holds collections; `Default` is what `hamn serve` uses without flags.
+#[derive(Debug, Clone, Copy)]
+pub struct EngineOptions {
+    /// Largest collection (in features) held in memory.
+    pub max_features: u64,
+    /// How long the version before a swap stays held for cursors walking it.
+    pub cursor_grace: Duration,
+    /// Longest a refresh waits for the catalog, and for one collection's rows: a store that
+    /// stops answering cannot hold the refresh (and its lock) for ever.
+    pub list_timeout: Duration,
+    pub read_timeout: Duration,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        Self {
+            max_features: 5_000_000,
+            cursor_grace: Duration::from_secs(900),
+            list_timeout: Duration::from_secs(30),
+            read_timeout: Duration::from_secs(600),
+        }
+    }
+}
+
+/// A version replaced by a newer one, held for cursors until `since + cursor_grace`.
+#[derive(Clone)]
+struct Retired {
+    snapshot: Arc<Snapshot>,
+    since: std::time::Instant,
+}
+
+/// What the last refresh found, for `/ready` and `/metrics`.
+#[derive(Debug, Clone, Default)]
+pub struct RefreshStatus {
+    /// When the catalog was last read successfully.
+    pub last_ok: Option<std::time::SystemTime>,
+    /// The error of the latest refresh, if it failed.
+    pub last_error: Option<String>,
+    pub failures_total: u64,
+    /// Snapshots built since start, and the time spent building them.
+    pub builds_total: u64,
+    pub build_seconds_total: f64,
+}
+
 pub struct Engine {
     store: Arc<dyn Store>,
+    options: EngineOptions,
     current: ArcSwap<Snapshots>,
-    /// The version each collection had before its latest swap, kept so that paging cursors
-    /// issued against it stay valid while clients finish walking it.
-    previous: ArcSwap<Snapshots>,
+    /// The version each collection had before its latest swap, kept for `cursor_grace` so
+    /// that paging cursors issued against it stay valid while clients finish walking it.
+    previous: ArcSwap<HashMap<CollectionId, Retired>>,
+    /// Snapshots no longer served, dropped by the refresh task once no request holds them:
+    /// freeing a large snapshot takes a while and must not fall to a request's thread.
+    graveyard: std::sync::Mutex<Vec<Arc<Snapshot>>>,
+    status: std::sync::Mutex<RefreshStatus>,
     /// Collections in the catalog that are not served as their catalog says, and why.
     failures: std::sync::Mutex<HashMap<CollectionId, Failure>>,
-    /// Largest collection (in features) held in memory; larger ones are refused with a log line.
-    max_features: u64,
     refresh_lock: tokio::sync::Mutex<()>,
+}
+
+/// A lock whose holder panicked still guards plain data: use it.
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Why a collection's current version is not served, and when to try again. A collection that
@@ -72,17 +124,42 @@ pub enum Lookup {
 }
 
 impl Engine {
-    pub async fn start(store: Arc<dyn Store>, max_features: u64) -> Result<Arc<Self>, StoreError> {
+    pub async fn start(
+        store: Arc<dyn Store>,
+        options: EngineOptions,
+    ) -> Result<Arc<Self>, StoreError> {
         let engine = Arc::new(Self {
             store,
+            options,
             current: ArcSwap::from_pointee(HashMap::new()),
             previous: ArcSwap::from_pointee(HashMap::new()),
+            graveyard: std::sync::Mutex::new(Vec::new()),
+            status: std::sync::Mutex::new(RefreshStatus::default()),
             failures: std::sync::Mutex::new(HashMap::new()),
-            max_features,
             refresh_lock: tokio::sync::Mutex::new(()),
         });
         engine.refresh().await?;
         Ok(engine)
+    }
+
+    pub fn options(&self) -> &EngineOptions {
+        &self.options
+    }
+
+    pub fn status(&self) -> RefreshStatus {
+        lock(&self.status).clone()
+    }
+
+    /// Versions held for cursors besides the current ones (for operators and tests).
+    pub fn previous_versions(&self) -> Vec<(CollectionId, i64)> {
+        let mut v: Vec<_> = self
+            .previous
+            .load()
+            .iter()
+            .map(|(id, r)| (id.clone(), r.snapshot.version()))
+            .collect();
+        v.sort();
+        v
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
@@ -106,24 +183,14 @@ impl Engine {
 
     /// Collections that are not served at their catalog version, for operators.
     pub fn failures(&self) -> HashMap<CollectionId, Failure> {
-        match self.failures.lock() {
-            Ok(f) => f.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
-    }
-
-    fn set_failures(&self, failures: HashMap<CollectionId, Failure>) {
-        match self.failures.lock() {
-            Ok(mut f) => *f = failures,
-            Err(poisoned) => *poisoned.into_inner() = failures,
-        }
+        lock(&self.failures).clone()
     }
 
     /// The snapshot of a given version, if it is the current or the one before.
     pub fn get_version(&self, id: &CollectionId, version: i64) -> Option<Arc<Snapshot>> {
         [
             self.current.load().get(id).cloned(),
-            self.previous.load().get(id).cloned(),
+            self.previous.load().get(id).map(|r| r.snapshot.clone()),
         ]
         .into_iter()
         .flatten()
@@ -143,11 +210,35 @@ impl Engine {
     /// large is that collection's failure alone (see [`Failure`]).
     pub async fn refresh(&self) -> Result<usize, StoreError> {
         let _guard = self.refresh_lock.lock().await;
-        let entries = self.store.list().await?;
+        let result = self.refresh_locked().await;
+        let mut status = lock(&self.status);
+        match &result {
+            Ok(_) => {
+                status.last_ok = Some(std::time::SystemTime::now());
+                status.last_error = None;
+            }
+            Err(e) => {
+                status.last_error = Some(e.to_string());
+                status.failures_total += 1;
+            }
+        }
+        result
+    }
+
+    async fn refresh_locked(&self) -> Result<usize, StoreError> {
+        let entries = tokio::time::timeout(self.options.list_timeout, self.store.list())
+            .await
+            .map_err(|_| {
+                StoreError::Task(format!(
+                    "the store did not list its catalog within {} s",
+                    self.options.list_timeout.as_secs()
+                ))
+            })??;
         let old = self.current.load_full();
         let mut failures = self.failures();
         let mut next: Snapshots = HashMap::with_capacity(entries.len());
-        let mut replaced: Snapshots = (**self.previous.load()).clone();
+        let mut previous: HashMap<CollectionId, Retired> = (**self.previous.load()).clone();
+        let mut retire: Vec<Arc<Snapshot>> = Vec::new();
         let mut changed = 0;
         let now = std::time::Instant::now();
         let listed_ids: std::collections::HashSet<CollectionId> =
@@ -170,11 +261,24 @@ impl Engine {
                     continue;
                 }
             }
+            let started = std::time::Instant::now();
             match self.build(&listed).await {
                 Ok(snapshot) => {
+                    {
+                        let mut status = lock(&self.status);
+                        status.builds_total += 1;
+                        status.build_seconds_total += started.elapsed().as_secs_f64();
+                    }
                     failures.remove(&id);
                     if let Some(prev) = held {
-                        replaced.insert(id.clone(), prev.clone());
+                        let displaced = previous.insert(
+                            id.clone(),
+                            Retired {
+                                snapshot: prev.clone(),
+                                since: now,
+                            },
+                        );
+                        retire.extend(displaced.map(|r| r.snapshot));
                     }
                     next.insert(id, Arc::new(snapshot));
                     changed += 1;
@@ -218,25 +322,62 @@ impl Engine {
                 }
             }
         }
-        changed += old.keys().filter(|k| !next.contains_key(*k)).count();
-        if changed > 0 {
-            trim::release_free_memory();
+        for (id, s) in old.iter() {
+            if !next.contains_key(id) {
+                changed += 1;
+                retire.push(s.clone());
+            }
         }
         failures.retain(|k, _| listed_ids.contains(k));
-        replaced.retain(|k, _| next.contains_key(k));
-        self.previous.store(Arc::new(replaced));
+        // Past the grace period (or deleted), a replaced version is dropped: a cursor of it
+        // then gets a 410 rather than holding a second copy of the data for ever.
+        let grace = self.options.cursor_grace;
+        let expired: Vec<CollectionId> = previous
+            .iter()
+            .filter(|(k, r)| !next.contains_key(*k) || now.duration_since(r.since) >= grace)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in expired {
+            retire.extend(previous.remove(&k).map(|r| r.snapshot));
+        }
+        self.previous.store(Arc::new(previous));
         self.current.store(Arc::new(next));
-        self.set_failures(failures);
+        *lock(&self.failures) = failures;
+        self.bury(retire, changed > 0).await;
         Ok(changed)
+    }
+
+    /// Drops retired snapshots that no request holds any more, on a blocking thread, and
+    /// gives the memory back (also after builds, whose read buffers are freed by then); ones
+    /// still in use wait for a later refresh.
+    async fn bury(&self, retired: Vec<Arc<Snapshot>>, built: bool) {
+        let dead: Vec<Arc<Snapshot>> = {
+            let mut graveyard = lock(&self.graveyard);
+            graveyard.extend(retired);
+            let (dead, alive) = std::mem::take(&mut *graveyard)
+                .into_iter()
+                .partition(|s| Arc::strong_count(s) == 1);
+            *graveyard = alive;
+            dead
+        };
+        if dead.is_empty() && !built {
+            return;
+        }
+        let _ = tokio::task::spawn_blocking(move || {
+            drop(dead);
+            trim::release_free_memory();
+        })
+        .await;
     }
 
     /// Reads one collection version from the store and builds its snapshot.
     async fn build(&self, listed: &crate::catalog::CatalogEntry) -> Result<Snapshot, Build> {
-        if listed.feature_count > self.max_features {
+        let max = self.options.max_features;
+        if listed.feature_count > max {
             return Err(Build::Failed {
                 reason: format!(
-                    "collection has {} features, more than the in-memory engine takes (--max-features {}); not served",
-                    listed.feature_count, self.max_features
+                    "collection has {} features, more than the in-memory engine takes (--max-features {max}); not served",
+                    listed.feature_count
                 ),
                 retry: false,
             });
@@ -245,12 +386,19 @@ impl Engine {
             reason: format!("cannot read the collection: {e}"),
             retry: true,
         };
-        let (entry, features) = match self.store.read(&listed.id).await {
-            Ok(read) => read,
-            Err(StoreError::NotFound(_) | StoreError::Changed(_)) => return Err(Build::Moved),
-            Err(e) => return Err(failed(e)),
+        let read = tokio::time::timeout(self.options.read_timeout, self.store.read(&listed.id));
+        let (entry, features) = match read.await {
+            Ok(Ok(read)) => read,
+            Ok(Err(StoreError::NotFound(_) | StoreError::Changed(_))) => return Err(Build::Moved),
+            Ok(Err(e)) => return Err(failed(e)),
+            Err(_) => {
+                return Err(failed(StoreError::Task(format!(
+                    "reading took longer than {} s",
+                    self.options.read_timeout.as_secs()
+                ))))
+            }
         };
-        if entry.feature_count > self.max_features {
+        if entry.feature_count > max {
             return Err(Build::Moved);
         }
         let started = std::time::Instant::now();
