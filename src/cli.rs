@@ -75,6 +75,10 @@ pub struct ServeArgs {
     /// for both versions meanwhile); after that its cursors get 410.
     #[arg(long, env = "HAMN_CURSOR_GRACE_SECONDS", default_value_t = 900)]
     pub cursor_grace_seconds: u64,
+    /// `/ready` answers 503 when the store's catalog could not be read for this many seconds
+    /// (0: never on that alone; hamn keeps serving from memory while the store is away).
+    #[arg(long, env = "HAMN_READY_MAX_REFRESH_AGE", default_value_t = 0)]
+    pub ready_max_refresh_age: u64,
     /// Worker threads for HTTP [default: one per core].
     #[arg(long, env = "HAMN_WORKERS")]
     pub workers: Option<usize>,
@@ -328,6 +332,7 @@ async fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()> {
         default_limit: 10,
         max_limit: args.max_limit.max(1),
     };
+    let metrics = Arc::new(crate::api::metrics::Metrics::default());
     let state = actix_web::web::Data::new(crate::api::AppState {
         engine,
         limits,
@@ -337,6 +342,9 @@ async fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()> {
             ..Default::default()
         },
         origin,
+        metrics: metrics.clone(),
+        ready_max_age: (args.ready_max_refresh_age > 0)
+            .then(|| std::time::Duration::from_secs(args.ready_max_refresh_age)),
     });
     let access_log = args.access_log;
     let mut server = actix_web::HttpServer::new(move || {
@@ -353,6 +361,7 @@ async fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()> {
             .wrap(actix_web::middleware::Compress::default())
             // The logger wraps the request id (outermost last), so it sees the id's header.
             .wrap(crate::api::RequestId)
+            .wrap(crate::api::metrics::Measure(metrics.clone()))
             .wrap(actix_web::middleware::Condition::new(
                 access_log,
                 actix_web::middleware::Logger::new(r#"%a "%r" %s %b %Dms id=%{x-request-id}o"#),

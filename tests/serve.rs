@@ -204,3 +204,72 @@ fn a_broken_collection_does_not_stop_the_server() {
         .iter()
         .any(|u| u["id"] == "malmo-miljoparkering" && u["retrying"] == false));
 }
+
+/// Operators' endpoints: /ready tells whether the catalog is loaded and how fresh it is;
+/// /metrics counts requests by route pattern (not by path) and reports collections, memory,
+/// snapshot builds and the tile cache in the Prometheus text format.
+#[test]
+fn ready_and_metrics_tell_the_truth() {
+    let (s, _dir) = demo_server();
+    let (status, ready) = get(&format!("{}/ready", s.base));
+    assert_eq!(status, 200, "{ready}");
+    assert_eq!(ready["status"], "ready");
+    assert_eq!(ready["storeReachable"], true);
+    assert!(ready["lastRefreshAgeSeconds"]
+        .as_u64()
+        .is_some_and(|a| a < 60));
+    assert_eq!(ready["collections"], 8);
+
+    for _ in 0..3 {
+        fetch(&format!(
+            "{}/collections/harryda-badplatser/items?limit=1",
+            s.base
+        ));
+    }
+    fetch(&format!("{}/collections/no-such-thing/items", s.base));
+    let tile = format!(
+        "{}/collections/harryda-badplatser/tiles/WebMercatorQuad/10/550/320",
+        s.base
+    );
+    fetch(&tile);
+    fetch(&tile);
+    let resp = fetch(&format!("{}/metrics", s.base));
+    assert_eq!(resp.status(), 200);
+    assert!(resp.content_type().starts_with("text/plain"));
+    let text = resp.into_string().expect("text");
+    let value = |series: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(series).map(|v| v.trim().parse::<f64>()))
+            .unwrap_or_else(|| panic!("no {series} in\n{text}"))
+            .expect("number")
+    };
+    assert!(
+        value(
+            r#"hamn_http_requests_total{route="/collections/{id}/items",method="GET",status="200"}"#
+        ) >= 3.0
+    );
+    assert_eq!(
+        value(
+            r#"hamn_http_requests_total{route="/collections/{id}/items",method="GET",status="404"}"#
+        ),
+        1.0
+    );
+    assert!(
+        !text.contains("no-such-thing"),
+        "paths must not become labels"
+    );
+    assert!(
+        value(
+            r#"hamn_http_request_duration_seconds_count{route="/collections/{id}/items",method="GET",status="200"}"#
+        ) >= 3.0
+    );
+    assert_eq!(
+        value(r#"hamn_collection_features{collection="harryda-badplatser"}"#),
+        9.0
+    );
+    assert!(value(r#"hamn_collection_memory_bytes{collection="harryda-badplatser"}"#) > 0.0);
+    assert!(value("hamn_snapshot_builds_total") >= 8.0);
+    assert!(value("hamn_tile_cache_hits_total") >= 1.0);
+    assert!(value("process_resident_memory_bytes") > 0.0);
+    assert_eq!(value("hamn_collections_unavailable"), 0.0);
+}

@@ -6,6 +6,7 @@ mod collections;
 mod html;
 mod items;
 mod map;
+pub mod metrics;
 pub mod openapi;
 pub mod origin;
 pub mod params;
@@ -51,6 +52,10 @@ pub struct AppState {
     pub tile_options: crate::tiles::TileOptions,
     /// Where links point: `--public-url`, or the request's host (see `origin`).
     pub origin: origin::Origin,
+    pub metrics: Arc<metrics::Metrics>,
+    /// `/ready` fails when the catalog was last read longer ago than this (None: never on
+    /// staleness alone, since serving from memory goes on while the store is away).
+    pub ready_max_age: Option<std::time::Duration>,
 }
 
 /// Every error a handler can return, with its status. The body is always
@@ -300,6 +305,40 @@ async fn health(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     })))
 }
 
+/// Readiness: the catalog is loaded (always, once the server listens: start-up waits for it)
+/// and, when `--ready-max-refresh-age` is set, was read from the store recently enough. The
+/// body tells the truth either way: store reachability, the last refresh, its error, and the
+/// collections that are not served.
+async fn ready(state: web::Data<AppState>) -> HttpResponse {
+    let status = state.engine.status();
+    let age = status
+        .last_ok
+        .and_then(|t| t.elapsed().ok())
+        .map(|d| d.as_secs());
+    let stale = match (state.ready_max_age, age) {
+        (Some(max), Some(age)) => age > max.as_secs(),
+        (Some(_), None) => true,
+        (None, _) => false,
+    };
+    let body = json!({
+        "status": if stale { "not ready" } else { "ready" },
+        "store": state.engine.store().kind(),
+        "storeReachable": status.last_error.is_none(),
+        "lastRefresh": status.last_ok.map(|t| chrono::DateTime::<chrono::Utc>::from(t).to_rfc3339()),
+        "lastRefreshAgeSeconds": age,
+        "lastError": status.last_error,
+        "collections": state.engine.list().len(),
+        "unavailable": state.engine.failures().len(),
+    });
+    let mut resp = if stale {
+        HttpResponse::ServiceUnavailable()
+    } else {
+        HttpResponse::Ok()
+    };
+    resp.insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(body)
+}
+
 async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
     Err(ApiError::NotFound(format!(
         "no resource at {}",
@@ -356,6 +395,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(resource("/api", openapi::api))
     .service(resource("/api.html", openapi::api_html))
     .service(resource("/health", health))
+    .service(resource("/ready", ready))
+    .service(resource("/metrics", metrics::metrics))
     .service(resource("/collections", collections::list))
     .service(resource("/collections/{id}", collections::one))
     .service(resource(

@@ -90,6 +90,8 @@ pub struct Snapshot {
     pub core_bbox: Option<[f64; 4]>,
     /// Feature indices sorted by id, for lookups by id without a second copy of every id.
     by_id: Vec<u32>,
+    /// What the snapshot holds on the heap, estimated at build (for /metrics).
+    pub memory_bytes: usize,
 }
 
 /// A filter on one attribute's value.
@@ -281,12 +283,14 @@ impl Snapshot {
         let core_bbox = core_bbox(&nodes);
         let mut by_id: Vec<u32> = (0..features.len() as u32).collect();
         by_id.sort_unstable_by(|&a, &b| features[a as usize].id.cmp(&features[b as usize].id));
+        let memory_bytes = estimate_memory(&features);
         Self {
             entry,
             features,
             tree: RTree::bulk_load_with_params(nodes),
             core_bbox,
             by_id,
+            memory_bytes,
         }
     }
 
@@ -514,4 +518,34 @@ pub fn parse_value(kind: AttrType, text: &str) -> Option<Value> {
         AttrType::Date => Value::Date(chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").ok()?),
         AttrType::DateTime => Value::DateTime(DateTime::parse_from_rfc3339(text).ok()?),
     })
+}
+
+/// Heap bytes of the features, the R-tree and the id index: an estimate from sizes and string
+/// lengths (allocator overhead not counted), good enough to see which collection costs what.
+fn estimate_memory(features: &[Feature]) -> usize {
+    use geo::CoordsIter;
+    use std::mem::size_of;
+    let per_feature = size_of::<Feature>() + size_of::<Node>() + size_of::<u32>();
+    features
+        .iter()
+        .map(|f| {
+            let values: usize = f
+                .values
+                .iter()
+                .map(|v| {
+                    size_of::<Value>()
+                        + match v {
+                            Value::Text(t) => t.len(),
+                            Value::Json(j) => j.to_string().len() + 72,
+                            _ => 0,
+                        }
+                })
+                .sum();
+            let geometry = match &f.geometry {
+                Some(Geom::Shape(g)) => 64 + g.coords_count() * 16,
+                _ => 0,
+            };
+            per_feature + f.id.len() + f.json.len() + values + geometry
+        })
+        .sum()
 }

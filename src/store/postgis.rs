@@ -68,8 +68,13 @@ impl PostgisStore {
                 recycling_method: RecyclingMethod::Fast,
             },
         );
+        // Waiting for a free connection is bounded too: past it, the caller gets an error
+        // (a 5xx or a failed refresh, retried) rather than a request that never ends.
         let pool = Pool::builder(manager)
             .max_size(16)
+            .wait_timeout(Some(std::time::Duration::from_secs(30)))
+            .create_timeout(Some(std::time::Duration::from_secs(15)))
+            .runtime(deadpool_postgres::Runtime::Tokio1)
             .build()
             .map_err(pool_err)?;
         let store = Self { pool };

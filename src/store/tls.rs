@@ -150,6 +150,11 @@ pub fn connector(url: &str) -> Result<(tokio_postgres::Config, MakeRustlsConnect
     let mode = mode.as_deref().map_or(Ok(Mode::Prefer), Mode::parse)?;
     let mut config = tokio_postgres::Config::from_str(&rest)?;
     config.ssl_mode(mode.for_tokio_postgres());
+    // A server that does not answer must not hang a start-up or a refresh: libpq waits for
+    // ever by default; the URL's connect_timeout still wins.
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(std::time::Duration::from_secs(10));
+    }
     let provider = provider();
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()?;

@@ -17,6 +17,8 @@ pub use tms::TileId;
 
 pub struct TileCache {
     cache: moka::sync::Cache<String, Bytes>,
+    hits: std::sync::atomic::AtomicU64,
+    misses: std::sync::atomic::AtomicU64,
 }
 
 impl TileCache {
@@ -29,11 +31,23 @@ impl TileCache {
                     u32::try_from(k.len() + v.len()).unwrap_or(u32::MAX)
                 })
                 .build(),
+            hits: Default::default(),
+            misses: Default::default(),
         }
     }
 
     pub fn enabled(&self) -> bool {
         self.cache.policy().max_capacity() != Some(0)
+    }
+
+    /// Hits, misses (since start), and the bytes held now, for /metrics.
+    pub fn stats(&self) -> (u64, u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (
+            self.hits.load(Relaxed),
+            self.misses.load(Relaxed),
+            self.cache.weighted_size(),
+        )
     }
 }
 
@@ -71,8 +85,14 @@ pub fn render(
     let k = cache.enabled().then(|| key(layers, tile, filter_key));
     if let Some(k) = &k {
         if let Some(hit) = cache.cache.get(k) {
+            cache
+                .hits
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             return hit;
         }
+        cache
+            .misses
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
     let encoded: Vec<Vec<u8>> = layers
         .iter()
