@@ -34,9 +34,10 @@ RUN useradd --system --user-group --home-dir /var/lib/hamn --shell /usr/sbin/nol
  && chown hamn:hamn /var/lib/hamn
 COPY --from=builder /usr/local/bin/hamn /usr/local/bin/hamn
 COPY data /usr/share/hamn/data
+# The demo data ships in the image but is loaded only when asked for:
+#   docker run -p 8080:8080 hamn serve --demo-data /usr/share/hamn/data
 ENV HAMN_BIND=0.0.0.0:8080 \
-    HAMN_DATA_DIR=/var/lib/hamn \
-    HAMN_DEMO_DATA=/usr/share/hamn/data
+    HAMN_DATA_DIR=/var/lib/hamn
 VOLUME /var/lib/hamn
 WORKDIR /var/lib/hamn
 USER hamn

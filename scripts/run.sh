@@ -3,8 +3,8 @@
 #
 # Installs missing build dependencies (scripts/deps.sh build), then builds and
 # starts the server: cargo run --release -- serve [SERVE-ARGS...]
-# By default it uses an embedded store in ./hamn-data and listens on
-# 127.0.0.1:8080; no database is needed.
+# By default it uses an embedded store in ./hamn-data, loads the demo data from data/ into it
+# when it is empty, and listens on 127.0.0.1:8080; no database is needed.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -14,4 +14,5 @@ cd "$root"
 . "$root/scripts/deps.sh"
 hamn_deps_build
 
-exec cargo run --release -- serve "$@"
+# The demo data is asked for here; `hamn serve` alone never loads it.
+exec cargo run --release -- serve --demo-data "$root/data" "$@"

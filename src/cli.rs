@@ -29,7 +29,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the HTTP server. With an empty embedded store, loads the demo data first.
+    /// Run the HTTP server. With --demo-data DIR and an empty store, loads the demo data first.
     Serve(ServeArgs),
     /// Load a dataset (any vector format GDAL reads) into a collection, atomically.
     Ingest(Box<IngestArgs>),
@@ -47,7 +47,8 @@ pub struct ServeArgs {
     /// Address to listen on [default: 127.0.0.1:8080].
     #[arg(long, env = "HAMN_BIND")]
     pub bind: Option<String>,
-    /// Directory with demo.toml, loaded into an empty store [default: ./data, embedded store only].
+    /// Directory with demo.toml (the repository's `data`), loaded into the store if it is empty.
+    /// Without it no demo data is loaded.
     #[arg(long, env = "HAMN_DEMO_DATA")]
     pub demo_data: Option<PathBuf>,
     /// Do not load demo data, even into an empty store.
@@ -204,18 +205,27 @@ impl IngestArgs {
     }
 }
 
-fn init_logging() {
+/// Logging to stderr through a background writer thread (lines are queued, and dropped rather
+/// than block a request if the queue of 128k lines is full), as text or JSON lines. The guard
+/// flushes the queue when it is dropped at exit.
+fn init_logging(json: bool) -> tracing_appender::non_blocking::WorkerGuard {
     let filter = tracing_subscriber::EnvFilter::try_from_env("HAMN_LOG")
         .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,tokio_postgres=warn"));
-    let _ = tracing_subscriber::fmt()
+    let (writer, guard) = tracing_appender::non_blocking(std::io::stderr());
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(writer);
+    let _ = if json {
+        builder.json().flatten_event(true).try_init()
+    } else {
+        builder.try_init()
+    };
+    guard
 }
 
 pub fn main(cli: Cli) -> ExitCode {
-    init_logging();
+    let _log = init_logging(cli.global.log_format == crate::config::LogFormat::Json);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -294,17 +304,17 @@ async fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()> {
         crate::api::origin::Origin::new(args.public_url.as_deref(), &args.trusted_proxies)?;
     let store: Arc<dyn crate::store::Store> = Arc::from(config.open_store().await?);
     let embedded = matches!(config.store, StoreConfig::Embedded { .. });
-    // An empty embedded store gets the demo data by default; an empty PostGIS database only
-    // when a demo directory is named explicitly (a production database should stay as it is).
-    let explicit = args.demo_data.clone().or(config.file.demo_data.clone());
-    let want_demo = !args.no_demo && (embedded || explicit.is_some());
-    let demo_dir = explicit.unwrap_or_else(|| PathBuf::from("data"));
-    if want_demo && store.list().await?.is_empty() {
-        if demo_dir.join("demo.toml").exists() {
-            tracing::info!(dir = %demo_dir.display(), "empty store: loading demo data");
-            crate::demo::load(store.as_ref(), &demo_dir).await?;
-        } else {
-            tracing::warn!(dir = %demo_dir.display(), "empty store and no demo.toml: serving nothing");
+    // Demo data only when asked for (scripts/run.sh asks): a production store, embedded or
+    // PostGIS, never gets it by surprise, not even when it is empty.
+    let asked = args.demo_data.clone().or(config.file.demo_data.clone());
+    if let (Some(demo_dir), false) = (asked, args.no_demo) {
+        if store.list().await?.is_empty() {
+            if demo_dir.join("demo.toml").exists() {
+                tracing::info!(dir = %demo_dir.display(), "empty store: loading demo data");
+                crate::demo::load(store.as_ref(), &demo_dir).await?;
+            } else {
+                tracing::warn!(dir = %demo_dir.display(), "empty store and no demo.toml: serving nothing");
+            }
         }
     }
     let bind = args
@@ -359,13 +369,12 @@ async fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()> {
                     .max_age(3600),
             )
             .wrap(actix_web::middleware::Compress::default())
-            // The logger wraps the request id (outermost last), so it sees the id's header.
+            // Outermost, so it times the whole request and sees the request id's header.
             .wrap(crate::api::RequestId)
-            .wrap(crate::api::metrics::Measure(metrics.clone()))
-            .wrap(actix_web::middleware::Condition::new(
+            .wrap(crate::api::metrics::Measure {
+                metrics: metrics.clone(),
                 access_log,
-                actix_web::middleware::Logger::new(r#"%a "%r" %s %b %Dms id=%{x-request-id}o"#),
-            ))
+            })
             .configure(crate::api::configure)
     })
     .shutdown_timeout(10)

@@ -10,6 +10,13 @@ use crate::store::embedded::EmbeddedStore;
 use crate::store::postgis::PostgisStore;
 use crate::store::{Store, StoreError};
 
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
 /// Settings common to every command, as given by flags or the environment (clap reads both).
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct GlobalArgs {
@@ -23,6 +30,15 @@ pub struct GlobalArgs {
     /// Directory of the embedded store (used when no database URL is set) [default: ./hamn-data].
     #[arg(long, global = true, env = "HAMN_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
+    /// Log lines as text or as JSON objects, one a line (for log collectors).
+    #[arg(
+        long,
+        global = true,
+        env = "HAMN_LOG_FORMAT",
+        value_enum,
+        default_value = "text"
+    )]
+    pub log_format: LogFormat,
     /// Let ingest open GDAL virtual file systems and network sources (/vsicurl/, http:, PG: …).
     #[arg(long, global = true, env = "HAMN_ALLOW_GDAL_PATHS")]
     pub allow_gdal_paths: Option<bool>,

@@ -273,3 +273,96 @@ fn ready_and_metrics_tell_the_truth() {
     assert!(value("process_resident_memory_bytes") > 0.0);
     assert_eq!(value("hamn_collections_unavailable"), 0.0);
 }
+
+/// The access log: one event per request with fields, written off the request path; as JSON
+/// lines with --log-format json, each parseable and carrying method, uri, status and timing.
+#[test]
+fn access_log_lines_are_json_with_fields() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let mut child = hamn_cmd()
+        .env("HAMN_LOG", "info")
+        .args(["--data-dir", &dir.path().display().to_string()])
+        .args([
+            "--log-format",
+            "json",
+            "serve",
+            "--bind",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .args(["--demo-data", &repo().join("data").display().to_string()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let base = format!("http://127.0.0.1:{port}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while ureq::get(&format!("{base}/health")).call().is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "server did not come up"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let r = ureq::get(&format!(
+        "{base}/collections/harryda-badplatser/items?limit=1"
+    ))
+    .set("x-request-id", "access-log-test")
+    .call()
+    .expect("items");
+    assert_eq!(r.status(), 200);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let _ = child.kill();
+    let out = child.wait_with_output().expect("output");
+    let log = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let access = lines
+        .iter()
+        .find(|l| l["id"] == "access-log-test")
+        .unwrap_or_else(|| panic!("no access line in\n{log}"));
+    assert_eq!(access["target"], "access");
+    assert_eq!(access["method"], "GET");
+    assert_eq!(access["status"], 200);
+    assert_eq!(
+        access["uri"],
+        "/collections/harryda-badplatser/items?limit=1"
+    );
+    assert!(access["ms"].as_f64().is_some());
+    assert!(lines.iter().any(|l| l["message"] == "snapshot built"));
+}
+
+/// Demo data only when asked for: `hamn serve` on an empty store serves an empty catalog.
+#[test]
+fn an_empty_store_gets_no_demo_data_unless_asked() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let mut child = hamn_cmd()
+        .current_dir(repo())
+        .args(["--data-dir", &dir.path().display().to_string()])
+        .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let base = format!("http://127.0.0.1:{port}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while ureq::get(&format!("{base}/health")).call().is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "server did not come up"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let (status, doc) = get(&format!("{base}/collections"));
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(status, 200);
+    assert_eq!(
+        doc["collections"],
+        serde_json::json!([]),
+        "run from the repo root, data/ beside it"
+    );
+}

@@ -252,8 +252,13 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
         .body(out)
 }
 
-/// Middleware counting every response into `Metrics`, by the route pattern it matched.
-pub struct Measure(pub std::sync::Arc<Metrics>);
+/// Middleware counting every response into `Metrics`, by the route pattern it matched, and
+/// (when on) writing the access log line: one `tracing` event with fields, target `access`,
+/// so JSON logs get them as fields and the line goes out through the non-blocking writer.
+pub struct Measure {
+    pub metrics: std::sync::Arc<Metrics>,
+    pub access_log: bool,
+}
 
 impl<S, B> Transform<S, ServiceRequest> for Measure
 where
@@ -270,7 +275,8 @@ where
     fn new_transform(&self, service: S) -> Self::Future {
         std::future::ready(Ok(MeasureService {
             service,
-            metrics: self.0.clone(),
+            metrics: self.metrics.clone(),
+            access_log: self.access_log,
         }))
     }
 }
@@ -278,6 +284,7 @@ where
 pub struct MeasureService<S> {
     service: S,
     metrics: std::sync::Arc<Metrics>,
+    access_log: bool,
 }
 
 impl<S, B> Service<ServiceRequest> for MeasureService<S>
@@ -303,6 +310,16 @@ where
             _ => "other",
         };
         let metrics = self.metrics.clone();
+        let access = self.access_log.then(|| {
+            (
+                req.peer_addr()
+                    .map(|a| a.ip().to_string())
+                    .unwrap_or_default(),
+                req.method().to_string(),
+                // The request line as sent, bounded: a 32 KiB filter need not be logged whole.
+                req.uri().to_string().chars().take(2048).collect::<String>(),
+            )
+        });
         let fut = self.service.call(req);
         Box::pin(async move {
             let res = fut.await?;
@@ -311,12 +328,27 @@ where
                 .request()
                 .match_pattern()
                 .unwrap_or_else(|| "unmatched".to_string());
-            metrics.observe(
-                &route,
-                method,
-                res.status().as_u16(),
-                started.elapsed().as_secs_f64(),
-            );
+            let seconds = started.elapsed().as_secs_f64();
+            metrics.observe(&route, method, res.status().as_u16(), seconds);
+            if let Some((peer, method, uri)) = access {
+                let header = |name: &str| {
+                    res.headers()
+                        .get(name)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("-")
+                        .to_string()
+                };
+                tracing::info!(
+                    target: "access",
+                    peer = %peer,
+                    method = %method,
+                    uri = %uri,
+                    status = res.status().as_u16(),
+                    bytes = %header("content-length"),
+                    ms = (seconds * 1000.0 * 100.0).round() / 100.0,
+                    id = %header("x-request-id"),
+                );
+            }
             Ok(res)
         })
     }
