@@ -107,14 +107,29 @@ fn transform_geometry(
     code: u32,
     inverse: bool,
 ) -> Result<geo::Geometry<f64>, CrsError> {
+    use geo::CoordsIter;
+    // One PROJ call for the whole geometry: per vertex, the call's own overhead was most of
+    // the cost of answering a page of polygons in another CRS.
+    let (mut xs, mut ys): (Vec<f64>, Vec<f64>) = g.coords_iter().map(|c| (c.x, c.y)).unzip();
+    let mut zs = vec![0.0; xs.len()];
     with_transform(code, inverse, |ct| {
-        g.try_map_coords(|c| {
-            let (mut x, mut y, mut z) = ([c.x], [c.y], [0.0]);
-            ct.transform_coords(&mut x, &mut y, &mut z)
-                .map_err(|_| CrsError(format!("a coordinate lies outside EPSG:{code}")))?;
-            Ok(geo::coord! { x: x[0], y: y[0] })
-        })
-    })?
+        ct.transform_coords(&mut xs, &mut ys, &mut zs)
+            .map_err(|_| CrsError(format!("a coordinate lies outside EPSG:{code}")))
+    })??;
+    // map_coords visits the coordinates in the order coords_iter gave them (its closure must
+    // be Copy, hence the index in a Cell).
+    let next = std::cell::Cell::new(0usize);
+    let (xs, ys) = (&xs, &ys);
+    let next = &next;
+    let mapped = g.map_coords(|c| {
+        let i = next.get();
+        next.set(i + 1);
+        match (xs.get(i), ys.get(i)) {
+            (Some(&x), Some(&y)) => geo::coord! { x: x, y: y },
+            _ => c,
+        }
+    });
+    Ok(mapped)
 }
 
 /// A geometry in CRS84 expressed in `crs`, axis order as the CRS defines it.
@@ -145,6 +160,55 @@ pub fn bbox_to_crs84(b: [f64; 4], crs: Crs) -> Result<[f64; 4], CrsError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The whole-geometry transformation puts every vertex where a per-vertex one does, in
+    /// the same place of the structure (rings, holes, parts).
+    #[test]
+    fn one_call_per_geometry_keeps_every_vertex_in_place() {
+        use geo::{CoordsIter, MapCoords};
+        let ring = |pts: &[(f64, f64)]| geo::LineString::from(pts.to_vec());
+        let g = geo::Geometry::MultiPolygon(geo::MultiPolygon(vec![
+            geo::Polygon::new(
+                ring(&[
+                    (13.0, 55.5),
+                    (13.2, 55.5),
+                    (13.2, 55.7),
+                    (13.0, 55.7),
+                    (13.0, 55.5),
+                ]),
+                vec![ring(&[
+                    (13.05, 55.55),
+                    (13.1, 55.55),
+                    (13.1, 55.6),
+                    (13.05, 55.55),
+                ])],
+            ),
+            geo::Polygon::new(
+                ring(&[(14.0, 56.0), (14.1, 56.0), (14.1, 56.1), (14.0, 56.0)]),
+                vec![],
+            ),
+        ]));
+        let batch = from_crs84(&g, Crs::Epsg(3006)).expect("batch");
+        let one_by_one = g.map_coords(|c| {
+            let p = geo::Geometry::Point(geo::Point::from(c));
+            match from_crs84(&p, Crs::Epsg(3006)).expect("point") {
+                geo::Geometry::Point(p) => p.0,
+                _ => unreachable!(),
+            }
+        });
+        let a: Vec<_> = batch.coords_iter().collect();
+        let b: Vec<_> = one_by_one.coords_iter().collect();
+        assert_eq!(a.len(), 13);
+        for (p, q) in a.iter().zip(&b) {
+            assert!(
+                (p.x - q.x).abs() < 1e-6 && (p.y - q.y).abs() < 1e-6,
+                "{p:?} {q:?}"
+            );
+        }
+        assert!(
+            matches!(batch, geo::Geometry::MultiPolygon(ref mp) if mp.0[0].interiors().len() == 1)
+        );
+    }
 
     #[test]
     fn parses_uris_and_short_forms() {
