@@ -80,6 +80,19 @@ pub struct ServeArgs {
     /// (0: never on that alone; hamn keeps serving from memory while the store is away).
     #[arg(long, env = "HAMN_READY_MAX_REFRESH_AGE", default_value_t = 0)]
     pub ready_max_refresh_age: u64,
+    /// Heavy requests (filters or sorts over many features, counting large boxes, uncached
+    /// tiles over many features) running at once, off the HTTP workers [default: cores].
+    #[arg(long, env = "HAMN_HEAVY_CONCURRENCY")]
+    pub heavy_concurrency: Option<usize>,
+    /// Heavy requests waiting for a turn; one more gets 503 with Retry-After [default: 4 × cores].
+    #[arg(long, env = "HAMN_HEAVY_QUEUE")]
+    pub heavy_queue: Option<usize>,
+    /// A request that must look at more features than this is heavy.
+    #[arg(long, env = "HAMN_HEAVY_THRESHOLD", default_value_t = 50_000)]
+    pub heavy_threshold: usize,
+    /// Longest a heavy request may take (waiting included); past it, it stops and gets 503.
+    #[arg(long, env = "HAMN_REQUEST_DEADLINE_SECONDS", default_value_t = 30)]
+    pub request_deadline_seconds: u64,
     /// Worker threads for HTTP [default: one per core].
     #[arg(long, env = "HAMN_WORKERS")]
     pub workers: Option<usize>,
@@ -353,6 +366,15 @@ async fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()> {
         },
         origin,
         metrics: metrics.clone(),
+        heavy: Arc::new(crate::api::heavy::HeavyPool::new({
+            let d = crate::api::heavy::HeavyOptions::default();
+            crate::api::heavy::HeavyOptions {
+                concurrent: args.heavy_concurrency.unwrap_or(d.concurrent),
+                queue: args.heavy_queue.unwrap_or(d.queue),
+                deadline: std::time::Duration::from_secs(args.request_deadline_seconds.max(1)),
+                threshold: args.heavy_threshold,
+            }
+        })),
         ready_max_age: (args.ready_max_refresh_age > 0)
             .then(|| std::time::Duration::from_secs(args.ready_max_refresh_age)),
     });

@@ -1005,3 +1005,50 @@ fn html_pages_for_people() {
     let (status, _) = get(&format!("{}/collections", s.base));
     assert_eq!(status, 200);
 }
+
+/// Heavy requests (here every one that tests anything, with --heavy-threshold 0) run on the
+/// bounded pool and answer exactly what the inline path answers; streamed pages are whole.
+#[test]
+fn heavy_requests_answer_as_the_inline_path_does() {
+    let (inline, dir) = demo_server();
+    let heavy = start(
+        &["--data-dir".to_string(), dir.path().display().to_string()],
+        &["--heavy-threshold", "0", "--heavy-concurrency", "1"],
+    );
+    let strip = |mut doc: Json| {
+        doc["timeStamp"] = Json::Null;
+        doc["links"] = Json::Null;
+        doc
+    };
+    for q in [
+        "/collections/traffic-counts-malmo-lund-synthetic/items?filter=adt%20%3E%2020000&limit=1000",
+        "/collections/traffic-counts-malmo-lund-synthetic/items?sortby=-adt&limit=7",
+        "/collections/malmo-miljoparkering/items?bbox=12.9,55.55,13.1,55.65&limit=10000",
+        "/collections/malmo-miljoparkering/items?limit=3000",
+        "/collections/hav-bathing-waters/items?bbox=12,55,15,57&crs=http://www.opengis.net/def/crs/EPSG/0/3006",
+    ] {
+        let (a_status, a) = get(&format!("{}{q}", inline.base));
+        let (b_status, b) = get(&format!("{}{q}", heavy.base));
+        assert_eq!((a_status, b_status), (200, 200), "{q}");
+        assert!(b["numberReturned"].as_u64().is_some_and(|n| n > 0), "{q}");
+        assert_eq!(strip(a), strip(b), "{q}");
+    }
+    for t in [
+        "/collections/malmo-miljoparkering/tiles/WebMercatorQuad/12/2196/1280",
+        "/tiles/WebMercatorQuad/6/34/19",
+    ] {
+        let a = fetch(&format!("{}{t}", inline.base));
+        let b = fetch(&format!("{}{t}", heavy.base));
+        assert_eq!(a.status(), b.status(), "{t}");
+        let (mut x, mut y) = (Vec::new(), Vec::new());
+        std::io::Read::read_to_end(&mut a.into_reader(), &mut x).expect("read");
+        std::io::Read::read_to_end(&mut b.into_reader(), &mut y).expect("read");
+        assert_eq!(x, y, "{t}");
+    }
+    let metrics = fetch(&format!("{}/metrics", heavy.base))
+        .into_string()
+        .expect("text");
+    assert!(metrics
+        .lines()
+        .any(|l| l.starts_with("hamn_heavy_requests_completed_total ") && !l.ends_with(" 0")));
+}

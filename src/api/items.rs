@@ -500,7 +500,20 @@ pub async fn items(
     if fresh {
         return Ok(not_modified(&etag));
     }
-    let page = s.query(&r.query, start, r.limit);
+    let page = if state.heavy.is_heavy(s.estimate(&r.query)) {
+        let cancel = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let query = Query {
+            cancel: Some(cancel.clone()),
+            ..r.query.clone()
+        };
+        let (walked, limit) = (s.clone(), r.limit);
+        state
+            .heavy
+            .run(cancel, move || walked.query(&query, start, limit))
+            .await?
+    } else {
+        s.query(&r.query, start, r.limit)
+    };
 
     let base = base_url(&req)?;
     let items_url = format!("{base}/collections/{}/items", s.entry.id);
@@ -602,44 +615,92 @@ pub async fn items(
         ));
     }
 
-    // Pre-encoded features are spliced in as they are; only a property selection re-encodes.
-    let mut body = String::with_capacity(64 + page.items.len() * 256);
-    body.push_str("{\"type\":\"FeatureCollection\",\"features\":[");
-    for (n, &i) in page.items.iter().enumerate() {
-        if n > 0 {
-            body.push(',');
-        }
-        let f = &s.features[i as usize];
-        if r.crs == Crs::Crs84 && r.selected.is_none() {
-            body.push_str(&f.json);
-        } else {
-            body.push_str(&encode(&s, f, r.crs, r.selected.as_deref())?);
-        }
-    }
-    body.push_str("],\"numberMatched\":");
-    body.push_str(&page.matched.to_string());
-    body.push_str(",\"numberReturned\":");
-    body.push_str(&page.items.len().to_string());
-    body.push_str(",\"timeStamp\":");
-    body.push_str(
+    let mut tail = String::with_capacity(256);
+    tail.push_str("],\"numberMatched\":");
+    tail.push_str(&page.matched.to_string());
+    tail.push_str(",\"numberReturned\":");
+    tail.push_str(&page.items.len().to_string());
+    tail.push_str(",\"timeStamp\":");
+    tail.push_str(
         &serde_json::Value::String(Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
             .to_string(),
     );
-    body.push_str(",\"links\":");
-    body.push_str(&serde_json::Value::Array(links).to_string());
-    body.push('}');
+    tail.push_str(",\"links\":");
+    tail.push_str(&serde_json::Value::Array(links).to_string());
+    tail.push('}');
+    const HEAD: &str = "{\"type\":\"FeatureCollection\",\"features\":[";
+    let (matched, returned) = (page.matched, page.items.len());
+    // Pre-encoded features are streamed as they are, a chunk at a time, so a page of thousands
+    // is never one string in memory; other CRSs and property selections re-encode (and can
+    // fail with a 400, so they are encoded before the response starts).
+    let body = if r.crs == Crs::Crs84 && r.selected.is_none() {
+        Body::Stream(feature_stream(s.clone(), page.items, HEAD, tail))
+    } else {
+        let mut body = String::with_capacity(64 + returned * 256);
+        body.push_str(HEAD);
+        for (n, &i) in page.items.iter().enumerate() {
+            if n > 0 {
+                body.push(',');
+            }
+            body.push_str(&encode(
+                &s,
+                &s.features[i as usize],
+                r.crs,
+                r.selected.as_deref(),
+            )?);
+        }
+        body.push_str(&tail);
+        Body::Whole(body)
+    };
 
     let mut resp = HttpResponse::Ok();
     resp.insert_header((header::CONTENT_TYPE, GEOJSON))
         .insert_header(("Content-Crs", format!("<{}>", r.crs.uri())))
-        .insert_header(("OGC-NumberMatched", page.matched.to_string()))
-        .insert_header(("OGC-NumberReturned", page.items.len().to_string()))
+        .insert_header(("OGC-NumberMatched", matched.to_string()))
+        .insert_header(("OGC-NumberReturned", returned.to_string()))
         .insert_header((header::ETAG, etag))
         .insert_header((header::CACHE_CONTROL, "no-cache"));
     if !header_links.is_empty() {
         resp.insert_header((header::LINK, header_links.join(", ")));
     }
-    Ok(resp.body(body))
+    Ok(match body {
+        Body::Whole(text) => resp.body(text),
+        Body::Stream(stream) => resp.streaming(stream),
+    })
+}
+
+enum Body<S> {
+    Whole(String),
+    Stream(S),
+}
+
+/// Features per chunk of a streamed page: about 100 KB of typical municipal features.
+const CHUNK: usize = 256;
+
+/// `head`, the page's pre-encoded features separated by commas, `tail`: one chunk at a time.
+fn feature_stream(
+    s: std::sync::Arc<Snapshot>,
+    items: Vec<u32>,
+    head: &'static str,
+    tail: String,
+) -> impl futures_util::Stream<Item = Result<bytes::Bytes, actix_web::Error>> {
+    let chunks = (0..items.len()).step_by(CHUNK).map(move |from| {
+        let to = (from + CHUNK).min(items.len());
+        let mut buf = String::with_capacity((to - from) * 320);
+        for (n, &i) in items[from..to].iter().enumerate() {
+            if from + n > 0 {
+                buf.push(',');
+            }
+            buf.push_str(&s.features[i as usize].json);
+        }
+        bytes::Bytes::from(buf)
+    });
+    futures_util::stream::iter(
+        std::iter::once(bytes::Bytes::from_static(head.as_bytes()))
+            .chain(chunks)
+            .chain(std::iter::once(bytes::Bytes::from(tail)))
+            .map(Ok),
+    )
 }
 
 pub async fn item(

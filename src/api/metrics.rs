@@ -214,6 +214,42 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
         "Time spent building snapshots (reading the store included).",
         &one(status.build_seconds_total),
     );
+    {
+        use std::sync::atomic::Ordering::Relaxed;
+        let h = &state.heavy;
+        metric(
+            &mut out,
+            "hamn_heavy_requests_admitted",
+            "gauge",
+            "Heavy requests running or waiting now.",
+            &one(h.admitted() as f64),
+        );
+        for (name, help, v) in [
+            (
+                "hamn_heavy_requests_completed_total",
+                "Heavy requests finished.",
+                &h.completed,
+            ),
+            (
+                "hamn_heavy_requests_rejected_total",
+                "Heavy requests refused with 503: too many running or waiting.",
+                &h.rejected,
+            ),
+            (
+                "hamn_heavy_requests_timed_out_total",
+                "Heavy requests stopped at their deadline (503).",
+                &h.timed_out,
+            ),
+        ] {
+            metric(
+                &mut out,
+                name,
+                "counter",
+                help,
+                &one(v.load(Relaxed) as f64),
+            );
+        }
+    }
     let (hits, misses, bytes) = state.tiles.stats();
     metric(
         &mut out,

@@ -3,6 +3,7 @@
 //! responses (`ApiError`); it never talks SQL or GDAL itself.
 
 mod collections;
+pub mod heavy;
 mod html;
 mod items;
 mod map;
@@ -53,6 +54,8 @@ pub struct AppState {
     /// Where links point: `--public-url`, or the request's host (see `origin`).
     pub origin: origin::Origin,
     pub metrics: Arc<metrics::Metrics>,
+    /// Where requests that must look at many features run (see `heavy`).
+    pub heavy: Arc<heavy::HeavyPool>,
     /// `/ready` fails when the catalog was last read longer ago than this (None: never on
     /// staleness alone, since serving from memory goes on while the store is away).
     pub ready_max_age: Option<std::time::Duration>,
@@ -75,6 +78,9 @@ pub enum ApiError {
     /// Known but not servable now (a collection whose data cannot be read); clients may retry.
     #[error("{0}")]
     Unavailable(String),
+    /// Too much heavy work under way, or this request's took too long (`heavy`).
+    #[error("{0}")]
+    Overloaded(String),
     #[error("internal error")]
     Internal(#[from] StoreError),
 }
@@ -86,7 +92,7 @@ impl ResponseError for ApiError {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
             ApiError::Gone { .. } => StatusCode::GONE,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::Overloaded(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -98,6 +104,7 @@ impl ResponseError for ApiError {
             ApiError::NotAcceptable(_) => "NotAcceptable",
             ApiError::Gone { .. } => "Gone",
             ApiError::Unavailable(_) => "ServiceUnavailable",
+            ApiError::Overloaded(_) => "Overloaded",
             ApiError::Internal(e) => {
                 tracing::error!(error = %e, "internal error");
                 "ServerError"
@@ -111,8 +118,14 @@ impl ResponseError for ApiError {
             body["links"] = json!([{"href": restart, "rel": "first", "type": GEOJSON, "title": "Start the walk again"}]);
         }
         let mut resp = HttpResponse::build(self.status_code());
-        if let ApiError::Unavailable(_) = self {
-            resp.insert_header((header::RETRY_AFTER, "30"));
+        match self {
+            ApiError::Unavailable(_) => {
+                resp.insert_header((header::RETRY_AFTER, "30"));
+            }
+            ApiError::Overloaded(_) => {
+                resp.insert_header((header::RETRY_AFTER, "2"));
+            }
+            _ => {}
         }
         resp.json(body)
     }

@@ -444,13 +444,13 @@ fn tile_queries(q: &Params, layers: &[Arc<Snapshot>]) -> Result<(Vec<Query>, Str
     Ok((queries, key))
 }
 
-fn tile_response(
+async fn tile_response(
     req: &HttpRequest,
-    state: &AppState,
-    layers: &[Arc<Snapshot>],
+    state: &web::Data<AppState>,
+    layers: Vec<Arc<Snapshot>>,
     tile: TileId,
     (queries, filter_key): (Vec<Query>, String),
-) -> HttpResponse {
+) -> Result<HttpResponse, ApiError> {
     let tag: String = layers
         .iter()
         .map(|s| format!("{}.{}", s.entry.id, s.version()))
@@ -468,16 +468,41 @@ fn tile_response(
         ),
     );
     if fresh {
-        return not_modified(&etag);
+        return Ok(not_modified(&etag));
     }
-    let bytes = crate::tiles::render(
-        &state.tiles,
-        layers,
-        tile,
-        state.tile_options,
-        &queries,
-        &filter_key,
-    );
+    let opts = state.tile_options;
+    let area = tile.lonlat_bounds(opts.buffer, opts.extent);
+    let estimate: usize = layers
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            s.estimate(&Query {
+                bbox: vec![area],
+                ..queries.get(i).cloned().unwrap_or_default()
+            })
+        })
+        .sum();
+    let bytes = match crate::tiles::cached(&state.tiles, &layers, tile, &filter_key) {
+        Some(hit) => hit,
+        None if state.heavy.is_heavy(estimate) => {
+            let cancel = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let queries: Vec<Query> = (0..layers.len())
+                .map(|i| Query {
+                    cancel: Some(cancel.clone()),
+                    ..queries.get(i).cloned().unwrap_or_default()
+                })
+                .collect();
+            let state = state.clone();
+            state
+                .heavy
+                .clone()
+                .run(cancel, move || {
+                    crate::tiles::render(&state.tiles, &layers, tile, opts, &queries, &filter_key)
+                })
+                .await?
+        }
+        None => crate::tiles::render(&state.tiles, &layers, tile, opts, &queries, &filter_key),
+    };
     let mut resp = if bytes.is_empty() {
         HttpResponse::NoContent()
     } else {
@@ -486,11 +511,11 @@ fn tile_response(
     resp.insert_header((header::CONTENT_TYPE, MVT))
         .insert_header((header::ETAG, etag))
         .insert_header((header::CACHE_CONTROL, "no-cache"));
-    if bytes.is_empty() {
+    Ok(if bytes.is_empty() {
         resp.finish()
     } else {
         resp.body(bytes)
-    }
+    })
 }
 
 pub async fn collection_tile(
@@ -514,9 +539,9 @@ pub async fn collection_tile(
             tms.id()
         )));
     }
-    let layers = [s];
+    let layers = vec![s];
     let queries = tile_queries(&q, &layers)?;
-    Ok(tile_response(&req, &state, &layers, tile, queries))
+    tile_response(&req, &state, layers, tile, queries).await
 }
 
 pub async fn dataset_tile(
@@ -534,5 +559,5 @@ pub async fn dataset_tile(
         .filter(|s| s.entry.zoom.contains(tms.web_mercator_zoom(tile.z())))
         .collect();
     let queries = tile_queries(&q, &layers)?;
-    Ok(tile_response(&req, &state, &layers, tile, queries))
+    tile_response(&req, &state, layers, tile, queries).await
 }

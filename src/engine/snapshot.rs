@@ -126,6 +126,26 @@ pub struct Query {
     pub filter: Option<Arc<Filter>>,
     /// Sort keys, most significant first; empty is `fid` order.
     pub sort: Vec<SortKey>,
+    /// Set when the request's deadline has passed: the scan stops early, and the caller,
+    /// which set it, discards what it returns.
+    pub cancel: Option<Arc<std::sync::atomic::AtomicBool>>,
+}
+
+impl Query {
+    pub fn cancelled(&self) -> bool {
+        self.cancel
+            .as_ref()
+            .is_some_and(|c| c.load(std::sync::atomic::Ordering::Relaxed))
+    }
+
+    /// True when the query tests nothing but (perhaps) boxes: no time, attributes, filter or
+    /// order.
+    fn plain(&self) -> bool {
+        self.datetime.is_none()
+            && self.equals.is_empty()
+            && self.filter.is_none()
+            && self.sort.is_empty()
+    }
 }
 
 /// One `sortby` key: an attribute and its direction.
@@ -332,6 +352,7 @@ impl Snapshot {
         if q.bbox.is_empty() {
             let Some(e) = envelope else {
                 return (0..self.features.len() as u32)
+                    .take_while(|i| i % 1024 != 0 || !q.cancelled())
                     .filter(|&i| self.matches(&self.features[i as usize], q))
                     .collect();
             };
@@ -339,6 +360,7 @@ impl Snapshot {
             let mut out: Vec<u32> = self
                 .tree
                 .locate_in_envelope_intersecting(&aabb)
+                .take_while(|_| !q.cancelled())
                 .filter(|n| self.matches(&self.features[n.index as usize], q))
                 .map(|n| n.index)
                 .collect();
@@ -365,7 +387,11 @@ impl Snapshot {
                 geo::coord! { x: b[0], y: b[1] },
                 geo::coord! { x: b[2], y: b[3] },
             );
-            for node in self.tree.locate_in_envelope_intersecting(&aabb) {
+            for node in self
+                .tree
+                .locate_in_envelope_intersecting(&aabb)
+                .take_while(|_| !q.cancelled())
+            {
                 // A point's envelope is the point, so the envelope test was exact and, with no
                 // attribute test either, the feature itself need not be read here: it lies
                 // elsewhere in memory, and reading it is most of the cost of a small tile.
@@ -390,6 +416,38 @@ impl Snapshot {
         out.sort_unstable();
         out.dedup();
         out
+    }
+
+    /// About how many features a query must look at: all of them without a box (or a
+    /// filter's spatial part), else the collection's size times the share of its core area
+    /// the boxes cover. A plain page with no box is 0: it reads only the page. Cheap (no
+    /// search); used to decide which requests are heavy.
+    pub fn estimate(&self, q: &Query) -> usize {
+        let n = self.features.len();
+        let envelope = q.filter.as_ref().and_then(|f| f.envelope());
+        let boxes: Vec<[f64; 4]> = match (q.bbox.is_empty(), envelope) {
+            (false, _) => q.bbox.clone(),
+            (true, Some(e)) => vec![e],
+            (true, None) if q.plain() => return 0,
+            (true, None) => return n,
+        };
+        let Some(core) = self.core_bbox else {
+            return 0;
+        };
+        let area = |b: [f64; 4]| (b[2] - b[0]).max(0.0) * (b[3] - b[1]).max(0.0);
+        let covered: f64 = boxes
+            .iter()
+            .map(|b| {
+                area([
+                    b[0].max(core[0]),
+                    b[1].max(core[1]),
+                    b[2].min(core[2]),
+                    b[3].min(core[3]),
+                ])
+            })
+            .sum();
+        let share = (covered / area(core).max(1e-12)).min(1.0);
+        (n as f64 * share).ceil() as usize
     }
 
     pub fn query(&self, q: &Query, start: Start, limit: usize) -> Page {

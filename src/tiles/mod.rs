@@ -107,8 +107,22 @@ pub fn render(
     } else {
         Bytes::from(mvt::tile_bytes(&encoded))
     };
-    if let Some(k) = k {
+    // A tile cut short by its request's deadline is thrown away by the caller: never cached.
+    if let (Some(k), false) = (k, queries.iter().any(Query::cancelled)) {
         cache.cache.insert(k, bytes.clone());
     }
     bytes
+}
+
+/// The tile from the cache, if it holds it (a cached tile is cheap whatever its zoom).
+pub fn cached(
+    cache: &TileCache,
+    layers: &[Arc<Snapshot>],
+    tile: TileId,
+    filter_key: &str,
+) -> Option<Bytes> {
+    if !cache.enabled() {
+        return None;
+    }
+    cache.cache.get(&key(layers, tile, filter_key))
 }

@@ -709,7 +709,7 @@ pub fn layer(
     );
     let mut geometry: Vec<u32> = Vec::with_capacity(64);
     for (n, &i) in selected.iter().enumerate() {
-        if w.count >= opts.max_features {
+        if w.count >= opts.max_features || (n % 256 == 0 && query.cancelled()) {
             break;
         }
         // In chunks, so what was loaded is still in the cache when it is encoded.
