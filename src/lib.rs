@@ -2,13 +2,14 @@
 //! an embedded store, and serves them over HTTP.
 //!
 //! Modules, one concept each: `catalog` (what a collection is), `ingest` (files → rows),
-//! `store` (where rows live, atomically), `engine` (in-memory snapshots that answer
+//! `store` (where rows live, atomically), `collation` (the order of text), `engine` (in-memory snapshots that answer
 //! queries), `api` (HTTP), `config` and `cli` (how it is run),
 //! `demo` (the bundled demo data).
 
 pub mod api;
 pub mod catalog;
 pub mod cli;
+pub mod collation;
 pub mod config;
 pub mod cql2;
 pub mod crs;
