@@ -93,6 +93,10 @@ pub struct ServeArgs {
     /// Longest a heavy request may take (waiting included); past it, it stops and gets 503.
     #[arg(long, env = "HAMN_REQUEST_DEADLINE_SECONDS", default_value_t = 30)]
     pub request_deadline_seconds: u64,
+    /// Order of text for sortby and <, >, BETWEEN in filters: a BCP 47 locale (sv, en, und
+    /// for CLDR's root order …) or `bytes` (UTF-8 byte order). Equality stays exact.
+    #[arg(long, env = "HAMN_COLLATION", default_value = crate::collation::DEFAULT)]
+    pub collation: crate::collation::Collation,
     /// Worker threads for HTTP [default: one per core].
     #[arg(long, env = "HAMN_WORKERS")]
     pub workers: Option<usize>,
@@ -334,6 +338,7 @@ async fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()> {
         .bind
         .or(config.file.bind.clone())
         .unwrap_or_else(|| "127.0.0.1:8080".into());
+    tracing::info!(collation = args.collation.name(), "text order");
     let engine = crate::engine::Engine::start(
         store,
         crate::engine::EngineOptions {
@@ -341,6 +346,7 @@ async fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()> {
             cursor_grace: std::time::Duration::from_secs(args.cursor_grace_seconds),
             ..Default::default()
         },
+        args.collation.clone(),
     )
     .await?;
     let database_url = match &config.store {

@@ -89,7 +89,7 @@ fn snapshot() -> Snapshot {
             geometry: Some(polygon),
         },
     ];
-    Snapshot::build(entry(), features)
+    Snapshot::build(entry(), features, Default::default())
 }
 
 fn leaf() -> impl Strategy<Value = Expr> {
@@ -307,20 +307,20 @@ proptest! {
     #[test]
     fn binding_and_evaluating_never_panics(e in arb_expr()) {
         let s = snapshot();
-        if let Ok(filter) = Filter::bind(&e, &s.entry, Crs::Crs84) {
+        if let Ok(filter) = Filter::bind(&e, &s.entry, Crs::Crs84, s.collation()) {
             for f in &s.features {
                 let _ = filter.matches(f);
             }
             let _ = filter.envelope();
         }
-        let _ = Filter::bind(&e, &s.entry, Crs::Epsg(3006));
+        let _ = Filter::bind(&e, &s.entry, Crs::Epsg(3006), s.collation());
     }
 
     #[test]
     fn token_soup_never_panics(text in soup()) {
         let s = snapshot();
         if let Ok(e) = cql2::parse(&text, Lang::Text) {
-            if let Ok(filter) = Filter::bind(&e, &s.entry, Crs::Crs84) {
+            if let Ok(filter) = Filter::bind(&e, &s.entry, Crs::Crs84, s.collation()) {
                 for f in &s.features {
                     let _ = filter.matches(f);
                 }
@@ -332,7 +332,7 @@ proptest! {
     fn random_json_never_panics(v in arb_json()) {
         let s = snapshot();
         if let Ok(e) = cql2::parse(&v.to_string(), Lang::Json) {
-            if let Ok(filter) = Filter::bind(&e, &s.entry, Crs::Crs84) {
+            if let Ok(filter) = Filter::bind(&e, &s.entry, Crs::Crs84, s.collation()) {
                 for f in &s.features {
                     let _ = filter.matches(f);
                 }

@@ -984,9 +984,10 @@ async fn a_refresh_racing_ingests_builds_each_snapshot_from_one_version() {
         ts.ingest(&opts(narrow.clone(), "race"))
             .await
             .expect("create");
-        let engine = hamn::engine::Engine::start(store.clone(), Default::default())
-            .await
-            .expect("engine");
+        let engine =
+            hamn::engine::Engine::start(store.clone(), Default::default(), Default::default())
+                .await
+                .expect("engine");
         let writer = {
             let store = store.clone();
             tokio::spawn(async move {
@@ -1098,9 +1099,10 @@ async fn an_ingest_between_list_and_read_gives_a_snapshot_of_one_version() {
             file: data("bathing/harryda_badplatser.csv"),
             armed: std::sync::atomic::AtomicBool::new(false),
         });
-        let engine = hamn::engine::Engine::start(racing.clone(), Default::default())
-            .await
-            .expect("engine");
+        let engine =
+            hamn::engine::Engine::start(racing.clone(), Default::default(), Default::default())
+                .await
+                .expect("engine");
         // v2 (the same narrow schema) is committed behind the engine's back, so the next list
         // shows a version to build; between that list and the read, v3 (a wide schema) lands.
         let v2 = opts(narrow, "race").tap(|o| {
@@ -1157,6 +1159,7 @@ async fn replaced_versions_are_held_for_the_grace_period_then_freed() {
             cursor_grace: grace,
             ..Default::default()
         },
+        Default::default(),
     )
     .await
     .expect("engine");

@@ -206,8 +206,8 @@ impl Cursor {
     }
 }
 
-/// `filter`, `filter-lang` and `filter-crs` as a filter bound to the collection `entry`.
-pub fn parse_filter(q: &Params, entry: &CatalogEntry) -> Result<Option<Filter>, ApiError> {
+/// `filter`, `filter-lang` and `filter-crs` as a filter bound to the snapshot `s`.
+pub fn parse_filter(q: &Params, s: &Snapshot) -> Result<Option<Filter>, ApiError> {
     let Some(text) = q.get("filter") else {
         if q.get("filter-lang").is_some() || q.get("filter-crs").is_some() {
             return Err(ApiError::BadRequest(
@@ -235,7 +235,7 @@ pub fn parse_filter(q: &Params, entry: &CatalogEntry) -> Result<Option<Filter>, 
         })?,
     };
     let expr = cql2::parse(text, lang).map_err(|e| ApiError::BadRequest(format!("filter: {e}")))?;
-    Filter::bind(&expr, entry, crs)
+    Filter::bind(&expr, &s.entry, crs, s.collation())
         .map(Some)
         .map_err(|e| ApiError::BadRequest(format!("filter: {e}")))
 }
@@ -343,7 +343,7 @@ fn parse_items(q: &Params, s: &Snapshot, state: &AppState) -> Result<ItemsReques
         query.datetime = Some(parse_datetime(d)?);
     }
     let crs = response_crs(q)?;
-    query.filter = parse_filter(q, &s.entry)?.map(std::sync::Arc::new);
+    query.filter = parse_filter(q, s)?.map(std::sync::Arc::new);
     if let Some(sortby) = q.get("sortby") {
         query.sort = parse_sortby(sortby, &s.entry)?;
     }
@@ -493,7 +493,9 @@ pub async fn items(
             "{}-v{}-{:x}-{}",
             s.entry.id,
             s.version(),
-            fxhash(req.query_string()),
+            // The collation decides a sorted or filtered page: a restart with another one
+            // must not answer 304 to a page cached before it.
+            fxhash(&format!("{}#{}", req.query_string(), s.collation().name())),
             format.tag()
         ),
     );

@@ -436,7 +436,7 @@ fn tile_queries(q: &Params, layers: &[Arc<Snapshot>]) -> Result<(Vec<Query>, Str
     let mut queries = Vec::with_capacity(layers.len());
     for s in layers {
         queries.push(Query {
-            filter: super::items::parse_filter(q, &s.entry)?.map(Arc::new),
+            filter: super::items::parse_filter(q, s)?.map(Arc::new),
             ..Query::default()
         });
     }
@@ -460,7 +460,11 @@ async fn tile_response(
         req,
         &format!(
             "t{:x}-{}-{}-{}-{}",
-            fxhash(&format!("{tag}?{filter_key}")),
+            // The collation decides what a filter ordering text matches.
+            fxhash(&format!(
+                "{tag}?{filter_key}#{}",
+                layers.first().map_or("", |s| s.collation().name())
+            )),
             tile.tms().id(),
             tile.z(),
             tile.x(),

@@ -5,7 +5,8 @@
 //! pre-compiles LIKE patterns, so evaluating a feature does no lookups and no parsing.
 //! Evaluation follows SQL's three-valued logic, as PostGIS does: a comparison with a missing
 //! value is unknown, `NOT unknown` is unknown, and only features for which the filter is true
-//! match.
+//! match. Text is ordered (`<`, `>`, `BETWEEN`) by the snapshot's collation, as PostgreSQL
+//! orders it under a collation; `=`, `<>`, `IN` and `LIKE` compare text exactly.
 
 use std::borrow::Cow;
 use std::cmp::Ordering;
@@ -16,6 +17,7 @@ use geo::{BoundingRect, Contains, Intersects, Relate};
 use super::ast::{Expr, Op, SpatialOp, TemporalOp};
 use super::Cql2Error;
 use crate::catalog::{AttrType, CatalogEntry};
+use crate::collation::Collation;
 use crate::crs::{self, Crs};
 use crate::engine::snapshot::{Feature, Geom};
 use crate::store::Value;
@@ -28,6 +30,8 @@ pub const GEOMETRY: &str = "geometry";
 pub struct Filter {
     pred: Pred,
     envelope: Option<[f64; 4]>,
+    /// The order of text for `<`, `<=`, `>`, `>=` and `BETWEEN`.
+    collation: Collation,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -696,17 +700,24 @@ fn arith<'a>(op: Op, a: V<'a>, b: V<'a>) -> V<'a> {
     }
 }
 
-fn compare(a: &V, b: &V) -> Option<Ordering> {
+/// The order of two values; unknown (`None`) for a missing value or values of different kinds.
+/// Texts go by `collation`, which calls two texts equal only if they are the same text.
+fn compare(a: &V, b: &V, collation: &Collation) -> Option<Ordering> {
     match (a, b) {
         (V::Int(x), V::Int(y)) => Some(x.cmp(y)),
         (V::Int(x), V::Real(y)) => (*x as f64).partial_cmp(y),
         (V::Real(x), V::Int(y)) => x.partial_cmp(&(*y as f64)),
         (V::Real(x), V::Real(y)) => x.partial_cmp(y),
-        (V::Text(x), V::Text(y)) => Some(x.as_ref().cmp(y.as_ref())),
+        (V::Text(x), V::Text(y)) => Some(collation.compare(x, y)),
         (V::Bool(x), V::Bool(y)) => Some(x.cmp(y)),
         (V::Time(x), V::Time(y)) => Some(x.cmp(y)),
         _ => None,
     }
+}
+
+/// `=`: exact for text (bytes, not the collator), three-valued like `compare`.
+fn equal(a: &V, b: &V) -> Option<bool> {
+    compare(a, b, &Collation::BYTES).map(Ordering::is_eq)
 }
 
 fn instant_of(e: &End, f: &Feature, open: DateTime<Utc>) -> Option<DateTime<Utc>> {
@@ -761,13 +772,13 @@ fn temporal(
 }
 
 impl Pred {
-    fn eval(&self, f: &Feature) -> Option<bool> {
+    fn eval(&self, f: &Feature, c: &Collation) -> Option<bool> {
         match self {
             Pred::Const(b) => *b,
             Pred::And(ps) => {
                 let mut unknown = false;
                 for p in ps {
-                    match p.eval(f) {
+                    match p.eval(f, c) {
                         Some(false) => return Some(false),
                         None => unknown = true,
                         Some(true) => {}
@@ -782,7 +793,7 @@ impl Pred {
             Pred::Or(ps) => {
                 let mut unknown = false;
                 for p in ps {
-                    match p.eval(f) {
+                    match p.eval(f, c) {
                         Some(true) => return Some(true),
                         None => unknown = true,
                         Some(false) => {}
@@ -794,12 +805,16 @@ impl Pred {
                     Some(false)
                 }
             }
-            Pred::Not(p) => p.eval(f).map(|b| !b),
+            Pred::Not(p) => p.eval(f, c).map(|b| !b),
             Pred::Cmp(op, a, b) => {
-                let o = compare(&a.eval(f), &b.eval(f))?;
+                let (a, b) = (a.eval(f), b.eval(f));
+                match op {
+                    Op::Eq => return equal(&a, &b),
+                    Op::Ne => return equal(&a, &b).map(|e| !e),
+                    _ => {}
+                }
+                let o = compare(&a, &b, c)?;
                 Some(match op {
-                    Op::Eq => o == Ordering::Equal,
-                    Op::Ne => o != Ordering::Equal,
                     Op::Lt => o == Ordering::Less,
                     Op::Le => o != Ordering::Greater,
                     Op::Gt => o == Ordering::Greater,
@@ -808,8 +823,8 @@ impl Pred {
             }
             Pred::Between(v, low, high) => {
                 let v = v.eval(f);
-                let a = compare(&v, &low.eval(f)).map(|o| o != Ordering::Less);
-                let b = compare(&v, &high.eval(f)).map(|o| o != Ordering::Greater);
+                let a = compare(&v, &low.eval(f), c).map(|o| o != Ordering::Less);
+                let b = compare(&v, &high.eval(f), c).map(|o| o != Ordering::Greater);
                 match (a, b) {
                     (Some(false), _) | (_, Some(false)) => Some(false),
                     (Some(true), Some(true)) => Some(true),
@@ -823,8 +838,8 @@ impl Pred {
                 }
                 let mut unknown = false;
                 for item in list {
-                    match compare(&v, &item.eval(f)) {
-                        Some(Ordering::Equal) => return Some(true),
+                    match equal(&v, &item.eval(f)) {
+                        Some(true) => return Some(true),
                         None => unknown = true,
                         _ => {}
                     }
@@ -879,15 +894,25 @@ impl Pred {
 }
 
 impl Filter {
-    /// Binds `expr` to the collection `entry`; geometry literals are in `crs`.
-    pub fn bind(expr: &Expr, entry: &CatalogEntry, crs: Crs) -> Result<Self, Cql2Error> {
+    /// Binds `expr` to the collection `entry`; geometry literals are in `crs`, text is ordered
+    /// by `collation` (the snapshot's).
+    pub fn bind(
+        expr: &Expr,
+        entry: &CatalogEntry,
+        crs: Crs,
+        collation: &Collation,
+    ) -> Result<Self, Cql2Error> {
         let pred = Binder { entry, crs }.pred(expr)?;
         let envelope = pred.envelope();
-        Ok(Self { pred, envelope })
+        Ok(Self {
+            pred,
+            envelope,
+            collation: collation.clone(),
+        })
     }
 
     pub fn matches(&self, f: &Feature) -> bool {
-        self.pred.eval(f) == Some(true)
+        self.pred.eval(f, &self.collation) == Some(true)
     }
 
     /// CRS84 box that every matching feature intersects, for an R-tree pre-filter. An empty
@@ -900,6 +925,90 @@ impl Filter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rstest::rstest;
+
+    /// A collection with one text attribute, `namn`.
+    fn names_entry() -> CatalogEntry {
+        serde_json::from_value(serde_json::json!({
+            "id": "t", "title": "t", "description": null, "keywords": [], "theme": null,
+            "publisher": null, "licence": null,
+            "source": {"name": "t.geojson", "sha256": "0", "layer": "t", "crs": "EPSG:4326"},
+            "attributes": [{"name": "namn", "column": "namn", "type": "text"}],
+            "geometry_types": ["Point"], "id_field": null, "datetime_field": null,
+            "feature_count": 1, "extent": null, "temporal_extent": null,
+            "created": "2026-01-01T00:00:00Z", "updated": "2026-01-01T00:00:00Z",
+            "zoom": [0, 22], "version": 1
+        }))
+        .expect("a catalog entry")
+    }
+
+    fn named(name: &str) -> Feature {
+        Feature {
+            fid: 1,
+            id: "1".into(),
+            values: vec![Value::Text(name.into())].into_boxed_slice(),
+            geometry: None,
+            json: "{}".into(),
+            instant: None,
+        }
+    }
+
+    fn holds(filter: &str, name: &str, collation: &str) -> bool {
+        let expr = super::super::parse(filter, super::super::Lang::Text).expect("parses");
+        let collation = Collation::parse(collation).expect("collation");
+        Filter::bind(&expr, &names_entry(), Crs::Crs84, &collation)
+            .expect("binds")
+            .matches(&named(name))
+    }
+
+    /// Ordering follows the collation: Swedish puts Å, Ä, Ö after Z and case after letters;
+    /// bytes put every capital before every small letter and Ä before Å.
+    #[rstest]
+    #[case::a_ring_after_z("namn > 'Z'", "Åhus", true, false)]
+    #[case::a_ring_before_a_umlaut("namn > 'Ängelholm'", "Åhus", false, true)]
+    #[case::small_letters_before_z("namn > 'Z'", "apelsin", false, true)]
+    #[case::a_umlaut_after_a_ring("namn < 'Åhus'", "Ängelholm", false, true)]
+    #[case::o_umlaut_last("namn >= 'Ängelholm'", "Örkelljunga", true, false)]
+    #[case::case_second("namn <= 'apelsin'", "Apelsin", false, true)]
+    #[case::digits_by_character("namn < '2'", "10", true, false)]
+    #[case::between_z_and_o_umlaut("namn BETWEEN 'Z' AND 'Ö'", "Ängelholm", true, false)]
+    #[case::between_a_ring_and_a_umlaut("namn BETWEEN 'Å' AND 'Ä'", "Åhus", true, true)]
+    #[case::between_a_and_z("namn BETWEEN 'a' AND 'z'", "Zebra", false, false)]
+    #[case::between_a_and_z_upper("namn BETWEEN 'A' AND 'Zz'", "apelsin", true, true)]
+    fn text_order(
+        #[case] filter: &str,
+        #[case] name: &str,
+        #[case] swedish: bool,
+        #[case] bytes_differ: bool,
+    ) {
+        assert_eq!(holds(filter, name, "sv"), swedish, "sv: {name} {filter}");
+        assert_eq!(
+            holds(filter, name, "bytes"),
+            swedish != bytes_differ,
+            "bytes: {name} {filter}"
+        );
+    }
+
+    /// Equality never asks the collator: texts it finds equal (NFC and NFD å, an ignorable
+    /// soft hyphen) are different texts, and `<>`, `IN` agree.
+    #[rstest]
+    #[case::same("namn = 'Åhus'", "Åhus", true)]
+    #[case::nfd("namn = 'A\u{30a}hus'", "Åhus", false)]
+    #[case::soft_hyphen("namn = 'Lu\u{ad}nd'", "Lund", false)]
+    #[case::case_differs("namn = 'åhus'", "Åhus", false)]
+    #[case::not_equal_nfd("namn <> 'A\u{30a}hus'", "Åhus", true)]
+    #[case::in_nfd("namn IN ('A\u{30a}hus', 'Lund')", "Åhus", false)]
+    #[case::in_same("namn IN ('Åhus', 'Lund')", "Åhus", true)]
+    #[case::nfd_orders_apart("namn < 'A\u{30a}hus' OR namn > 'A\u{30a}hus'", "Åhus", true)]
+    fn equality_stays_exact(#[case] filter: &str, #[case] name: &str, #[case] want: bool) {
+        for collation in ["sv", "und", "bytes"] {
+            assert_eq!(
+                holds(filter, name, collation),
+                want,
+                "{collation}: {filter}"
+            );
+        }
+    }
 
     #[test]
     fn like_patterns() {

@@ -15,6 +15,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 
 use crate::catalog::CollectionId;
+use crate::collation::Collation;
 use crate::store::{Store, StoreError};
 pub use snapshot::{Page, Query, Snapshot, SortKey, Start};
 
@@ -87,6 +88,8 @@ pub struct Engine {
     status: std::sync::Mutex<RefreshStatus>,
     /// Collections in the catalog that are not served as their catalog says, and why.
     failures: std::sync::Mutex<HashMap<CollectionId, Failure>>,
+    /// The order of text in every snapshot built (`--collation`).
+    collation: Collation,
     refresh_lock: tokio::sync::Mutex<()>,
 }
 
@@ -127,6 +130,7 @@ impl Engine {
     pub async fn start(
         store: Arc<dyn Store>,
         options: EngineOptions,
+        collation: Collation,
     ) -> Result<Arc<Self>, StoreError> {
         let engine = Arc::new(Self {
             store,
@@ -136,6 +140,7 @@ impl Engine {
             graveyard: std::sync::Mutex::new(Vec::new()),
             status: std::sync::Mutex::new(RefreshStatus::default()),
             failures: std::sync::Mutex::new(HashMap::new()),
+            collation,
             refresh_lock: tokio::sync::Mutex::new(()),
         });
         engine.refresh().await?;
@@ -402,9 +407,11 @@ impl Engine {
             return Err(Build::Moved);
         }
         let started = std::time::Instant::now();
-        let snapshot = tokio::task::spawn_blocking(move || Snapshot::build(entry, features))
-            .await
-            .map_err(|e| failed(StoreError::Task(e.to_string())))?;
+        let collation = self.collation.clone();
+        let snapshot =
+            tokio::task::spawn_blocking(move || Snapshot::build(entry, features, collation))
+                .await
+                .map_err(|e| failed(StoreError::Task(e.to_string())))?;
         tracing::info!(
             collection = %snapshot.entry.id,
             version = snapshot.version(),

@@ -8,9 +8,10 @@ use rstar::{RStarInsertionStrategy, RTree, RTreeObject, RTreeParams, AABB};
 use serde_json::Value as Json;
 
 use std::cmp::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use crate::catalog::{AttrType, CatalogEntry};
+use crate::collation::Collation;
 use crate::cql2::Filter;
 use crate::store::{StoredFeature, Value};
 
@@ -92,6 +93,12 @@ pub struct Snapshot {
     by_id: Vec<u32>,
     /// What the snapshot holds on the heap, estimated at build (for /metrics).
     pub memory_bytes: usize,
+    /// How text is ordered (`sortby`, and the filters bound to this snapshot).
+    collation: Collation,
+    /// Per attribute, each feature's place among the attribute's texts in collation order
+    /// ([`Collation::ranks`]), made on the first `sortby` on that attribute (a sort then
+    /// compares integers); only for text attributes, 4 bytes a feature.
+    text_ranks: Box<[OnceLock<Box<[u32]>>]>,
 }
 
 /// A filter on one attribute's value.
@@ -275,7 +282,7 @@ pub fn geometry_from_wkb(wkb: &[u8]) -> Option<geo::Geometry<f64>> {
 }
 
 impl Snapshot {
-    pub fn build(entry: CatalogEntry, stored: Vec<StoredFeature>) -> Self {
+    pub fn build(entry: CatalogEntry, stored: Vec<StoredFeature>, collation: Collation) -> Self {
         let datetime_attr = entry
             .datetime_field
             .as_ref()
@@ -304,6 +311,7 @@ impl Snapshot {
         let mut by_id: Vec<u32> = (0..features.len() as u32).collect();
         by_id.sort_unstable_by(|&a, &b| features[a as usize].id.cmp(&features[b as usize].id));
         let memory_bytes = estimate_memory(&features);
+        let text_ranks = entry.attributes.iter().map(|_| OnceLock::new()).collect();
         Self {
             entry,
             features,
@@ -311,11 +319,33 @@ impl Snapshot {
             core_bbox,
             by_id,
             memory_bytes,
+            collation,
+            text_ranks,
         }
     }
 
     pub fn version(&self) -> i64 {
         self.entry.version
+    }
+
+    /// The order of text in this snapshot, for binding filters to it.
+    pub fn collation(&self) -> &Collation {
+        &self.collation
+    }
+
+    /// Ranks of a text attribute's values in collation order, made once per snapshot.
+    fn ranks(&self, attribute: usize) -> Option<&[u32]> {
+        if self.entry.attributes.get(attribute)?.kind != AttrType::Text {
+            return None;
+        }
+        let ranks = self.text_ranks.get(attribute)?.get_or_init(|| {
+            self.collation
+                .ranks(self.features.iter().map(|f| match f.values.get(attribute) {
+                    Some(Value::Text(t)) => Some(t.as_str()),
+                    _ => None,
+                }))
+        });
+        Some(ranks)
     }
 
     pub fn get(&self, id: &str) -> Option<&Feature> {
@@ -453,16 +483,24 @@ impl Snapshot {
     pub fn query(&self, q: &Query, start: Start, limit: usize) -> Page {
         let mut all = self.select(q);
         if !q.sort.is_empty() {
+            let keys: Vec<(SortKey, Option<&[u32]>)> = q
+                .sort
+                .iter()
+                .map(|k| (*k, self.ranks(k.attribute)))
+                .collect();
             // Stable: equal keys stay in fid order, so pages are deterministic.
             all.sort_by(|&a, &b| {
                 let (fa, fb) = (&self.features[a as usize], &self.features[b as usize]);
-                q.sort
-                    .iter()
-                    .map(|k| {
+                keys.iter()
+                    .map(|(k, ranks)| {
                         sort_order(
                             &fa.values[k.attribute],
                             &fb.values[k.attribute],
                             k.descending,
+                            |x, y| match ranks {
+                                Some(r) => r[a as usize].cmp(&r[b as usize]),
+                                None => self.collation.compare(x, y),
+                            },
                         )
                     })
                     .find(|o| o.is_ne())
@@ -513,7 +551,13 @@ fn core_bbox(nodes: &[Node]) -> Option<[f64; 4]> {
 }
 
 /// Order of two values of one attribute for `sortby`; missing values come last either way.
-fn sort_order(a: &Value, b: &Value, descending: bool) -> Ordering {
+/// Two texts are ordered by `text` (the collation, or ranks made from it).
+fn sort_order(
+    a: &Value,
+    b: &Value,
+    descending: bool,
+    text: impl FnOnce(&str, &str) -> Ordering,
+) -> Ordering {
     let o = match (a, b) {
         (Value::Null, Value::Null) => return Ordering::Equal,
         (Value::Null, _) => return Ordering::Greater,
@@ -522,7 +566,7 @@ fn sort_order(a: &Value, b: &Value, descending: bool) -> Ordering {
         (Value::Integer(x), Value::Real(y)) => (*x as f64).total_cmp(y),
         (Value::Real(x), Value::Integer(y)) => x.total_cmp(&(*y as f64)),
         (Value::Real(x), Value::Real(y)) => x.total_cmp(y),
-        (Value::Text(x), Value::Text(y)) => x.cmp(y),
+        (Value::Text(x), Value::Text(y)) => text(x, y),
         (Value::Boolean(x), Value::Boolean(y)) => x.cmp(y),
         (Value::Date(x), Value::Date(y)) => x.cmp(y),
         (Value::DateTime(x), Value::DateTime(y)) => x.cmp(y),
@@ -606,4 +650,138 @@ fn estimate_memory(features: &[Feature]) -> usize {
             per_feature + f.id.len() + f.json.len() + values + geometry
         })
         .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+
+    fn names_snapshot(names: &[Option<&str>], collation: &str) -> Snapshot {
+        let entry: CatalogEntry = serde_json::from_value(serde_json::json!({
+            "id": "t", "title": "t", "description": null, "keywords": [], "theme": null,
+            "publisher": null, "licence": null,
+            "source": {"name": "t.geojson", "sha256": "0", "layer": "t", "crs": "EPSG:4326"},
+            "attributes": [
+                {"name": "namn", "column": "namn", "type": "text"},
+                {"name": "nr", "column": "nr", "type": "integer"}
+            ],
+            "geometry_types": ["Point"], "id_field": null, "datetime_field": null,
+            "feature_count": names.len(), "extent": null, "temporal_extent": null,
+            "created": "2026-01-01T00:00:00Z", "updated": "2026-01-01T00:00:00Z",
+            "zoom": [0, 22], "version": 1
+        }))
+        .expect("a catalog entry");
+        let stored = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| StoredFeature {
+                fid: i as i64 + 1,
+                id: (i + 1).to_string(),
+                values: vec![
+                    n.map_or(Value::Null, |n| Value::Text(n.into())),
+                    Value::Integer(i as i64 % 2),
+                ],
+                geometry: None,
+            })
+            .collect();
+        Snapshot::build(
+            entry,
+            stored,
+            Collation::parse(collation).expect("collation"),
+        )
+    }
+
+    fn sorted(s: &Snapshot, sort: Vec<SortKey>) -> Vec<Option<String>> {
+        let q = Query {
+            sort,
+            ..Query::default()
+        };
+        s.query(&q, Start::Offset(0), usize::MAX)
+            .items
+            .iter()
+            .map(|&i| match &s.features[i as usize].values[0] {
+                Value::Text(t) => Some(t.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    const NAMES: &[Option<&str>] = &[
+        Some("Örkelljunga"),
+        None,
+        Some("apelsin"),
+        Some("Åhus"),
+        Some("Zebra"),
+        Some("Ängelholm"),
+        Some("10"),
+        Some("2"),
+        Some("Apelsin"),
+    ];
+
+    #[rstest]
+    #[case::swedish("sv", false, &["10", "2", "apelsin", "Apelsin", "Zebra", "Åhus", "Ängelholm", "Örkelljunga"])]
+    #[case::swedish_descending("sv", true, &["Örkelljunga", "Ängelholm", "Åhus", "Zebra", "Apelsin", "apelsin", "2", "10"])]
+    #[case::root("und", false, &["10", "2", "Åhus", "Ängelholm", "apelsin", "Apelsin", "Örkelljunga", "Zebra"])]
+    #[case::bytes("bytes", false, &["10", "2", "Apelsin", "Zebra", "apelsin", "Ängelholm", "Åhus", "Örkelljunga"])]
+    fn sortby_text_follows_the_collation(
+        #[case] collation: &str,
+        #[case] descending: bool,
+        #[case] want: &[&str],
+    ) {
+        let s = names_snapshot(NAMES, collation);
+        let got = sorted(
+            &s,
+            vec![SortKey {
+                attribute: 0,
+                descending,
+            }],
+        );
+        let mut want: Vec<Option<String>> = want.iter().map(|w| Some(w.to_string())).collect();
+        // Missing values last, either way.
+        want.push(None);
+        assert_eq!(got, want);
+    }
+
+    /// The ranks a sort uses give the order `sort_order` gives with the collation itself.
+    #[rstest]
+    #[case("sv")]
+    #[case("und")]
+    #[case("bytes")]
+    fn ranks_and_collation_sort_alike(#[case] collation: &str) {
+        let s = names_snapshot(NAMES, collation);
+        let keys = vec![
+            SortKey {
+                attribute: 1,
+                descending: true,
+            },
+            SortKey {
+                attribute: 0,
+                descending: false,
+            },
+        ];
+        let mut want: Vec<usize> = (0..s.features.len()).collect();
+        want.sort_by(|&a, &b| {
+            let (fa, fb) = (&s.features[a], &s.features[b]);
+            keys.iter()
+                .map(|k| {
+                    sort_order(
+                        &fa.values[k.attribute],
+                        &fb.values[k.attribute],
+                        k.descending,
+                        |x, y| s.collation().compare(x, y),
+                    )
+                })
+                .find(|o| o.is_ne())
+                .unwrap_or(Ordering::Equal)
+        });
+        let want: Vec<Option<String>> = want
+            .iter()
+            .map(|&i| match &s.features[i].values[0] {
+                Value::Text(t) => Some(t.clone()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(sorted(&s, keys), want);
+    }
 }
