@@ -2,6 +2,10 @@
 //! matches from `hamn serve` must be exactly the rows PostGIS returns for the same predicate
 //! written in SQL over the same table (the database is the oracle). Also sorting, filtered
 //! tiles, GDAL's OAPIF driver pushing `-where` down, and hostile filters.
+//!
+//! The server orders text by Swedish collation (its default), so the SQL orders text
+//! `COLLATE "sv-SE-x-icu"` (PostgreSQL's ICU collation for the same locale) wherever it
+//! compares or sorts text by order; equality needs none.
 
 mod common;
 
@@ -55,8 +59,26 @@ fn fixture() -> Json {
         "Sjöbo",
         "Öresund 50%",
         "Hoor",
+        // Where Swedish order and byte order part: Z < Å < Ä < Ö in Swedish, Ä < Å in
+        // UTF-8; small letters before capitals in bytes' Z; digits first in both.
+        "Zebra",
+        "apelsin",
+        "Apelsin",
+        "Örkelljunga",
+        "10 Bryggan",
+        "2 Kajen",
     ];
-    let kommuner = ["Lund", "Malmö", "Ystad", "Höör", "Sjöbo"];
+    let kommuner = [
+        "Lund",
+        "Malmö",
+        "Ystad",
+        "Höör",
+        "Sjöbo",
+        "Åstorp",
+        "Ängelholm",
+        "Örkelljunga",
+        "Östra Göinge",
+    ];
     let mut features = Vec::new();
     let square = |x0: f64, y0: f64, d: f64| json!({"type": "Polygon", "coordinates": [[[x0, y0], [x0 + d, y0], [x0 + d, y0 + d], [x0, y0 + d], [x0, y0]]]});
     // The relation cases, ids 1–9.
@@ -205,6 +227,43 @@ fn served(base: &str, query: &str) -> BTreeSet<i64> {
     out
 }
 
+/// The ids the server returns for `query`, in its order, across all pages.
+fn served_in_order(base: &str, query: &str) -> Vec<i64> {
+    let mut out = Vec::new();
+    let mut next = Some(format!("{base}/collections/{ID}/items?{query}"));
+    while let Some(url) = next {
+        let (status, doc) = get(&url);
+        assert_eq!(status, 200, "{url}: {doc}");
+        out.extend(
+            doc["features"]
+                .as_array()
+                .expect("features")
+                .iter()
+                .map(|f| f["id"].as_i64().expect("numeric id")),
+        );
+        next = doc["links"]
+            .as_array()
+            .and_then(|l| l.iter().find(|l| l["rel"] == "next"))
+            .and_then(|l| l["href"].as_str())
+            .map(str::to_string);
+    }
+    out
+}
+
+/// The ids of `SELECT … ORDER BY order_by`.
+async fn ordered(client: &tokio_postgres::Client, table: &str, order_by: &str) -> Vec<i64> {
+    client
+        .query(
+            &format!("SELECT hamn_id::bigint FROM {table} ORDER BY {order_by}"),
+            &[],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("oracle SQL ORDER BY {order_by}: {e:?}"))
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
 async fn oracle(client: &tokio_postgres::Client, table: &str, predicate: &str) -> BTreeSet<i64> {
     client
         .query(
@@ -237,12 +296,19 @@ const TEXT_CASES: &[(&str, &str, &str)] = &[
     ("basic", "tid <= TIMESTAMP('2024-03-15T12:00:00Z')", "tid <= '2024-03-15T12:00:00Z'::timestamptz"),
     ("basic", "datum >= '2024-10-01'", "datum >= DATE '2024-10-01'"),
     ("basic", "\"kommun\" = 'Höör'", "kommun = 'Höör'"),
+    // Text order: Swedish, as the server's default collation (byte order answers otherwise).
+    ("basic", "namn > 'Z'", "namn > 'Z' COLLATE \"sv-SE-x-icu\""),
+    ("basic", "namn < 'Ängelholm'", "namn < 'Ängelholm' COLLATE \"sv-SE-x-icu\""),
+    ("basic", "namn <= 'apelsin'", "namn <= 'apelsin' COLLATE \"sv-SE-x-icu\""),
+    ("basic", "kommun >= 'Åstorp'", "kommun >= 'Åstorp' COLLATE \"sv-SE-x-icu\""),
     ("advanced", "namn LIKE 'M%'", "namn LIKE 'M%'"),
     ("advanced", "namn NOT LIKE '%ö%'", "namn NOT LIKE '%ö%'"),
     ("advanced", "namn LIKE 'H_r%'", "namn LIKE 'H_r%'"),
     ("advanced", "namn LIKE '%50\\%'", "namn LIKE '%50\\%'"),
     ("advanced", "platser BETWEEN 10 AND 50", "platser BETWEEN 10 AND 50"),
     ("advanced", "platser NOT BETWEEN 10 AND 50", "platser NOT BETWEEN 10 AND 50"),
+    ("advanced", "namn BETWEEN 'Z' AND 'Ä'", "namn COLLATE \"sv-SE-x-icu\" BETWEEN 'Z' AND 'Ä'"),
+    ("advanced", "kommun NOT BETWEEN 'Malmö' AND 'Ängelholm'", "kommun COLLATE \"sv-SE-x-icu\" NOT BETWEEN 'Malmö' AND 'Ängelholm'"),
     ("advanced", "kommun IN ('Lund', 'Malmö')", "kommun IN ('Lund', 'Malmö')"),
     ("advanced", "kommun NOT IN ('Lund', 'Malmö')", "kommun NOT IN ('Lund', 'Malmö')"),
     ("advanced", "platser IN (1, 2, 3, 100, 150)", "platser IN (1, 2, 3, 100, 150)"),
@@ -288,6 +354,7 @@ const TEXT_CASES: &[(&str, &str, &str)] = &[
     ("arithmetic", "(platser + 1) * (avgift - 1) >= 100", "(platser + 1) * (avgift - 1) >= 100"),
     ("property-property", "platser > avgift", "platser > avgift"),
     ("property-property", "namn = kommun", "namn = kommun"),
+    ("property-property", "namn > kommun", "namn > kommun COLLATE \"sv-SE-x-icu\""),
     ("property-property", "CASEI(namn) = CASEI(kommun)", "lower(namn) = lower(kommun)"),
 ];
 
@@ -431,6 +498,10 @@ async fn json_filters_match_too() {
             json!({"op": "=", "args": [{"op": "accenti", "args": [{"property": "namn"}]}, {"op": "accenti", "args": ["Malmo"]}]}),
             "unaccent(namn) = 'Malmo'",
         ),
+        (
+            json!({"op": "<", "args": [{"property": "namn"}, "Ängelholm"]}),
+            "namn < 'Ängelholm' COLLATE \"sv-SE-x-icu\"",
+        ),
     ];
     for (filter, predicate) in cases {
         let want = oracle(&client, &table, predicate).await;
@@ -454,7 +525,8 @@ async fn sortby_orders_pages_like_order_by() {
         .query(
             &format!(
                 "SELECT hamn_id::bigint FROM {table} WHERE platser > 20 \
-                 ORDER BY kommun COLLATE \"C\" ASC NULLS LAST, platser DESC NULLS LAST, hamn_fid"
+                 ORDER BY kommun COLLATE \"sv-SE-x-icu\" ASC NULLS LAST, platser DESC NULLS LAST, \
+                 hamn_fid"
             ),
             &[],
         )
@@ -490,6 +562,17 @@ async fn sortby_orders_pages_like_order_by() {
     }
     assert!(want.len() > 100);
     assert_eq!(got, want);
+    // Text alone, both ways: Swedish order, equal names in fid order, missing names last.
+    for (sortby, direction) in [("namn", "ASC"), ("-namn", "DESC")] {
+        let want = ordered(
+            &client,
+            &table,
+            &format!("namn COLLATE \"sv-SE-x-icu\" {direction} NULLS LAST, hamn_fid"),
+        )
+        .await;
+        let got = served_in_order(&s.base, &format!("limit=50&sortby={sortby}"));
+        assert_eq!(got, want, "sortby={sortby}");
+    }
     // Nulls come last, ascending or descending.
     let (_, doc) = get(&format!(
         "{}/collections/{ID}/items?limit=1000&sortby=-avgift",
@@ -520,6 +603,56 @@ async fn sortby_orders_pages_like_order_by() {
     assert_eq!(status, 200);
     assert!(sortables["properties"]["platser"].is_object());
     assert!(sortables["properties"].get("geometry").is_none());
+}
+
+/// `--collation` picks the order of text: `bytes` gives the old byte order (PostgreSQL's "C"),
+/// `und` CLDR's root order, in filters and in sortby alike; a malformed one stops the server.
+#[tokio::test]
+async fn the_collation_is_configurable() {
+    let Some((store, _s, table, _dir)) = setup().await else {
+        return;
+    };
+    let client = sql(&store).await;
+    let mut answers = Vec::new();
+    for (collation, sql_collation) in [("bytes", "C"), ("und", "und-x-icu")] {
+        let s = start(&store.args(), &["--no-demo", "--collation", collation]);
+        for (text, predicate) in [
+            ("namn > 'Z'", "namn > 'Z' {c}"),
+            ("namn BETWEEN 'Ä' AND 'Å'", "namn {c} BETWEEN 'Ä' AND 'Å'"),
+            ("kommun < 'Ängelholm'", "kommun < 'Ängelholm' {c}"),
+        ] {
+            let predicate = predicate.replace("{c}", &format!("COLLATE \"{sql_collation}\""));
+            let want = oracle(&client, &table, &predicate).await;
+            let got = served(&s.base, &format!("filter={}", enc(text)));
+            assert_eq!(
+                got, want,
+                "--collation {collation}: {text}  vs SQL  {predicate}"
+            );
+            answers.push(want);
+        }
+        let want = ordered(
+            &client,
+            &table,
+            &format!("namn COLLATE \"{sql_collation}\" ASC NULLS LAST, hamn_fid"),
+        )
+        .await;
+        let got = served_in_order(&s.base, "limit=100&sortby=namn");
+        assert_eq!(got, want, "--collation {collation}: sortby=namn");
+    }
+    // The two orders answer differently (else this tests nothing).
+    assert_ne!(answers[..3], answers[3..]);
+
+    let o = store
+        .hamn()
+        .args(["serve", "--no-demo", "--collation", "sv_SE.UTF-8"])
+        .output()
+        .expect("hamn serve");
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("sv_SE.UTF-8") && err.contains("BCP 47"),
+        "{err}"
+    );
 }
 
 /// A filtered tile holds exactly the filter's matches among the tile's features.

@@ -75,6 +75,7 @@ pub fn hamn_cmd() -> Command {
     cmd.env_remove("DATABASE_URL")
         .env_remove("HAMN_DATA_DIR")
         .env_remove("HAMN_CONFIG")
+        .env_remove("HAMN_COLLATION")
         .env("HAMN_LOG", "warn");
     cmd
 }
