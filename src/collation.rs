@@ -185,6 +185,8 @@ mod tests {
     #[case::w_is_not_v("sv", &["Wåhlin", "Vallby", "Xerxes"], &["Vallby", "Wåhlin", "Xerxes"])]
     #[case::root_puts_a_ring_with_a("und", &["Örkelljunga", "Zebra", "Åhus", "Ängelholm"], &["Åhus", "Ängelholm", "Örkelljunga", "Zebra"])]
     #[case::english_too("en", &["Åhus", "Zebra", "apelsin"], &["Åhus", "apelsin", "Zebra"])]
+    #[case::german("de", &["Mustermann", "Müller", "Muff"], &["Muff", "Müller", "Mustermann"])]
+    #[case::german_phonebook("de-u-co-phonebk", &["Mustermann", "Muff", "Müller"], &["Müller", "Muff", "Mustermann"])]
     #[case::bytes_as_before("bytes", &["apelsin", "Åhus", "Zebra", "Ängelholm"], &["Zebra", "apelsin", "Ängelholm", "Åhus"])]
     fn orders(#[case] collation: &str, #[case] words: &[&str], #[case] want: &[&str]) {
         assert_eq!(sorted(collation, words), want);
