@@ -124,5 +124,7 @@ pub fn cached(
     if !cache.enabled() {
         return None;
     }
-    cache.cache.get(&key(layers, tile, filter_key))
+    let hit = cache.cache.get(&key(layers, tile, filter_key))?;
+    cache.hits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    Some(hit)
 }
