@@ -17,6 +17,9 @@
 # /usr/lib/postgresql/<v>/bin that has PostGIS (override: HAMN_PG_BINDIR).
 # Install them with: bash scripts/deps.sh postgis
 #
+# CMD also gets HAMN_TEST_PG_CTL, a script that stops (`stop`) and starts again (`start`) the
+# cluster on the same data, for fault tests.
+#
 # Example:
 #   bash scripts/with-postgis.sh sh -c 'psql "$HAMN_TEST_DATABASE_URL" -c "select postgis_full_version()"'
 set -euo pipefail
@@ -256,6 +259,22 @@ versions=$(psql_admin -d hamn_test -c \
 
 export HAMN_TEST_DATABASE_URL="postgres://postgres@127.0.0.1:$port/hamn_test"
 unset DATABASE_URL
+
+# A control script for fault tests (tests/faults.rs): `HAMN_TEST_PG_CTL stop|start` stops this
+# cluster (fast shutdown) and starts it again on the same data, port and settings. Started
+# again, the server is pg_ctl's daemon instead of our child; cleanup stops it either way.
+{
+    printf '#!/usr/bin/env bash\nset -euo pipefail\ncd %q\n' "$tmp"
+    printf 'case "${1:-}" in\n'
+    printf 'stop) exec %s %q -D %q -m fast -w -t 30 -s stop ;;\n' \
+        "${as_owner[*]+$(printf '%q ' "${as_owner[@]}")}" "$bindir/pg_ctl" "$pgdata"
+    printf 'start) exec %s %q -D %q -w -t 30 -s -l %q -o %q start ;;\n' \
+        "${as_owner[*]+$(printf '%q ' "${as_owner[@]}")}" "$bindir/pg_ctl" "$pgdata" "$pgdata/restarted.log" \
+        "-p $port -c listen_addresses=127.0.0.1 -c unix_socket_directories=$pgdata -c max_connections=200 -c fsync=off -c synchronous_commit=off -c full_page_writes=off ${tls_args[*]+${tls_args[*]}}"
+    printf '*) echo "usage: $0 stop|start" >&2; exit 2 ;;\nesac\n'
+} >"$tmp/pgctl"
+chmod 755 "$tmp/pgctl"
+export HAMN_TEST_PG_CTL="$tmp/pgctl"
 
 msg "PostgreSQL $versions running at $HAMN_TEST_DATABASE_URL (throwaway, data in $tmp)"
 
