@@ -740,3 +740,61 @@ fn far_reaching_shapes_in_sweref_tiles() {
         );
     }
 }
+
+/// A tile with more candidates than --tile-max-features keeps a sample spread over the whole
+/// tile (here, bathing waters from Skåne to Norrbotten at zoom 1), not the first features in
+/// id order (which are all in the south), and the tileset says tiles are thinned.
+#[test]
+fn capped_tiles_keep_a_sample_spread_over_the_tile() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = start(
+        &["--data-dir".to_string(), dir.path().display().to_string()],
+        &["--tile-max-features", "40"],
+    );
+    let tile = TileId::new(Tms::WebMercatorQuad, 1, 1, 0).expect("tile");
+    let (status, body) = tile_bytes(&format!(
+        "{}/collections/hav-bathing-waters/tiles/WebMercatorQuad/1/0/1",
+        s.base
+    ));
+    assert_eq!(status, 200);
+    let decoded = Tile::decode(body.as_slice()).expect("valid protobuf");
+    let layer = &decoded.layers[0];
+    assert_eq!(layer.features.len(), 40);
+    // Latitudes of the kept points, from their tile coordinates.
+    let [_, b, _, t] = tile.bounds();
+    let extent = f64::from(layer.extent.unwrap_or(4096));
+    let lats: Vec<f64> = layer
+        .features
+        .iter()
+        .map(|f| {
+            let p = decode(f.r#type.unwrap_or(0), &f.geometry);
+            let (_, gy) = p.parts[0][0];
+            let northing = t - (gy as f64) / extent * (t - b);
+            (2.0 * (northing / 6_378_137.0).exp().atan() - std::f64::consts::FRAC_PI_2).to_degrees()
+        })
+        .collect();
+    let north = lats.iter().copied().fold(f64::MIN, f64::max);
+    let south = lats.iter().copied().fold(f64::MAX, f64::min);
+    assert!(
+        north > 62.0 && south < 58.0,
+        "kept points span {south:.1}..{north:.1}: not spread over Sweden"
+    );
+    // The same tile again, and the sample is the same.
+    assert_eq!(
+        tile_bytes(&format!(
+            "{}/collections/hav-bathing-waters/tiles/WebMercatorQuad/1/0/1",
+            s.base
+        ))
+        .1,
+        body
+    );
+    let (_, doc) = get(&format!(
+        "{}/collections/hav-bathing-waters/tiles/WebMercatorQuad",
+        s.base
+    ));
+    assert_eq!(doc["layers"][0]["hamn:maxFeaturesPerTile"], 40);
+    assert_eq!(doc["layers"][0]["hamn:thinned"], true);
+    assert!(doc["description"]
+        .as_str()
+        .is_some_and(|d| d.contains("40 features")));
+}

@@ -222,7 +222,13 @@ fn tilejson(layers: &[Arc<Snapshot>], base: &str, collection: Option<&str>, quer
     })
 }
 
-fn tileset(layers: &[Arc<Snapshot>], base: &str, collection: Option<&str>, tms: Tms) -> Json {
+fn tileset(
+    layers: &[Arc<Snapshot>],
+    base: &str,
+    collection: Option<&str>,
+    tms: Tms,
+    max_features: usize,
+) -> Json {
     let id = tms.id();
     let here = match collection {
         Some(c) => format!("{base}/collections/{c}/tiles/{id}"),
@@ -249,6 +255,9 @@ fn tileset(layers: &[Arc<Snapshot>], base: &str, collection: Option<&str>, tms: 
                 "geometryType": s.entry.geometry_types.first().map(|g| g.to_lowercase()).unwrap_or_default(),
                 "minTileMatrix": min.to_string(),
                 "maxTileMatrix": max.to_string(),
+                // Not an OGC member: what a client needs to know to read a dense tile right.
+                "hamn:maxFeaturesPerTile": max_features,
+                "hamn:thinned": s.features.len() > max_features,
             }))
         })
         .collect();
@@ -259,6 +268,12 @@ fn tileset(layers: &[Arc<Snapshot>], base: &str, collection: Option<&str>, tms: 
         "boundingBox": {"lowerLeft": [b[0], b[1]], "upperRight": [b[2], b[3]], "crs": crate::crs::CRS84},
         "layers": layers,
         "links": links,
+        "description": format!(
+            "A tile holds at most {max_features} features of each layer. Where more fall in a tile \
+             (low zoom levels of large collections), it keeps a sample spread over the tile, the \
+             same features in every tile, and drops the rest; zoom in, or use the items API, \
+             for all of them."
+        ),
     });
     if let Some(uri) = tms.uri() {
         doc["tileMatrixSetURI"] = json!(uri);
@@ -335,6 +350,7 @@ pub async fn collection_tileset(
         &base_url(&req)?,
         Some(s.entry.id.as_str()),
         tms,
+        state.tile_options.max_features,
     )))
 }
 
@@ -374,6 +390,7 @@ pub async fn dataset_tileset(
         &base_url(&req)?,
         None,
         tms,
+        state.tile_options.max_features,
     )))
 }
 

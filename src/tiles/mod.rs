@@ -125,6 +125,8 @@ pub fn cached(
         return None;
     }
     let hit = cache.cache.get(&key(layers, tile, filter_key))?;
-    cache.hits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    cache
+        .hits
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     Some(hit)
 }
