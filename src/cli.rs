@@ -311,12 +311,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 }
             }
         }
-        Command::Serve(args) => serve(config, args).await?,
+        Command::Serve(args) => serve(config, args, cli.global.log_format).await?,
     }
     Ok(())
 }
 
-async fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()> {
+async fn serve(
+    config: Config,
+    args: ServeArgs,
+    log_format: crate::config::LogFormat,
+) -> anyhow::Result<()> {
     let origin =
         crate::api::origin::Origin::new(args.public_url.as_deref(), &args.trusted_proxies)?;
     let store: Arc<dyn crate::store::Store> = Arc::from(config.open_store().await?);
@@ -384,7 +388,15 @@ async fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()> {
         ready_max_age: (args.ready_max_refresh_age > 0)
             .then(|| std::time::Duration::from_secs(args.ready_max_refresh_age)),
     });
-    let access_log = args.access_log;
+    // The access log follows HAMN_LOG like every other line (target `access`, level info).
+    let access_log = if args.access_log && tracing::enabled!(target: "access", tracing::Level::INFO)
+    {
+        Some(Arc::new(crate::api::access_log::AccessLog::start(
+            log_format == crate::config::LogFormat::Json,
+        )?))
+    } else {
+        None
+    };
     let mut server = actix_web::HttpServer::new(move || {
         actix_web::App::new()
             .app_data(state.clone())
@@ -401,7 +413,7 @@ async fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()> {
             .wrap(crate::api::RequestId)
             .wrap(crate::api::metrics::Measure {
                 metrics: metrics.clone(),
-                access_log,
+                access_log: access_log.clone(),
             })
             .configure(crate::api::configure)
     })

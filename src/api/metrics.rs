@@ -289,11 +289,10 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
 }
 
 /// Middleware counting every response into `Metrics`, by the route pattern it matched, and
-/// (when on) writing the access log line: one `tracing` event with fields, target `access`,
-/// so JSON logs get them as fields and the line goes out through the non-blocking writer.
+/// (when on) handing the access log its record.
 pub struct Measure {
     pub metrics: std::sync::Arc<Metrics>,
-    pub access_log: bool,
+    pub access_log: Option<std::sync::Arc<super::access_log::AccessLog>>,
 }
 
 impl<S, B> Transform<S, ServiceRequest> for Measure
@@ -312,7 +311,7 @@ where
         std::future::ready(Ok(MeasureService {
             service,
             metrics: self.metrics.clone(),
-            access_log: self.access_log,
+            access_log: self.access_log.clone(),
         }))
     }
 }
@@ -320,7 +319,7 @@ where
 pub struct MeasureService<S> {
     service: S,
     metrics: std::sync::Arc<Metrics>,
-    access_log: bool,
+    access_log: Option<std::sync::Arc<super::access_log::AccessLog>>,
 }
 
 impl<S, B> Service<ServiceRequest> for MeasureService<S>
@@ -346,14 +345,21 @@ where
             _ => "other",
         };
         let metrics = self.metrics.clone();
-        let access = self.access_log.then(|| {
+        let access = self.access_log.clone().map(|log| {
+            let uri = req.uri();
+            let target = match uri.path_and_query() {
+                Some(pq) => pq.as_str(),
+                None => uri.path(),
+            };
+            // The request line as sent, bounded: a 32 KiB filter need not be logged whole.
+            let cut = (0..=target.len().min(2048))
+                .rev()
+                .find(|&i| target.is_char_boundary(i))
+                .unwrap_or(0);
             (
-                req.peer_addr()
-                    .map(|a| a.ip().to_string())
-                    .unwrap_or_default(),
-                req.method().to_string(),
-                // The request line as sent, bounded: a 32 KiB filter need not be logged whole.
-                req.uri().to_string().chars().take(2048).collect::<String>(),
+                log,
+                req.peer_addr().map(|a| a.ip()),
+                target[..cut].to_string(),
             )
         });
         let fut = self.service.call(req);
@@ -366,24 +372,24 @@ where
                 .unwrap_or_else(|| "unmatched".to_string());
             let seconds = started.elapsed().as_secs_f64();
             metrics.observe(&route, method, res.status().as_u16(), seconds);
-            if let Some((peer, method, uri)) = access {
-                let header = |name: &str| {
-                    res.headers()
-                        .get(name)
+            if let Some((log, peer, uri)) = access {
+                let headers = res.headers();
+                log.log(super::access_log::Entry {
+                    at: std::time::SystemTime::now(),
+                    peer,
+                    method,
+                    uri,
+                    status: res.status().as_u16(),
+                    bytes: headers
+                        .get(header::CONTENT_LENGTH)
                         .and_then(|v| v.to_str().ok())
-                        .unwrap_or("-")
-                        .to_string()
-                };
-                tracing::info!(
-                    target: "access",
-                    peer = %peer,
-                    method = %method,
-                    uri = %uri,
-                    status = res.status().as_u16(),
-                    bytes = %header("content-length"),
-                    ms = (seconds * 1000.0 * 100.0).round() / 100.0,
-                    id = %header("x-request-id"),
-                );
+                        .and_then(|v| v.parse().ok()),
+                    seconds,
+                    id: headers
+                        .get("x-request-id")
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_string),
+                });
             }
             Ok(res)
         })

@@ -2,6 +2,7 @@
 //! parsing, content negotiation, caching headers and the one mapping from errors to HTTP
 //! responses (`ApiError`); it never talks SQL or GDAL itself.
 
+pub mod access_log;
 mod collections;
 pub mod heavy;
 mod html;
