@@ -2,7 +2,7 @@
 # scripts/deps.sh — install the system packages hamn needs (Debian/Ubuntu, apt).
 #
 # Run it:
-#   bash scripts/deps.sh [build] [postgis] [browser] [all]   (default: build postgis)
+#   bash scripts/deps.sh [build] [postgis] [browser] [api] [all]   (default: build postgis)
 # or source it (bash) and call the functions:
 #   . scripts/deps.sh && hamn_deps_build && hamn_deps_postgis
 #
@@ -12,6 +12,8 @@
 #            checks that `cargo` exists (prints how to get rustup if not).
 #   postgis  a PostgreSQL server with PostGIS 3 (Debian 12: postgresql-15-postgis-3).
 #   browser  chromium, nodejs and npm, and tests/browser's playwright-core (browser tests).
+#   api      python3 and python3-venv, and a venv in tests/api/.venv with the pinned
+#            schemathesis of tests/api/requirements.txt, from PyPI (tests/schemathesis.rs).
 #
 # Idempotent and quiet: everything is checked first; `apt-get update` runs at most
 # once per process and only when something must be installed; apt output is shown
@@ -260,9 +262,68 @@ hamn_deps_browser() {
     _hamn_deps_msg "browser: ok (${have_browser:-chromium}, node $(node --version 2>/dev/null))"
 }
 
+# ---------------------------------------------------------------------------
+# api: schemathesis (from PyPI) in a venv, for tests/schemathesis.rs.
+# ---------------------------------------------------------------------------
+hamn_deps_api() {
+    local dir="$_HAMN_DEPS_ROOT/tests/api" py missing=()
+    local venv="$dir/.venv" req="$dir/requirements.txt"
+    local stamp="$dir/.venv/.hamn-installed-requirements.txt"
+    # Debian's python3 (3.11 on Debian 12) and its venv module, which Debian packages apart.
+    if _hamn_deps_have dpkg-query; then
+        _hamn_deps_pkg_installed python3 || missing+=(python3)
+        _hamn_deps_pkg_installed python3-venv || missing+=(python3-venv)
+    fi
+    if [ "${#missing[@]}" -gt 0 ]; then
+        _hamn_deps_install "${missing[@]}" || return 1
+    fi
+    # The system's interpreter when there is one (what a fresh machine has), whatever is
+    # first on PATH.
+    if [ -x /usr/bin/python3 ]; then
+        py=/usr/bin/python3
+    elif _hamn_deps_have python3; then
+        py=$(command -v python3)
+    else
+        _hamn_deps_msg "python3 not found: install Python 3.11 or later with its venv module"
+        return 1
+    fi
+    if ! "$py" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+        _hamn_deps_msg "$py is Python $("$py" -c 'import platform; print(platform.python_version())'); schemathesis needs 3.11 or later"
+        return 1
+    fi
+    # A new venv whenever the requirements changed since the last install, or the venv does
+    # not run (made by another interpreter, which has gone), so nothing stale stays in it.
+    if ! cmp -s "$req" "$stamp" || ! "$venv/bin/python" -c '' >/dev/null 2>&1; then
+        _hamn_deps_msg "installing tests/api/requirements.txt into tests/api/.venv (pip, PyPI)"
+        rm -rf "$venv"
+        local log rc=0
+        log=$(mktemp "${TMPDIR:-/tmp}/hamn-deps-pip.XXXXXX")
+        {
+            "$py" -m venv "$venv" &&
+                "$venv/bin/python" -m pip install --disable-pip-version-check --no-input \
+                    --require-hashes --no-deps --only-binary :all: -r "$req" &&
+                "$venv/bin/python" -m pip check
+        } >"$log" 2>&1 || rc=$?
+        if [ "$rc" -ne 0 ]; then
+            _hamn_deps_msg "installing schemathesis failed (exit $rc); last lines:"
+            tail -n 40 "$log" >&2
+            rm -f "$log"
+            rm -rf "$venv"
+            return 1
+        fi
+        rm -f "$log"
+        cp "$req" "$stamp"
+    fi
+    if ! "$venv/bin/st" --version >/dev/null 2>&1; then
+        _hamn_deps_msg "tests/api/.venv/bin/st does not run; remove tests/api/.venv and try again"
+        return 1
+    fi
+    _hamn_deps_msg "api: ok ($("$venv/bin/st" --version 2>/dev/null), $("$venv/bin/python" --version 2>&1))"
+}
+
 _hamn_deps_usage() {
     cat >&2 <<'EOF'
-usage: bash scripts/deps.sh [build] [postgis] [browser] [all]
+usage: bash scripts/deps.sh [build] [postgis] [browser] [api] [all]
        (no argument = build postgis; --build style flags also work)
 EOF
 }
@@ -277,7 +338,8 @@ _hamn_deps_main() {
         build) hamn_deps_build || return 1 ;;
         postgis) hamn_deps_postgis || return 1 ;;
         browser) hamn_deps_browser || return 1 ;;
-        all) hamn_deps_build && hamn_deps_postgis && hamn_deps_browser || return 1 ;;
+        api) hamn_deps_api || return 1 ;;
+        all) hamn_deps_build && hamn_deps_postgis && hamn_deps_browser && hamn_deps_api || return 1 ;;
         help | -h)
             _hamn_deps_usage
             return 0

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # scripts/test.sh — THE test command:  bash scripts/test.sh [TEST-ARGS...]
 #
-# Installs missing system packages (scripts/deps.sh build postgis browser), then inside a
+# Installs missing system packages (scripts/deps.sh build postgis browser api; api is
+# schemathesis from PyPI in tests/api/.venv), then inside a
 # throwaway PostgreSQL+PostGIS cluster (scripts/with-postgis.sh, which exports
 # HAMN_TEST_DATABASE_URL) runs, stopping at the first failure:
 #   1. cargo fmt --all -- --check
@@ -23,12 +24,13 @@ cd "$root"
 header() { printf '\n==> %s\n' "$*" >&2; }
 
 if [ -z "${_HAMN_TEST_IN_POSTGIS:-}" ]; then
-    header "system dependencies (scripts/deps.sh build postgis browser)"
+    header "system dependencies (scripts/deps.sh build postgis browser api)"
     # shellcheck source=scripts/deps.sh
     . "$root/scripts/deps.sh"
     hamn_deps_build
     hamn_deps_postgis
     hamn_deps_browser
+    hamn_deps_api
 
     for tool in fmt clippy; do
         if ! cargo "$tool" --version >/dev/null 2>&1; then
