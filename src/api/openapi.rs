@@ -1,18 +1,21 @@
 //! The OpenAPI 3.0 document (`/api`) and its offline HTML rendering (`/api.html`). Built with
 //! utoipa's builders from the collections being served: besides the generic paths, each
 //! collection gets its concrete items path listing its attributes as query parameters — that is
-//! how QGIS and GDAL learn which `?name=value` filters they may send.
+//! how QGIS and GDAL learn which `?name=value` filters they may send. Each operation declares the
+//! status codes, content types and headers it answers with (HTML pages, 304, 410, 503 with
+//! Retry-After) and a schema for each JSON body; tests/schemathesis.rs holds the server to it.
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Value as Json};
+use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::path::{
-    OperationBuilder, ParameterBuilder, ParameterIn, PathItemBuilder, PathItemType,
+    OperationBuilder, ParameterBuilder, ParameterIn, PathItem, PathItemBuilder, PathItemType,
 };
-use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, SchemaType};
+use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, Ref, SchemaFormat, SchemaType};
 use utoipa::openapi::{
-    ContentBuilder, InfoBuilder, OpenApiBuilder, PathsBuilder, Required, ResponseBuilder,
-    ServerBuilder,
+    ContentBuilder, InfoBuilder, OpenApiBuilder, PathsBuilder, RefOr, Required, Response,
+    ResponseBuilder, ServerBuilder,
 };
 
 use super::params::Params;
@@ -36,6 +39,55 @@ fn path_param(name: &str, description: &str) -> ParameterBuilder {
         .required(Required::True)
         .description(Some(description))
         .schema(Some(ObjectBuilder::new().schema_type(SchemaType::String)))
+}
+
+/// `collectionId`: one of the collections served when the document was made.
+fn collection_param(ids: &[&str]) -> ParameterBuilder {
+    let mut schema = ObjectBuilder::new().schema_type(SchemaType::String);
+    if !ids.is_empty() {
+        schema = schema.enum_values(Some(ids.iter().copied()));
+    }
+    ParameterBuilder::new()
+        .name("collectionId")
+        .parameter_in(ParameterIn::Path)
+        .required(Required::True)
+        .description(Some(
+            "Collection id (those served when this document was made)",
+        ))
+        .schema(Some(schema))
+}
+
+/// A tile matrix, row or column: a number (anything else is a 400), 404 outside the set.
+fn tile_index_param(name: &str, description: &str) -> ParameterBuilder {
+    ParameterBuilder::new()
+        .name(name)
+        .parameter_in(ParameterIn::Path)
+        .required(Required::True)
+        .description(Some(description))
+        .schema(Some(
+            ObjectBuilder::new()
+                .schema_type(SchemaType::Integer)
+                .minimum(Some(0.0)),
+        ))
+}
+
+/// `f`: the formats a resource offers (`json`, and `html` where there is a page).
+fn f_param(html: bool) -> ParameterBuilder {
+    let formats: &[&str] = if html { &["json", "html"] } else { &["json"] };
+    ParameterBuilder::new()
+        .name("f")
+        .parameter_in(ParameterIn::Query)
+        .required(Required::False)
+        .description(Some(if html {
+            "Response format: json, or html for a page (the default follows Accept)"
+        } else {
+            "Response format: json"
+        }))
+        .schema(Some(
+            ObjectBuilder::new()
+                .schema_type(SchemaType::String)
+                .enum_values(Some(formats.iter().copied())),
+        ))
 }
 
 fn attribute_param(name: &str, kind: AttrType) -> ParameterBuilder {
@@ -69,34 +121,129 @@ fn attribute_param(name: &str, kind: AttrType) -> ParameterBuilder {
         .schema(Some(ObjectBuilder::new().schema_type(ty).format(format)))
 }
 
-fn response(description: &str, content_type: &str) -> ResponseBuilder {
-    ResponseBuilder::new()
-        .description(description)
-        .content(content_type, ContentBuilder::new().build())
+/// A response whose body is `content_type`, described by the schema `schema` of
+/// `components/schemas` (see `schemas`).
+fn response(description: &str, content_type: &str, schema: &str) -> ResponseBuilder {
+    ResponseBuilder::new().description(description).content(
+        content_type,
+        ContentBuilder::new()
+            .schema(Ref::from_schema_name(schema))
+            .build(),
+    )
+}
+
+/// An error: JSON {code, description}.
+fn error(description: &str) -> ResponseBuilder {
+    response(description, JSON, "exception")
+}
+
+fn string_header(description: &str) -> utoipa::openapi::header::Header {
+    HeaderBuilder::new()
+        .schema(ObjectBuilder::new().schema_type(SchemaType::String))
+        .description(Some(description))
+        .build()
 }
 
 fn get(
     id: &str,
     summary: &str,
     content_type: &str,
+    schema: &str,
     params: Vec<ParameterBuilder>,
-) -> utoipa::openapi::PathItem {
+) -> PathItem {
     let mut op = OperationBuilder::new()
         .operation_id(Some(id))
         .summary(Some(summary))
-        .response("200", response(summary, content_type))
-        .response(
-            "400",
-            response("Bad request (JSON {code, description})", JSON),
-        )
-        .response("404", response("Not found", JSON))
-        .response("406", response("Not acceptable", JSON));
+        .response("200", response(summary, content_type, schema))
+        .response("400", error("Bad request (JSON {code, description})"))
+        .response("404", error("Not found"))
+        .response("406", error("Not acceptable"));
     for p in params {
         op = op.parameter(p);
     }
     PathItemBuilder::new()
         .operation(PathItemType::Get, op)
         .build()
+}
+
+/// Applies `change` to the GET operation of `item`.
+fn with_get(
+    mut item: PathItem,
+    change: impl FnOnce(&mut utoipa::openapi::path::Operation),
+) -> PathItem {
+    if let Some(op) = item.operations.get_mut(&PathItemType::Get) {
+        change(op);
+    }
+    item
+}
+
+fn insert_response(op: &mut utoipa::openapi::path::Operation, status: &str, response: Response) {
+    op.responses
+        .responses
+        .insert(status.into(), RefOr::T(response));
+}
+
+/// A resource that also has an HTML page (`f=html`, or a browser's Accept).
+fn with_html(item: PathItem) -> PathItem {
+    with_get(item, |op| {
+        if let Some(RefOr::T(ok)) = op.responses.responses.get_mut("200") {
+            ok.content.insert(
+                "text/html".into(),
+                ContentBuilder::new()
+                    .schema(ObjectBuilder::new().schema_type(SchemaType::String))
+                    .build(),
+            );
+        }
+    })
+}
+
+/// A resource with an ETag: `If-None-Match` with it (or `*`) is answered 304.
+fn with_etag(item: PathItem) -> PathItem {
+    with_get(item, |op| {
+        op.parameters.get_or_insert_with(Vec::new).push(
+            ParameterBuilder::new()
+                .name("If-None-Match")
+                .parameter_in(ParameterIn::Header)
+                .required(Required::False)
+                .description(Some("ETags of representations the client holds"))
+                .schema(Some(ObjectBuilder::new().schema_type(SchemaType::String)))
+                .build(),
+        );
+        if let Some(RefOr::T(ok)) = op.responses.responses.get_mut("200") {
+            ok.headers.insert(
+                "ETag".into(),
+                string_header("Weak validator of this representation"),
+            );
+        }
+        insert_response(
+            op,
+            "304",
+            ResponseBuilder::new()
+                .description("Not modified: If-None-Match named the current ETag")
+                .header("ETag", string_header("The current ETag"))
+                .build(),
+        );
+    })
+}
+
+/// A resource that may be unavailable for a while: a collection whose data cannot be read
+/// now, or (items, tiles) heavy work that is full or past its deadline.
+fn with_unavailable(item: PathItem) -> PathItem {
+    with_get(item, |op| {
+        insert_response(
+            op,
+            "503",
+            error("Unavailable for now (a collection that cannot be read, or too much heavy work); retry after Retry-After seconds")
+                .header(
+                    "Retry-After",
+                    HeaderBuilder::new()
+                        .schema(ObjectBuilder::new().schema_type(SchemaType::Integer))
+                        .description(Some("Seconds to wait"))
+                        .build(),
+                )
+                .build(),
+        );
+    })
 }
 
 fn tms_param() -> ParameterBuilder {
@@ -119,9 +266,9 @@ fn tms_param() -> ParameterBuilder {
 fn tile_params(dataset: bool) -> Vec<ParameterBuilder> {
     let mut params = vec![
         tms_param(),
-        path_param("tileMatrix", "Zoom level"),
-        path_param("tileRow", "Row, from the top"),
-        path_param("tileCol", "Column, from the left"),
+        tile_index_param("tileMatrix", "Zoom level"),
+        tile_index_param("tileRow", "Row, from the top"),
+        tile_index_param("tileCol", "Column, from the left"),
         string_param("filter", "CQL2 filter, as on items"),
         string_param("filter-lang", "cql2-text (default) or cql2-json"),
         string_param(
@@ -143,32 +290,33 @@ fn collections_param() -> ParameterBuilder {
 }
 
 /// A vector tile: 200 with the tile, 204 when no feature shows in it.
-fn tile_get(id: &str, summary: &str, params: Vec<ParameterBuilder>) -> utoipa::openapi::PathItem {
+fn tile_get(id: &str, summary: &str, params: Vec<ParameterBuilder>) -> PathItem {
     let mut op = OperationBuilder::new()
         .operation_id(Some(id))
         .summary(Some(summary))
-        .response("200", response(summary, super::tiles::MVT))
+        .response(
+            "200",
+            ResponseBuilder::new()
+                .description(summary)
+                .content(super::tiles::MVT, ContentBuilder::new().build()),
+        )
         .response(
             "204",
             ResponseBuilder::new().description("No feature shows in this tile"),
         )
-        .response(
-            "400",
-            response("Bad request (JSON {code, description})", JSON),
-        )
+        .response("400", error("Bad request (JSON {code, description})"))
         .response(
             "404",
-            response(
-                "Outside the tile matrix set or the collection's zoom range",
-                JSON,
-            ),
+            error("Outside the tile matrix set or the collection's zoom range"),
         );
     for p in params {
         op = op.parameter(p);
     }
-    PathItemBuilder::new()
-        .operation(PathItemType::Get, op)
-        .build()
+    with_unavailable(with_etag(
+        PathItemBuilder::new()
+            .operation(PathItemType::Get, op)
+            .build(),
+    ))
 }
 
 /// Parameters of every items path (besides a collection's attributes).
@@ -218,56 +366,84 @@ fn item_params(limits: Limits) -> Vec<ParameterBuilder> {
             .required(Required::False)
             .description(Some("Features to skip"))
             .schema(Some(ObjectBuilder::new().schema_type(SchemaType::Integer).minimum(Some(0.0)))),
-        string_param("f", "Response format: json"),
+        f_param(true),
     ]
 }
 
 /// Builds the document for the collections being served.
 pub fn document(collections: &[std::sync::Arc<Snapshot>], base: &str, limits: Limits) -> Json {
-    let f = || vec![string_param("f", "Response format: json")];
+    let ids: Vec<&str> = collections.iter().map(|s| s.entry.id.as_str()).collect();
+    let collection = || collection_param(&ids);
     let mut paths = PathsBuilder::new()
-        .path("/", get("getLandingPage", "Landing page", JSON, f()))
+        .path(
+            "/",
+            with_html(get(
+                "getLandingPage",
+                "Landing page",
+                JSON,
+                "landingPage",
+                vec![f_param(true)],
+            )),
+        )
         .path(
             "/conformance",
-            get("getConformance", "Conformance classes", JSON, f()),
+            get(
+                "getConformance",
+                "Conformance classes",
+                JSON,
+                "confClasses",
+                vec![f_param(false)],
+            ),
         )
         .path(
             "/collections",
-            get("getCollections", "Collections", JSON, f()),
+            with_etag(with_html(get(
+                "getCollections",
+                "Collections",
+                JSON,
+                "collections",
+                vec![f_param(true)],
+            ))),
         )
         .path(
             "/collections/{collectionId}",
-            get(
+            with_unavailable(with_etag(with_html(get(
                 "describeCollection",
                 "One collection",
                 JSON,
-                vec![
-                    path_param("collectionId", "Collection id"),
-                    string_param("f", "Response format: json"),
-                ],
-            ),
+                "collection",
+                vec![collection(), f_param(true)],
+            )))),
         )
         .path(
             "/collections/{collectionId}/queryables",
-            get(
+            with_unavailable(get(
                 "getQueryables",
                 "Queryable attributes (JSON Schema)",
                 SCHEMA_JSON,
-                vec![path_param("collectionId", "Collection id")],
-            ),
+                "jsonSchema",
+                vec![collection()],
+            )),
         )
         .path(
             "/collections/{collectionId}/sortables",
-            get(
+            with_unavailable(get(
                 "getSortables",
                 "Attributes that sortby accepts (JSON Schema)",
                 SCHEMA_JSON,
-                vec![path_param("collectionId", "Collection id")],
-            ),
+                "jsonSchema",
+                vec![collection()],
+            )),
         )
         .path(
             "/tileMatrixSets",
-            get("getTileMatrixSetsList", "Tile matrix sets", JSON, f()),
+            get(
+                "getTileMatrixSetsList",
+                "Tile matrix sets",
+                JSON,
+                "tileMatrixSets",
+                vec![f_param(false)],
+            ),
         )
         .path(
             "/tileMatrixSets/{tileMatrixSetId}",
@@ -275,6 +451,7 @@ pub fn document(collections: &[std::sync::Arc<Snapshot>], base: &str, limits: Li
                 "getTileMatrixSet",
                 "A tile matrix set's definition (OGC 17-083r4 JSON)",
                 JSON,
+                "tileMatrixSet",
                 vec![tms_param()],
             ),
         )
@@ -284,17 +461,19 @@ pub fn document(collections: &[std::sync::Arc<Snapshot>], base: &str, limits: Li
                 "getDatasetVectorTileSetsList",
                 "Vector tilesets of all collections",
                 JSON,
-                f(),
+                "tileSets",
+                vec![f_param(false)],
             ),
         )
         .path(
             "/tiles/{tileMatrixSetId}",
-            get(
+            with_unavailable(get(
                 "getDatasetVectorTileSet",
                 "Vector tileset of all (or the chosen) collections",
                 JSON,
+                "tileSet",
                 vec![tms_param(), collections_param()],
-            ),
+            )),
         )
         .path(
             "/tiles/{tileMatrixSetId}/{tileMatrix}/{tileRow}/{tileCol}",
@@ -306,55 +485,59 @@ pub fn document(collections: &[std::sync::Arc<Snapshot>], base: &str, limits: Li
         )
         .path(
             "/tiles/WebMercatorQuad/tilejson.json",
-            get(
+            with_unavailable(get(
                 "getDatasetTileJSON",
                 "TileJSON 3.0 for all (or the chosen) collections",
                 JSON,
+                "tileJSON",
                 vec![
                     collections_param(),
                     string_param("filter", "CQL2 filter, passed on to the tile URLs"),
                 ],
-            ),
+            )),
         )
         .path(
             "/collections/{collectionId}/tiles",
-            get(
+            with_unavailable(get(
                 "getCollectionVectorTileSetsList",
                 "A collection's vector tilesets",
                 JSON,
-                vec![path_param("collectionId", "Collection id")],
-            ),
+                "tileSets",
+                vec![collection()],
+            )),
         )
         .path(
             "/collections/{collectionId}/tiles/{tileMatrixSetId}",
-            get(
+            with_unavailable(get(
                 "getCollectionVectorTileSet",
                 "A collection's vector tileset",
                 JSON,
-                vec![path_param("collectionId", "Collection id"), tms_param()],
-            ),
+                "tileSet",
+                vec![collection(), tms_param()],
+            )),
         )
         .path(
             "/collections/{collectionId}/tiles/{tileMatrixSetId}/{tileMatrix}/{tileRow}/{tileCol}",
             tile_get(
                 "getCollectionVectorTile",
                 "A Mapbox Vector Tile of one collection",
-                std::iter::once(path_param("collectionId", "Collection id"))
+                std::iter::once(collection())
                     .chain(tile_params(false))
                     .collect(),
             ),
         )
         .path(
             "/collections/{collectionId}/tiles/WebMercatorQuad/tilejson.json",
-            get(
+            with_unavailable(get(
                 "getCollectionTileJSON",
                 "TileJSON 3.0 of one collection",
                 JSON,
+                "tileJSON",
                 vec![
-                    path_param("collectionId", "Collection id"),
+                    collection(),
                     string_param("filter", "CQL2 filter, passed on to the tile URLs"),
                 ],
-            ),
+            )),
         );
     for s in collections {
         let id = s.entry.id.as_str();
@@ -364,37 +547,46 @@ pub fn document(collections: &[std::sync::Arc<Snapshot>], base: &str, limits: Li
                 params.push(attribute_param(&a.name, a.kind));
             }
         }
-        let mut items = get(
-            &format!("getFeatures-{id}"),
-            &format!("Features of {}", s.entry.meta.title),
-            GEOJSON,
-            params,
-        );
-        if let Some(op) = items.operations.get_mut(&PathItemType::Get) {
-            op.responses.responses.insert(
-                "410".into(),
-                utoipa::openapi::RefOr::T(
-                    response(
-                        "The cursor's collection version is no longer served (JSON {code, description, links}: the link rel=first starts the walk again)",
-                        JSON,
-                    )
-                    .build(),
-                ),
-            );
-        }
-        paths = paths.path(format!("/collections/{id}/items"), items).path(
-            format!("/collections/{id}/items/{{featureId}}"),
+        let items = with_get(
             get(
-                &format!("getFeature-{id}"),
-                &format!("One feature of {}", s.entry.meta.title),
+                &format!("getFeatures-{id}"),
+                &format!("Features of {}", s.entry.meta.title),
                 GEOJSON,
-                vec![
-                    path_param("featureId", "Feature id"),
-                    string_param("crs", "CRS of the response"),
-                    string_param("f", "Response format: json"),
-                ],
+                "featureCollectionGeoJSON",
+                params,
             ),
+            |op| {
+                insert_response(
+                    op,
+                    "410",
+                    error("The cursor's collection version is no longer served (JSON {code, description, links}: the link rel=first starts the walk again)")
+                        .build(),
+                );
+            },
         );
+        let mut feature_id = path_param("featureId", "Feature id");
+        if let Some(first) = s.features.first() {
+            feature_id = feature_id.example(Some(json!(first.id.as_ref())));
+        }
+        paths = paths
+            .path(
+                format!("/collections/{id}/items"),
+                with_unavailable(with_etag(with_html(items))),
+            )
+            .path(
+                format!("/collections/{id}/items/{{featureId}}"),
+                with_unavailable(with_etag(with_html(get(
+                    &format!("getFeature-{id}"),
+                    &format!("One feature of {}", s.entry.meta.title),
+                    GEOJSON,
+                    "featureGeoJSON",
+                    vec![
+                        feature_id,
+                        string_param("crs", "CRS of the response"),
+                        f_param(true),
+                    ],
+                )))),
+            );
     }
     let doc = OpenApiBuilder::new()
         .info(
@@ -413,7 +605,230 @@ pub fn document(collections: &[std::sync::Arc<Snapshot>], base: &str, limits: Li
     // `components.parameters.limit.schema.default/maximum`, so it is added here.
     let limit = item_params(limits).remove(0).build();
     value["components"]["parameters"]["limit"] = serde_json::to_value(limit).unwrap_or(Json::Null);
+    value["components"]["schemas"] = schemas();
     value
+}
+
+/// The response bodies, as `components/schemas`: what every client may rely on (the members
+/// hamn always sends, their types), not every member. tests/schemathesis.rs checks responses
+/// against them.
+fn schemas() -> Json {
+    let string = || json!({"type": "string"});
+    let links = json!({"type": "array", "items": {"$ref": "#/components/schemas/link"}});
+    json!({
+        "link": {
+            "type": "object",
+            "required": ["href", "rel"],
+            "properties": {
+                "href": string(),
+                "rel": string(),
+                "type": string(),
+                "title": string(),
+                "templated": {"type": "boolean"},
+            },
+        },
+        "exception": {
+            "type": "object",
+            "required": ["code", "description"],
+            "properties": {
+                "code": string(),
+                "description": string(),
+                "links": links,
+            },
+        },
+        "landingPage": {
+            "type": "object",
+            "required": ["links"],
+            "properties": {"title": string(), "description": string(), "links": links},
+        },
+        "confClasses": {
+            "type": "object",
+            "required": ["conformsTo"],
+            "properties": {"conformsTo": {"type": "array", "items": string()}},
+        },
+        "collection": {
+            "type": "object",
+            "required": ["id", "links"],
+            "properties": {
+                "id": string(),
+                "title": string(),
+                "description": string(),
+                "links": links,
+                "extent": {"type": "object"},
+                "itemType": string(),
+                "crs": {"type": "array", "items": string()},
+                "storageCrs": string(),
+                "itemCount": {"type": "integer", "minimum": 0},
+            },
+        },
+        "collections": {
+            "type": "object",
+            "required": ["links", "collections"],
+            "properties": {
+                "links": links,
+                "collections": {
+                    "type": "array",
+                    "items": {"$ref": "#/components/schemas/collection"},
+                },
+            },
+        },
+        "featureGeoJSON": {
+            "type": "object",
+            "required": ["type", "geometry", "properties"],
+            "properties": {
+                "type": {"type": "string", "enum": ["Feature"]},
+                "id": {"oneOf": [{"type": "string"}, {"type": "integer"}]},
+                "geometry": {
+                    "type": "object",
+                    "nullable": true,
+                    "required": ["type"],
+                    "properties": {
+                        "type": {
+                            "type": "string",
+                            "enum": [
+                                "Point", "MultiPoint", "LineString", "MultiLineString",
+                                "Polygon", "MultiPolygon", "GeometryCollection",
+                            ],
+                        },
+                    },
+                },
+                "properties": {"type": "object", "nullable": true},
+                "links": links,
+            },
+        },
+        "featureCollectionGeoJSON": {
+            "type": "object",
+            "required": ["type", "features"],
+            "properties": {
+                "type": {"type": "string", "enum": ["FeatureCollection"]},
+                "features": {
+                    "type": "array",
+                    "items": {"$ref": "#/components/schemas/featureGeoJSON"},
+                },
+                "numberMatched": {"type": "integer", "minimum": 0},
+                "numberReturned": {"type": "integer", "minimum": 0},
+                "timeStamp": string(),
+                "links": links,
+            },
+        },
+        "jsonSchema": {
+            "type": "object",
+            "required": ["type", "properties"],
+            "properties": {
+                "type": {"type": "string", "enum": ["object"]},
+                "title": string(),
+                "properties": {"type": "object"},
+            },
+        },
+        "tileMatrixSets": {
+            "type": "object",
+            "required": ["tileMatrixSets"],
+            "properties": {
+                "tileMatrixSets": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["id", "links"],
+                        "properties": {"id": string(), "title": string(), "uri": string(), "links": links},
+                    },
+                },
+            },
+        },
+        "tileMatrixSet": {
+            "type": "object",
+            "required": ["id", "crs", "tileMatrices"],
+            "properties": {
+                "id": string(),
+                "title": string(),
+                "uri": string(),
+                "crs": string(),
+                "tileMatrices": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": [
+                            "id", "scaleDenominator", "cellSize", "pointOfOrigin",
+                            "tileWidth", "tileHeight", "matrixWidth", "matrixHeight",
+                        ],
+                        "properties": {
+                            "id": string(),
+                            "scaleDenominator": {"type": "number"},
+                            "cellSize": {"type": "number"},
+                            "pointOfOrigin": {"type": "array", "items": {"type": "number"}},
+                            "tileWidth": {"type": "integer", "minimum": 1},
+                            "tileHeight": {"type": "integer", "minimum": 1},
+                            "matrixWidth": {"type": "integer", "minimum": 1},
+                            "matrixHeight": {"type": "integer", "minimum": 1},
+                        },
+                    },
+                },
+            },
+        },
+        "tileSet": {
+            "type": "object",
+            "required": ["dataType", "crs", "links"],
+            "properties": {
+                "title": string(),
+                "dataType": {"type": "string", "enum": ["vector"]},
+                "crs": string(),
+                "tileMatrixSetURI": string(),
+                "links": links,
+                "layers": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["id"],
+                        "properties": {"id": string(), "title": string(), "geometryType": string()},
+                    },
+                },
+            },
+        },
+        "tileSets": {
+            "type": "object",
+            "required": ["tilesets", "links"],
+            "properties": {
+                "links": links,
+                "tilesets": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["dataType", "crs", "links"],
+                        "properties": {
+                            "title": string(),
+                            "dataType": {"type": "string", "enum": ["vector"]},
+                            "crs": string(),
+                            "tileMatrixSetURI": string(),
+                            "links": links,
+                        },
+                    },
+                },
+            },
+        },
+        "tileJSON": {
+            "type": "object",
+            "required": ["tilejson", "tiles", "vector_layers"],
+            "properties": {
+                "tilejson": string(),
+                "name": string(),
+                "tiles": {"type": "array", "minItems": 1, "items": string()},
+                "minzoom": {"type": "integer", "minimum": 0, "maximum": 30},
+                "maxzoom": {"type": "integer", "minimum": 0, "maximum": 30},
+                "bounds": {"type": "array", "items": {"type": "number"}},
+                "center": {"type": "array", "items": {"type": "number"}},
+                "vector_layers": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["id", "fields"],
+                        "properties": {
+                            "id": string(),
+                            "fields": {"type": "object", "additionalProperties": string()},
+                        },
+                    },
+                },
+            },
+        },
+    })
 }
 
 pub async fn api(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
