@@ -409,8 +409,7 @@ async fn serve(
                     .max_age(3600),
             )
             .wrap(actix_web::middleware::Compress::default())
-            // Outermost, so it times the whole request and sees the request id's header.
-            .wrap(crate::api::RequestId)
+            // Outermost: it times the whole request.
             .wrap(crate::api::metrics::Measure {
                 metrics: metrics.clone(),
                 access_log: access_log.clone(),

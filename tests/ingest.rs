@@ -940,25 +940,29 @@ async fn concurrent_appends_and_replaces_of_one_collection_all_commit() {
     }
 }
 
+/// A second handle on a test store, shareable with an engine.
+async fn shared(ts: &TestStore) -> std::sync::Arc<dyn hamn::store::Store> {
+    match (&ts.url, &ts.dir) {
+        (Some(url), _) => std::sync::Arc::new(
+            hamn::store::postgis::PostgisStore::connect(url)
+                .await
+                .expect("connect"),
+        ),
+        (None, Some(dir)) => std::sync::Arc::new(
+            hamn::store::embedded::EmbeddedStore::open(dir.path()).expect("open"),
+        ),
+        (None, None) => unreachable!("a test store has a URL or a directory"),
+    }
+}
+
 /// A refresh that races ingests builds each snapshot from one version: the catalog entry it
 /// serves is the one its rows were read for (a list-then-read refresh could pair one version's
 /// schema with the next version's rows). Replaces alternate between a narrow and a wide schema
 /// while the engine refreshes in a loop; every snapshot seen must be whole and consistent.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refresh_racing_ingests_builds_each_snapshot_from_one_version() {
-    use std::sync::Arc;
     for ts in each_store().await {
-        let store: Arc<dyn hamn::store::Store> = match (&ts.url, &ts.dir) {
-            (Some(url), _) => Arc::new(
-                hamn::store::postgis::PostgisStore::connect(url)
-                    .await
-                    .expect("connect"),
-            ),
-            (None, Some(dir)) => {
-                Arc::new(hamn::store::embedded::EmbeddedStore::open(dir.path()).expect("open"))
-            }
-            (None, None) => unreachable!(),
-        };
+        let store = shared(&ts).await;
         let files = tempfile::tempdir().expect("tempdir");
         let write = |name: &str, wide: bool| {
             let features: Vec<serde_json::Value> = (0..400)
@@ -1079,17 +1083,7 @@ impl hamn::store::Store for ReplaceAfterList {
 async fn an_ingest_between_list_and_read_gives_a_snapshot_of_one_version() {
     use std::sync::Arc;
     for ts in each_store().await {
-        let inner: Arc<dyn hamn::store::Store> = match (&ts.url, &ts.dir) {
-            (Some(url), _) => Arc::new(
-                hamn::store::postgis::PostgisStore::connect(url)
-                    .await
-                    .expect("connect"),
-            ),
-            (None, Some(dir)) => {
-                Arc::new(hamn::store::embedded::EmbeddedStore::open(dir.path()).expect("open"))
-            }
-            (None, None) => unreachable!(),
-        };
+        let inner = shared(&ts).await;
         let narrow = data("synthetic/traffic_counts_malmo_lund_synthetic.geojson");
         ts.ingest(&opts(narrow.clone(), "race"))
             .await

@@ -15,6 +15,8 @@ use actix_web::{web, HttpResponse};
 
 use super::AppState;
 
+static NEXT_REQUEST: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
 /// Upper bounds (seconds) of the latency histogram's buckets.
 const BUCKETS: [f64; 12] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
@@ -288,8 +290,10 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
         .body(out)
 }
 
-/// Middleware counting every response into `Metrics`, by the route pattern it matched, and
-/// (when on) handing the access log its record.
+/// The one middleware of the API: gives every response an `X-Request-Id` (the client's, if it
+/// sent a sane one, so a log line and a client report can be matched), `Vary: Accept` where the
+/// representation was negotiated, counts it into `Metrics` by the route pattern it matched,
+/// and (when on) hands the access log its record.
 pub struct Measure {
     pub metrics: std::sync::Arc<Metrics>,
     pub access_log: Option<std::sync::Arc<super::access_log::AccessLog>>,
@@ -337,6 +341,18 @@ where
 
     fn call(&self, req: ServiceRequest) -> Self::Future {
         let started = Instant::now();
+        let id = req
+            .headers()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| v.len() <= 64 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+            .map(str::to_string)
+            .unwrap_or_else(|| {
+                format!(
+                    "{:x}",
+                    NEXT_REQUEST.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                )
+            });
         // Methods clients invent would each make a series: the three the API serves, or other.
         let method: &'static str = match req.method().as_str() {
             "GET" => "GET",
@@ -364,7 +380,20 @@ where
         });
         let fut = self.service.call(req);
         Box::pin(async move {
-            let res = fut.await?;
+            let mut res = fut.await?;
+            let headers = res.headers_mut();
+            if let Ok(v) = HeaderValue::from_str(&id) {
+                headers.insert(header::HeaderName::from_static("x-request-id"), v);
+            }
+            // JSON and HTML documents are chosen by Accept (`negotiate`), so caches must key
+            // on it; tiles and assets have one representation and stay cacheable as one.
+            let negotiated = headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|t| t.starts_with("text/html") || t.contains("json"));
+            if negotiated {
+                headers.append(header::VARY, HeaderValue::from_static("Accept"));
+            }
             // Unmatched paths share one label: their variety is the client's, not ours.
             let route = res
                 .request()
@@ -385,10 +414,7 @@ where
                         .and_then(|v| v.to_str().ok())
                         .and_then(|v| v.parse().ok()),
                     seconds,
-                    id: headers
-                        .get("x-request-id")
-                        .and_then(|v| v.to_str().ok())
-                        .map(str::to_string),
+                    id: Some(id),
                 });
             }
             Ok(res)
