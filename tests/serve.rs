@@ -366,3 +366,64 @@ fn an_empty_store_gets_no_demo_data_unless_asked() {
         "run from the repo root, data/ beside it"
     );
 }
+
+/// PostGIS: a collection whose data table was dropped by hand is unavailable (503, listed in
+/// /health); the server starts and serves the rest. Dataset tiles name each collection once.
+#[tokio::test]
+async fn a_dropped_table_is_that_collections_failure_alone() {
+    let Some(store) = postgis().await else {
+        return;
+    };
+    for (file, id) in [
+        ("bathing/harryda_badplatser.csv", "kept"),
+        (
+            "synthetic/traffic_counts_malmo_lund_synthetic.geojson",
+            "dropped",
+        ),
+    ] {
+        let mut o = hamn::ingest::IngestOptions::new(data(file));
+        o.collection = Some(common::id(id));
+        store.ingest(&o).await.expect("ingest");
+    }
+    let client = sql(&store).await;
+    let table: String = client
+        .query_one(
+            "SELECT data_table FROM hamn.collections WHERE id = 'dropped'",
+            &[],
+        )
+        .await
+        .expect("catalog")
+        .get(0);
+    client
+        .batch_execute(&format!("DROP TABLE hamn_data.\"{table}\""))
+        .await
+        .expect("drop");
+    let server = start(&store.args(), &[]);
+    assert_eq!(
+        fetch(&format!("{}/collections/kept/items", server.base)).status(),
+        200
+    );
+    assert_eq!(
+        fetch(&format!("{}/collections/dropped/items", server.base)).status(),
+        503
+    );
+    let (_, health) = get(&format!("{}/health", server.base));
+    assert_eq!(health["unavailable"][0]["id"], "dropped", "{health}");
+
+    let tile = |q: &str| {
+        let resp = fetch(&format!(
+            "{}/tiles/WebMercatorQuad/6/19/34?collections={q}",
+            server.base
+        ));
+        let mut body = Vec::new();
+        std::io::Read::read_to_end(&mut resp.into_reader(), &mut body).expect("read");
+        body
+    };
+    let once = tile("kept");
+    assert!(!once.is_empty());
+    assert_eq!(
+        tile("kept,kept,kept"),
+        once,
+        "a repeated name draws its layer once"
+    );
+}

@@ -231,7 +231,9 @@ pub fn prepare(
             }
         }
         // GML: GDAL would otherwise write a .gfs file beside the source (which may be read-only).
-        "gml" | "xml" => open_options.push("WRITE_GFS=NO".into()),
+        // Nor fetch a WFS's remote application schema the file points at: an ingest reads
+        // the file it was given and reaches no other host.
+        "gml" | "xml" => open_options.extend(["WRITE_GFS=NO".into(), "DOWNLOAD_SCHEMA=NO".into()]),
         _ => {
             if let Some(enc) = encoding {
                 warnings.push(format!(

@@ -315,50 +315,61 @@ impl Store for PostgisStore {
         let Some((entry, table)) = current(&client, id, false).await? else {
             return Err(StoreError::NotFound(id.clone()));
         };
-        // The entry names its table; a replace that commits after the catalog read drops that
-        // table (its DROP waits for a SELECT already running, so only this gap matters).
-        let changed = |e: tokio_postgres::Error| {
-            if e.code() == Some(&tokio_postgres::error::SqlState::UNDEFINED_TABLE) {
-                StoreError::Changed(id.clone())
-            } else {
-                StoreError::Postgres(e)
+        match read_rows(&client, &entry, &table).await {
+            Ok(rows) => Ok((entry, rows)),
+            // The entry names its table. A replace that commits after the catalog read drops
+            // it (its DROP waits for a SELECT already running, so only this gap matters): read
+            // again. If the catalog still names it, it was dropped by hand: that is an error.
+            Err(StoreError::Postgres(e))
+                if e.code() == Some(&tokio_postgres::error::SqlState::UNDEFINED_TABLE) =>
+            {
+                match current(&client, id, false).await? {
+                    Some((_, now)) if now == table => Err(StoreError::CorruptCatalog {
+                        path: format!("hamn.collections ({id})"),
+                        reason: format!("its data table hamn_data.{table} does not exist"),
+                    }),
+                    _ => Err(StoreError::Changed(id.clone())),
+                }
             }
-        };
-        let cols: String = entry
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// All rows of a collection version's table, in `fid` order, streamed row by row: a large
+/// collection is never held twice (as rows and as features).
+async fn read_rows(
+    client: &Object,
+    entry: &CatalogEntry,
+    table: &str,
+) -> Result<Vec<StoredFeature>> {
+    let cols: String = entry
+        .attributes
+        .iter()
+        .map(|a| format!(", {}", quote_ident(&a.column)))
+        .collect();
+    let sql = format!(
+        "SELECT hamn_fid, hamn_id, ST_AsBinary(geom){cols} FROM {} ORDER BY hamn_fid",
+        table_ref(table)
+    );
+    let rows = client.query_raw(&sql, std::iter::empty::<i32>()).await?;
+    futures_util::pin_mut!(rows);
+    let mut out = Vec::with_capacity(usize::try_from(entry.feature_count).unwrap_or(0));
+    while let Some(r) = futures_util::TryStreamExt::try_next(&mut rows).await? {
+        let values = entry
             .attributes
             .iter()
-            .map(|a| format!(", {}", quote_ident(&a.column)))
-            .collect();
-        let sql = format!(
-            "SELECT hamn_fid, hamn_id, ST_AsBinary(geom){cols} FROM {} ORDER BY hamn_fid",
-            table_ref(&table)
-        );
-        // Streamed row by row: a large collection is never held twice (as rows and as features).
-        let rows = client
-            .query_raw(&sql, std::iter::empty::<i32>())
-            .await
-            .map_err(changed)?;
-        futures_util::pin_mut!(rows);
-        let mut out = Vec::with_capacity(usize::try_from(entry.feature_count).unwrap_or(0));
-        while let Some(r) = futures_util::TryStreamExt::try_next(&mut rows)
-            .await
-            .map_err(changed)?
-        {
-            let values = entry
-                .attributes
-                .iter()
-                .enumerate()
-                .map(|(i, a)| read_value(&r, i + 3, a.kind))
-                .collect::<Result<Vec<_>>>()?;
-            out.push(StoredFeature {
-                fid: r.try_get(0)?,
-                id: r.try_get(1)?,
-                geometry: r.try_get(2)?,
-                values,
-            });
-        }
-        Ok((entry, out))
+            .enumerate()
+            .map(|(i, a)| read_value(&r, i + 3, a.kind))
+            .collect::<Result<Vec<_>>>()?;
+        out.push(StoredFeature {
+            fid: r.try_get(0)?,
+            id: r.try_get(1)?,
+            geometry: r.try_get(2)?,
+            values,
+        });
     }
+    Ok(out)
 }
 
 fn read_value(row: &tokio_postgres::Row, idx: usize, kind: AttrType) -> Result<Value> {
