@@ -220,12 +220,7 @@ async fn bad_input_is_one_clear_line_and_changes_nothing() {
             "tc",
         ]));
         assert!(o.status.success(), "{}", stderr(&o));
-        let before = store
-            .store
-            .get(&id("tc"))
-            .await
-            .expect("get")
-            .expect("entry");
+        let before = store.entry("tc").await;
         let features = store.features("tc").await;
         let dir = tempfile::tempdir().expect("tempdir");
         for (what, args, words) in bad_inputs(dir.path()) {
@@ -412,12 +407,7 @@ async fn an_ingest_killed_midway_leaves_the_previous_version() {
             "big",
         ]));
         assert!(o.status.success(), "{}", stderr(&o));
-        let before = store
-            .store
-            .get(&id("big"))
-            .await
-            .expect("get")
-            .expect("entry");
+        let before = store.entry("big").await;
         let features = store.features("big").await;
 
         let mut child = store

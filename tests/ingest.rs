@@ -172,12 +172,7 @@ async fn catalog_records_source_schema_and_extents() {
         o.meta.publisher = Some("Malmö stad".into());
         o.meta.keywords = vec!["trafik".into(), "ÅDT".into()];
         store.ingest(&o).await.expect("ingest");
-        let e = store
-            .store
-            .get(&id("traffic"))
-            .await
-            .expect("get")
-            .expect("entry");
+        let e = store.entry("traffic").await;
         assert_eq!(e.source.name, "traffic_counts_malmo_lund_synthetic.geojson");
         assert_eq!(e.source.sha256.len(), 64);
         assert_eq!(e.source.crs, "EPSG:4326");
@@ -222,12 +217,7 @@ async fn reprojection_from_sweref_is_exact_to_a_centimetre() {
         o.read.source_crs = Some("EPSG:3006".into());
         store.ingest(&o).await.expect("ingest");
         for (coll, id_attr) in [("excel", "Mätpunkt"), ("wkt", "id")] {
-            let entry = store
-                .store
-                .get(&id(coll))
-                .await
-                .expect("get")
-                .expect("entry");
+            let entry = store.entry(coll).await;
             for f in store.features(coll).await {
                 let key = attr(&entry.attributes, &f, id_attr);
                 let want = control[key.as_str().expect("id")];
@@ -332,12 +322,7 @@ async fn append_adds_features_and_merges_schemas() {
         assert_eq!(fids, (1..=17).collect::<Vec<_>>());
         let ids: HashSet<&str> = after.iter().map(|f| f.id.as_str()).collect();
         assert_eq!(ids.len(), 17);
-        let e = store
-            .store
-            .get(&id("app"))
-            .await
-            .expect("get")
-            .expect("entry");
+        let e = store.entry("app").await;
         assert!(
             e.attributes.iter().any(|a| a.name == "namn")
                 && e.attributes.iter().any(|a| a.name == "name")
@@ -377,12 +362,7 @@ async fn a_failing_replace_leaves_the_previous_version_intact() {
         );
         o.id_field = Some("matpunkt_id".into());
         store.ingest(&o).await.expect("ingest");
-        let entry = store
-            .store
-            .get(&id("tc"))
-            .await
-            .expect("get")
-            .expect("entry");
+        let entry = store.entry("tc").await;
         let features = store.features("tc").await;
 
         // Duplicate ids: discovered only after every row was loaded.
@@ -463,12 +443,7 @@ async fn concurrent_replaces_of_one_collection_each_commit_whole() {
         let (ra, rb) = tokio::join!(store.ingest(&a), store.ingest(&b));
         ra.expect("first");
         rb.expect("second");
-        let e = store
-            .store
-            .get(&id("race"))
-            .await
-            .expect("get")
-            .expect("entry");
+        let e = store.entry("race").await;
         let n = store.features("race").await.len() as u64;
         assert!(n == 150 || n == 597, "{n}");
         assert_eq!(e.feature_count, n);
@@ -501,12 +476,7 @@ async fn features_without_geometry_and_messy_values_are_kept() {
         assert_eq!(r[0].repaired.len(), 1);
         assert_eq!(r[0].repaired[0].0, 3);
         assert!(r[0].warnings.iter().any(|w| w.contains("no geometry")));
-        let e = store
-            .store
-            .get(&id("messy"))
-            .await
-            .expect("get")
-            .expect("entry");
+        let e = store.entry("messy").await;
         let f = store.features("messy").await;
         assert!(f[0].geometry.is_none());
         // A property a feature does not have is null, not 0 or "".
@@ -531,12 +501,7 @@ async fn multi_layer_sources_become_one_collection_per_layer() {
         one.layer = Some("badplatser".into());
         let r = store.ingest(&one).await.expect("one layer");
         assert_eq!(r.len(), 1);
-        let e = store
-            .store
-            .get(&id("bara-bad"))
-            .await
-            .expect("get")
-            .expect("entry");
+        let e = store.entry("bara-bad").await;
         assert_eq!(e.source.layer, "badplatser");
         assert_eq!(e.feature_count, 9);
     }
@@ -554,12 +519,7 @@ async fn latin1_shapefile_without_cpg_is_read_right() {
             "{:?}",
             r[0].warnings
         );
-        let e = store
-            .store
-            .get(&id("latin1"))
-            .await
-            .expect("get")
-            .expect("entry");
+        let e = store.entry("latin1").await;
         let f = store.features("latin1").await;
         assert!(
             f.iter()
@@ -620,12 +580,7 @@ async fn datetime_field_is_checked() {
     assert!(err.to_string().contains("not a date"), "{err}");
     o.datetime_field = Some("matdatum".into());
     store.ingest(&o).await.expect("ingest");
-    let e = store
-        .store
-        .get(&id("t"))
-        .await
-        .expect("get")
-        .expect("entry");
+    let e = store.entry("t").await;
     assert_eq!(e.datetime_field.as_deref(), Some("matdatum"));
 }
 
@@ -640,12 +595,7 @@ async fn titles_made_from_file_names_follow_the_file_given_ones_stay() {
     o.mode = IngestMode::Replace;
     o.read.source_crs = Some("EPSG:3006".into());
     store.ingest(&o).await.expect("replace");
-    let e = store
-        .store
-        .get(&id("t"))
-        .await
-        .expect("get")
-        .expect("entry");
+    let e = store.entry("t").await;
     assert_eq!(
         e.meta.title, "wkt_3006",
         "a made-up title follows the new file"
@@ -656,12 +606,7 @@ async fn titles_made_from_file_names_follow_the_file_given_ones_stay() {
     let mut o2 = opts(data("bathing/harryda_badplatser.csv"), "t");
     o2.mode = IngestMode::Replace;
     store.ingest(&o2).await.expect("replace");
-    let e = store
-        .store
-        .get(&id("t"))
-        .await
-        .expect("get")
-        .expect("entry");
+    let e = store.entry("t").await;
     assert_eq!(e.meta.title, "Mätpunkter", "a given title stays");
 }
 
@@ -706,12 +651,7 @@ async fn a_vrt_named_csv_or_geojson_is_refused_and_nothing_is_stored() {
         let mut o = opts(dir.path().join("x.csv").display().to_string(), "leak");
         o.allow_any_gdal_driver = true;
         store.ingest(&o).await.expect("allowed by the operator");
-        let e = store
-            .store
-            .get(&id("leak"))
-            .await
-            .expect("get")
-            .expect("entry");
+        let e = store.entry("leak").await;
         let f = store.features("leak").await;
         assert_eq!(attr(&e.attributes, &f[0], "namn"), SECRET);
     }
@@ -819,12 +759,7 @@ async fn curved_geometries_are_linearised_on_the_arc() {
                 store.kind,
                 r[0].warnings
             );
-            let e = store
-                .store
-                .get(&id("kurvor"))
-                .await
-                .expect("get")
-                .expect("entry");
+            let e = store.entry("kurvor").await;
             assert!(
                 !e.geometry_types.iter().any(|t| t.contains("Curve")
                     || t.contains("Surface")
@@ -919,12 +854,7 @@ async fn concurrent_appends_and_replaces_of_one_collection_all_commit() {
             });
             a.unwrap_or_else(|e| panic!("{} round {round}: append: {e:?}", store.kind));
             r.unwrap_or_else(|e| panic!("{} round {round}: replace: {e:?}", store.kind));
-            let e = store
-                .store
-                .get(&id("mix"))
-                .await
-                .expect("get")
-                .expect("entry");
+            let e = store.entry("mix").await;
             let n = store.features("mix").await.len();
             assert_eq!(e.feature_count, n as u64, "{} round {round}", store.kind);
             // The replace last (its rows only), or the append after it (both).
@@ -1109,12 +1039,7 @@ async fn an_ingest_between_list_and_read_gives_a_snapshot_of_one_version() {
             .store(true, std::sync::atomic::Ordering::SeqCst);
         engine.refresh().await.expect("refresh");
         let s = engine.get(&id("race")).expect("served");
-        let stored = ts
-            .store
-            .get(&id("race"))
-            .await
-            .expect("get")
-            .expect("entry");
+        let stored = ts.entry("race").await;
         assert_eq!(
             s.version(),
             stored.version,

@@ -64,6 +64,15 @@ impl TestStore {
         ingest::ingest(self.store.as_ref(), opts).await
     }
 
+    /// The catalog entry of a collection that must exist.
+    pub async fn entry(&self, id: &str) -> hamn::catalog::CatalogEntry {
+        self.store
+            .get(&self::id(id))
+            .await
+            .expect("get")
+            .unwrap_or_else(|| panic!("no collection {id}"))
+    }
+
     pub async fn features(&self, id: &str) -> Vec<StoredFeature> {
         self.store.features(&self::id(id)).await.expect("features")
     }
