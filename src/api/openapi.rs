@@ -764,7 +764,26 @@ fn schemas() -> Json {
                 },
             },
         },
+        // A tileset document is its tilesets-list entry plus its layers.
         "tileSet": {
+            "allOf": [
+                {"$ref": "#/components/schemas/tileSetEntry"},
+                {
+                    "type": "object",
+                    "properties": {
+                        "layers": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "required": ["id"],
+                                "properties": {"id": string(), "title": string(), "geometryType": string()},
+                            },
+                        },
+                    },
+                },
+            ],
+        },
+        "tileSetEntry": {
             "type": "object",
             "required": ["dataType", "crs", "links"],
             "properties": {
@@ -773,14 +792,6 @@ fn schemas() -> Json {
                 "crs": string(),
                 "tileMatrixSetURI": string(),
                 "links": links,
-                "layers": {
-                    "type": "array",
-                    "items": {
-                        "type": "object",
-                        "required": ["id"],
-                        "properties": {"id": string(), "title": string(), "geometryType": string()},
-                    },
-                },
             },
         },
         "tileSets": {
@@ -788,20 +799,7 @@ fn schemas() -> Json {
             "required": ["tilesets", "links"],
             "properties": {
                 "links": links,
-                "tilesets": {
-                    "type": "array",
-                    "items": {
-                        "type": "object",
-                        "required": ["dataType", "crs", "links"],
-                        "properties": {
-                            "title": string(),
-                            "dataType": {"type": "string", "enum": ["vector"]},
-                            "crs": string(),
-                            "tileMatrixSetURI": string(),
-                            "links": links,
-                        },
-                    },
-                },
+                "tilesets": {"type": "array", "items": {"$ref": "#/components/schemas/tileSetEntry"}},
             },
         },
         "tileJSON": {
