@@ -269,6 +269,10 @@ pub struct Description {
     pub theme: Option<String>,
     pub publisher: Option<String>,
     pub licence: Option<String>,
+    /// Standards the data conforms to (URIs: a national specification such as
+    /// `https://dataportal.se/specifications/badplatser/1.0`); from a harvested catalog.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conforms_to: Vec<String>,
 }
 
 /// Where the data came from.

@@ -30,7 +30,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the HTTP server. With --demo-data DIR and an empty store, loads the demo data first.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Load a dataset (any vector format GDAL reads) into a collection, atomically.
     Ingest(Box<IngestArgs>),
     /// List, show or delete collections.
@@ -40,6 +40,35 @@ pub enum Command {
     },
     /// Apply pending database migrations (also done at start-up). Safe to run twice.
     Migrate,
+    /// Tokens for the admin API: create (printed once), list, revoke.
+    Tokens {
+        #[command(subcommand)]
+        action: TokensAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokensAction {
+    /// Make a token and print it (once: only a salted hash is kept).
+    Create {
+        /// What the token is for, e.g. "Lund GIS, nightly export".
+        #[arg(long)]
+        name: String,
+        /// Everything under /admin: collections, uploads, sources, catalogs, all jobs.
+        #[arg(
+            long,
+            conflicts_with = "collections",
+            required_unless_present = "collections"
+        )]
+        admin: bool,
+        /// Only upload to, set the source and metadata of these collections (comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        collections: Vec<CollectionId>,
+    },
+    /// One line per token: id, scope, created, revoked, name. Never the token itself.
+    List,
+    /// Revoke a token by its id (the 12 hex digits after `hamn_`); it stops working at once.
+    Revoke { id: String },
 }
 
 #[derive(Debug, clap::Args)]
@@ -108,6 +137,39 @@ pub struct ServeArgs {
     /// headers are believed (comma-separated: 127.0.0.1,10.0.0.0/8). Others' are ignored.
     #[arg(long, env = "HAMN_TRUSTED_PROXIES", value_delimiter = ',')]
     pub trusted_proxies: Vec<String>,
+    /// Serve no admin API (/admin): publishing only through `hamn ingest`.
+    #[arg(long, env = "HAMN_NO_ADMIN")]
+    pub no_admin: bool,
+    /// Ingest jobs (uploads, refreshes, harvests) running at once; more wait in a queue.
+    #[arg(long, env = "HAMN_JOBS", default_value_t = 2)]
+    pub jobs: usize,
+    /// Largest upload, in MiB.
+    #[arg(long, env = "HAMN_MAX_UPLOAD_MB", default_value_t = 1024)]
+    pub max_upload_mb: u64,
+    /// Where uploads and downloads wait for their ingest; emptied at start-up [default: `spool`
+    /// in the embedded store's directory, else a new temporary directory].
+    #[arg(long, env = "HAMN_SPOOL_DIR")]
+    pub spool_dir: Option<PathBuf>,
+    /// Hosts source URLs and catalogs may be fetched from (comma-separated; `*.example.se`
+    /// for subdomains) [default: any host on a public address].
+    #[arg(long, env = "HAMN_FETCH_ALLOW_HOSTS", value_delimiter = ',')]
+    pub fetch_allow_hosts: Vec<String>,
+    /// Non-public networks that may be fetched from anyway (comma-separated CIDR, e.g. a
+    /// municipal intranet 10.20.0.0/16). Loopback, private and link-local are refused otherwise.
+    #[arg(long, env = "HAMN_FETCH_ALLOW_NETWORKS", value_delimiter = ',')]
+    pub fetch_allow_networks: Vec<ipnet::IpNet>,
+    /// Largest file fetched from a source URL, in MiB.
+    #[arg(long, env = "HAMN_FETCH_MAX_MB", default_value_t = 1024)]
+    pub fetch_max_mb: u64,
+    /// Longest a fetch may take, in seconds (connecting, waiting and downloading).
+    #[arg(long, env = "HAMN_FETCH_TIMEOUT_SECONDS", default_value_t = 600)]
+    pub fetch_timeout_seconds: u64,
+    /// Shortest refresh interval a source or catalog may ask for, in seconds.
+    #[arg(long, env = "HAMN_MIN_REFRESH_SECONDS", default_value_t = 60)]
+    pub min_refresh_seconds: u64,
+    /// How often the scheduler looks for sources that are due, in seconds.
+    #[arg(long, env = "HAMN_SCHEDULE_SECONDS", default_value_t = 5)]
+    pub schedule_seconds: u64,
 }
 
 #[derive(Debug, clap::Args)]
@@ -163,6 +225,10 @@ pub struct IngestArgs {
     /// Comma-separated keywords.
     #[arg(long, value_delimiter = ',')]
     pub keywords: Vec<String>,
+    /// URI of a standard the data conforms to (repeatable), e.g. a national specification
+    /// such as https://dataportal.se/specifications/badplatser/1.0.
+    #[arg(long)]
+    pub conforms_to: Vec<String>,
     /// Lowest zoom at which the collection's vector tiles are offered [default: 0, or as before].
     #[arg(long, value_parser = clap::value_parser!(u8).range(0..=24))]
     pub min_zoom: Option<u8>,
@@ -213,11 +279,13 @@ impl IngestArgs {
                 theme: self.theme.clone(),
                 publisher: self.publisher.clone(),
                 licence: self.licence.clone(),
+                conforms_to: self.conforms_to.clone(),
             },
             zoom: (self.min_zoom, self.max_zoom),
             allow_gdal_paths: config.allow_gdal_paths,
             allow_any_gdal_driver: config.allow_any_gdal_driver,
             progress: !self.quiet && std::io::stderr().is_terminal(),
+            watch: None,
         }
     }
 }
@@ -311,7 +379,51 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 }
             }
         }
-        Command::Serve(args) => serve(config, args, cli.global.log_format).await?,
+        Command::Serve(args) => serve(config, *args, cli.global.log_format).await?,
+        Command::Tokens { action } => {
+            let store: Arc<dyn crate::store::Store> = Arc::from(config.open_store().await?);
+            let tokens = crate::auth::Tokens::new(store);
+            match action {
+                TokensAction::Create {
+                    name,
+                    admin,
+                    collections,
+                } => {
+                    let scope = if admin {
+                        crate::auth::Scope::Admin
+                    } else {
+                        crate::auth::Scope::Write(collections.into_iter().collect())
+                    };
+                    let (text, record) = tokens.create(&name, scope).await?;
+                    eprintln!(
+                        "token {} ({}) made; it is shown this once, keep it secret:",
+                        record.id, record.scope
+                    );
+                    println!("{text}");
+                }
+                TokensAction::List => {
+                    for t in tokens.list().await? {
+                        println!(
+                            "{}\t{}\tcreated {}\t{}\t{}",
+                            t.id,
+                            t.scope,
+                            t.created.format("%Y-%m-%d %H:%M"),
+                            t.revoked
+                                .map(|r| format!("revoked {}", r.format("%Y-%m-%d %H:%M")))
+                                .unwrap_or_else(|| "active".into()),
+                            t.name
+                        );
+                    }
+                }
+                TokensAction::Revoke { id } => {
+                    if tokens.revoke(&id).await? {
+                        println!("revoked {id}");
+                    } else {
+                        anyhow::bail!("no token {id:?} (see `hamn tokens list`)");
+                    }
+                }
+            }
+        }
     }
     Ok(())
 }
@@ -338,6 +450,44 @@ async fn serve(
             }
         }
     }
+    let admin = if args.no_admin {
+        None
+    } else {
+        let spool_dir = match (&args.spool_dir, &config.store) {
+            (Some(d), _) => d.clone(),
+            (None, StoreConfig::Embedded { dir }) => dir.join("spool"),
+            (None, StoreConfig::Postgis { .. }) => {
+                // Jobs remove their files when they end; an empty directory may outlive a
+                // killed process.
+                let dir = tempfile::Builder::new().prefix("hamn-spool-").tempdir()?;
+                dir.keep()
+            }
+        };
+        let publisher = crate::publish::Publisher::start(
+            store.clone(),
+            crate::publish::PublishOptions {
+                concurrency: args.jobs.max(1),
+                spool_dir,
+                max_upload_bytes: args.max_upload_mb.saturating_mul(1 << 20),
+                fetch: crate::publish::fetch::FetchPolicy {
+                    allowed_hosts: args.fetch_allow_hosts.clone(),
+                    allowed_networks: args.fetch_allow_networks.clone(),
+                    max_bytes: args.fetch_max_mb.saturating_mul(1 << 20),
+                    timeout: std::time::Duration::from_secs(args.fetch_timeout_seconds.max(1)),
+                    ..Default::default()
+                },
+                min_interval: std::time::Duration::from_secs(args.min_refresh_seconds.max(1)),
+                tick: std::time::Duration::from_secs(args.schedule_seconds.max(1)),
+                allow_any_gdal_driver: config.allow_any_gdal_driver,
+                ..Default::default()
+            },
+        )
+        .await?;
+        Some(crate::api::admin::Admin {
+            publisher,
+            tokens: Arc::new(crate::auth::Tokens::new(store.clone())),
+        })
+    };
     let bind = args
         .bind
         .or(config.file.bind.clone())
@@ -387,6 +537,7 @@ async fn serve(
         })),
         ready_max_age: (args.ready_max_refresh_age > 0)
             .then(|| std::time::Duration::from_secs(args.ready_max_refresh_age)),
+        admin,
     });
     // The access log follows HAMN_LOG like every other line (target `access`, level info).
     let access_log = if args.access_log && tracing::enabled!(target: "access", tracing::Level::INFO)

@@ -89,6 +89,7 @@ impl DemoCollection {
                 theme: self.theme.clone(),
                 publisher: self.publisher.clone(),
                 licence: self.licence.clone(),
+                conforms_to: Vec::new(),
             },
             ..IngestOptions::new(dir.join(&self.file).display().to_string())
         }

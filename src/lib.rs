@@ -7,6 +7,7 @@
 //! `demo` (the bundled demo data).
 
 pub mod api;
+pub mod auth;
 pub mod catalog;
 pub mod cli;
 pub mod collation;
@@ -16,5 +17,6 @@ pub mod crs;
 pub mod demo;
 pub mod engine;
 pub mod ingest;
+pub mod publish;
 pub mod store;
 pub mod tiles;

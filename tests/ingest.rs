@@ -1007,6 +1007,41 @@ impl hamn::store::Store for ReplaceAfterList {
     ) -> hamn::store::Result<(hamn::catalog::CatalogEntry, Vec<hamn::store::StoredFeature>)> {
         self.inner.read(id).await
     }
+    async fn set_description(
+        &self,
+        id: &hamn::catalog::CollectionId,
+        meta: hamn::catalog::Description,
+    ) -> hamn::store::Result<hamn::catalog::CatalogEntry> {
+        self.inner.set_description(id, meta).await
+    }
+    async fn put_record(
+        &self,
+        kind: hamn::store::RecordKind,
+        key: &str,
+        doc: &serde_json::Value,
+    ) -> hamn::store::Result<()> {
+        self.inner.put_record(kind, key, doc).await
+    }
+    async fn get_record(
+        &self,
+        kind: hamn::store::RecordKind,
+        key: &str,
+    ) -> hamn::store::Result<Option<serde_json::Value>> {
+        self.inner.get_record(kind, key).await
+    }
+    async fn list_records(
+        &self,
+        kind: hamn::store::RecordKind,
+    ) -> hamn::store::Result<Vec<(String, serde_json::Value)>> {
+        self.inner.list_records(kind).await
+    }
+    async fn delete_record(
+        &self,
+        kind: hamn::store::RecordKind,
+        key: &str,
+    ) -> hamn::store::Result<bool> {
+        self.inner.delete_record(kind, key).await
+    }
 }
 
 #[tokio::test]

@@ -3,6 +3,8 @@
 //! responses (`ApiError`); it never talks SQL or GDAL itself.
 
 pub mod access_log;
+pub mod admin;
+mod admin_html;
 mod collections;
 pub mod heavy;
 mod html;
@@ -60,6 +62,8 @@ pub struct AppState {
     /// `/ready` fails when the catalog was last read longer ago than this (None: never on
     /// staleness alone, since serving from memory goes on while the store is away).
     pub ready_max_age: Option<std::time::Duration>,
+    /// The publishing side (`/admin`); None serves the read API alone.
+    pub admin: Option<admin::Admin>,
 }
 
 /// Every error a handler can return, with its status. The body is always
@@ -82,6 +86,18 @@ pub enum ApiError {
     /// Too much heavy work under way, or this request's took too long (`heavy`).
     #[error("{0}")]
     Overloaded(String),
+    /// No credentials, or credentials that are not valid (401 with WWW-Authenticate).
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    Forbidden(String),
+    /// Too many attempts; retry after the seconds given.
+    #[error("{message}")]
+    TooManyRequests { message: String, retry_after: u64 },
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    PayloadTooLarge(String),
     #[error("internal error")]
     Internal(#[from] StoreError),
 }
@@ -94,6 +110,11 @@ impl ResponseError for ApiError {
             ApiError::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
             ApiError::Gone { .. } => StatusCode::GONE,
             ApiError::Unavailable(_) | ApiError::Overloaded(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -106,6 +127,11 @@ impl ResponseError for ApiError {
             ApiError::Gone { .. } => "Gone",
             ApiError::Unavailable(_) => "ServiceUnavailable",
             ApiError::Overloaded(_) => "Overloaded",
+            ApiError::Unauthorized(_) => "Unauthorized",
+            ApiError::Forbidden(_) => "Forbidden",
+            ApiError::TooManyRequests { .. } => "TooManyRequests",
+            ApiError::Conflict(_) => "Conflict",
+            ApiError::PayloadTooLarge(_) => "PayloadTooLarge",
             ApiError::Internal(e) => {
                 tracing::error!(error = %e, "internal error");
                 "ServerError"
@@ -125,6 +151,12 @@ impl ResponseError for ApiError {
             }
             ApiError::Overloaded(_) => {
                 resp.insert_header((header::RETRY_AFTER, "2"));
+            }
+            ApiError::Unauthorized(_) => {
+                resp.insert_header((header::WWW_AUTHENTICATE, "Bearer realm=\"hamn admin\""));
+            }
+            ApiError::TooManyRequests { retry_after, .. } => {
+                resp.insert_header((header::RETRY_AFTER, retry_after.to_string()));
             }
             _ => {}
         }
@@ -441,6 +473,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     ))
     .service(resource("/assets/maplibre-gl/{file}", map::asset))
     .service(resource("/tileMatrixSets", tiles::tile_matrix_sets))
+    .configure(admin::configure)
     .service(resource("/tileMatrixSets/{tms}", tiles::tile_matrix_set))
     .default_service(web::to(not_found_or_options));
 }

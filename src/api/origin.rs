@@ -101,6 +101,37 @@ impl Origin {
     }
 }
 
+impl Origin {
+    /// The client's address, for limits per client: the peer, or, when the peer is a trusted
+    /// proxy, the right-most address in X-Forwarded-For that is not itself a trusted proxy
+    /// (the left-most entries are whatever the client wrote). None without a peer (tests).
+    pub fn client_ip(&self, req: &HttpRequest) -> Option<std::net::IpAddr> {
+        let peer = req.peer_addr()?.ip();
+        let trusted = |ip: &std::net::IpAddr| self.trusted.iter().any(|n| n.contains(ip));
+        if !trusted(&peer) {
+            return Some(peer);
+        }
+        let chain = req
+            .headers()
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        let mut client = peer;
+        for hop in chain.rsplit(',') {
+            match hop.trim().parse::<std::net::IpAddr>() {
+                Ok(ip) => {
+                    client = ip;
+                    if !trusted(&ip) {
+                        break;
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        Some(client)
+    }
+}
+
 /// The scheme and host a trusted proxy passes on: `Forwarded` (RFC 7239, its first element)
 /// first, else `X-Forwarded-Proto` and `X-Forwarded-Host` (their first values).
 fn forwarded(req: &HttpRequest) -> (Option<String>, Option<String>) {
@@ -207,6 +238,23 @@ mod tests {
 
     fn peer(ip: &str) -> TestRequest {
         TestRequest::default().peer_addr(std::net::SocketAddr::new(ip.parse().expect("ip"), 50000))
+    }
+
+    #[test]
+    fn the_client_address_is_believed_only_through_trusted_proxies() {
+        let origin = Origin::new(None, &["10.0.0.0/8".into()]).expect("origin");
+        let direct = peer("192.0.2.7")
+            .insert_header(("X-Forwarded-For", "198.51.100.1"))
+            .to_http_request();
+        assert_eq!(origin.client_ip(&direct), "192.0.2.7".parse().ok());
+        let proxied = peer("10.0.0.1")
+            .insert_header(("X-Forwarded-For", "6.6.6.6, 198.51.100.1, 10.0.0.2"))
+            .to_http_request();
+        assert_eq!(origin.client_ip(&proxied), "198.51.100.1".parse().ok());
+        let garbage = peer("10.0.0.1")
+            .insert_header(("X-Forwarded-For", "not-an-ip"))
+            .to_http_request();
+        assert_eq!(origin.client_ip(&garbage), "10.0.0.1".parse().ok());
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod reader;
 pub mod source;
 
 use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -64,6 +65,8 @@ pub enum IngestError {
     Store(#[from] StoreError),
     #[error("ingest task failed: {0}")]
     Task(String),
+    #[error("cancelled before it was committed; the collection is as it was")]
+    Cancelled,
 }
 
 impl IngestError {
@@ -99,6 +102,23 @@ pub struct IngestOptions {
     /// formats in [`source::ALLOWED_DRIVERS`] (VRT and network drivers read other sources).
     pub allow_any_gdal_driver: bool,
     pub progress: bool,
+    /// For a caller that watches and may stop the ingest (the admin API's jobs).
+    pub watch: Option<IngestWatch>,
+}
+
+/// Shared with whoever runs an ingest in the background: features written so far, the
+/// source's count when it says, and a flag that stops the ingest before its commit.
+#[derive(Debug, Clone, Default)]
+pub struct IngestWatch {
+    pub written: Arc<AtomicU64>,
+    pub total: Arc<AtomicU64>,
+    pub cancel: Arc<AtomicBool>,
+}
+
+impl IngestWatch {
+    fn cancelled(&self) -> bool {
+        self.cancel.load(Ordering::Relaxed)
+    }
 }
 
 impl IngestOptions {
@@ -118,6 +138,7 @@ impl IngestOptions {
             allow_gdal_paths: false,
             allow_any_gdal_driver: false,
             progress: false,
+            watch: None,
         }
     }
 }
@@ -131,6 +152,7 @@ pub struct MetaOptions {
     pub theme: Option<String>,
     pub publisher: Option<String>,
     pub licence: Option<String>,
+    pub conforms_to: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -415,23 +437,34 @@ async fn ingest_layer(
         indicatif::ProgressBar::hidden()
     };
 
-    let (tx, mut rx) = tokio::sync::mpsc::channel(4);
+    let watch = opts.watch.clone().unwrap_or_default();
+    watch
+        .total
+        .store(schema.feature_count.unwrap_or(0), Ordering::Relaxed);
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<crate::store::Row>>(4);
     let bar = progress.clone();
+    let reader_watch = watch.clone();
     let layer_name = schema.layer_name.clone();
     let crs_label = schema.crs_label.clone();
     let native = matches!(schema.geometry, GeometrySource::Native);
     let reading = tokio::task::spawn_blocking(move || {
         reader::read_rows(&schema, &row_plan, &bar, |rows| {
-            tx.blocking_send(rows).is_ok()
+            !reader_watch.cancelled() && tx.blocking_send(rows).is_ok()
         })
     });
     while let Some(rows) = rx.recv().await {
+        let n = rows.len() as u64;
         sink.write(rows).await?;
+        watch.written.fetch_add(n, Ordering::Relaxed);
     }
     let stats = reading
         .await
         .map_err(|e| IngestError::Task(e.to_string()))??;
     progress.finish_and_clear();
+    // Checked last before the commit: a cancel after this point is too late to honour.
+    if watch.cancelled() {
+        return Err(IngestError::Cancelled);
+    }
 
     if stats.stored == 0 && stats.read > 0 {
         let first = stats
@@ -538,6 +571,11 @@ async fn ingest_layer(
             theme: pick(&meta.theme, &old_meta.theme),
             publisher: pick(&meta.publisher, &old_meta.publisher),
             licence: pick(&meta.licence, &old_meta.licence),
+            conforms_to: if meta.conforms_to.is_empty() {
+                old_meta.conforms_to.clone()
+            } else {
+                meta.conforms_to.clone()
+            },
         },
         source: SourceInfo {
             name: prepared.name.clone(),
@@ -570,4 +608,43 @@ async fn ingest_layer(
         warnings,
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// A collection with metadata and no features yet: the publisher uploads into it, or gives it
+/// a source URL, later. Committed like any ingest (nothing half-made on failure).
+pub async fn create_empty(
+    store: &dyn Store,
+    id: &CollectionId,
+    meta: Description,
+) -> Result<CatalogEntry, IngestError> {
+    let sink = store
+        .begin_ingest(IngestPlan {
+            id: id.clone(),
+            mode: IngestMode::Create,
+            attributes: Vec::new(),
+        })
+        .await?;
+    let now = Utc::now();
+    let entry = CatalogEntry {
+        id: id.clone(),
+        meta,
+        source: SourceInfo {
+            name: String::new(),
+            sha256: String::new(),
+            layer: String::new(),
+            crs: "OGC:CRS84".into(),
+        },
+        attributes: Vec::new(),
+        geometry_types: Vec::new(),
+        id_field: None,
+        datetime_field: None,
+        feature_count: 0,
+        extent: None,
+        temporal_extent: None,
+        created: now,
+        updated: now,
+        zoom: crate::catalog::ZoomRange::default(),
+        version: 0,
+    };
+    Ok(sink.commit(entry).await?)
 }

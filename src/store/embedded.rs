@@ -23,11 +23,15 @@ use gdal::{Dataset, DatasetOptions, DriverManager, GdalOpenFlags};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    IngestMode, IngestPlan, IngestSink, Result, Row, Store, StoreError, StoredFeature, Value,
+    IngestMode, IngestPlan, IngestSink, RecordKind, Result, Row, Store, StoreError, StoredFeature,
+    Value,
 };
-use crate::catalog::{AttrType, Attribute, CatalogEntry, CollectionId};
+use crate::catalog::{AttrType, Attribute, CatalogEntry, CollectionId, Description};
 
 const CATALOG_FILE: &str = "catalog.json";
+/// Records of the publishing side (tokens, jobs, sources), one file for all: they are few and
+/// small, and one file replaced atomically under the lock needs no recovery logic.
+const RECORDS_FILE: &str = "records.json";
 const LOCK_FILE: &str = ".lock";
 const LAYER: &str = "features";
 /// Partial files older than this are leftovers of a killed ingest and are removed on open.
@@ -47,6 +51,29 @@ struct StoredEntry {
     entry: CatalogEntry,
     /// File name (in `collections/`) of the current version.
     file: String,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct RecordsFile {
+    #[serde(default)]
+    token: std::collections::BTreeMap<String, serde_json::Value>,
+    #[serde(default)]
+    job: std::collections::BTreeMap<String, serde_json::Value>,
+    #[serde(default)]
+    source: std::collections::BTreeMap<String, serde_json::Value>,
+}
+
+impl RecordsFile {
+    fn of(
+        &mut self,
+        kind: RecordKind,
+    ) -> &mut std::collections::BTreeMap<String, serde_json::Value> {
+        match kind {
+            RecordKind::Token => &mut self.token,
+            RecordKind::Job => &mut self.job,
+            RecordKind::Source => &mut self.source,
+        }
+    }
 }
 
 pub struct EmbeddedStore {
@@ -138,12 +165,35 @@ impl EmbeddedStore {
 
     /// Replaces `catalog.json` atomically (the caller holds the lock).
     fn write_catalog(&self, catalog: &CatalogFile) -> Result<()> {
-        let path = self.dir.join(CATALOG_FILE);
-        let tmp = self.dir.join(format!("{CATALOG_FILE}.tmp"));
         let bytes = serde_json::to_vec_pretty(catalog)
             .map_err(|e| StoreError::Task(format!("serialising the catalog: {e}")))?;
+        self.replace_file(CATALOG_FILE, &bytes)
+    }
+
+    fn read_records(&self) -> Result<RecordsFile> {
+        let path = self.dir.join(RECORDS_FILE);
+        match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| StoreError::CorruptCatalog {
+                path: path.display().to_string(),
+                reason: e.to_string(),
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(RecordsFile::default()),
+            Err(e) => Err(StoreError::io(&path, e)),
+        }
+    }
+
+    /// Replaces `records.json` atomically (the caller holds the lock).
+    fn write_records(&self, records: &RecordsFile) -> Result<()> {
+        let bytes = serde_json::to_vec(records)
+            .map_err(|e| StoreError::Task(format!("serialising records: {e}")))?;
+        self.replace_file(RECORDS_FILE, &bytes)
+    }
+
+    fn replace_file(&self, name: &str, bytes: &[u8]) -> Result<()> {
+        let path = self.dir.join(name);
+        let tmp = self.dir.join(format!("{name}.tmp"));
         let mut f = File::create(&tmp).map_err(|e| StoreError::io(&tmp, e))?;
-        f.write_all(&bytes).map_err(|e| StoreError::io(&tmp, e))?;
+        f.write_all(bytes).map_err(|e| StoreError::io(&tmp, e))?;
         f.sync_all().map_err(|e| StoreError::io(&tmp, e))?;
         std::fs::rename(&tmp, &path).map_err(|e| StoreError::io(&path, e))?;
         // Make the rename itself durable.
@@ -316,6 +366,49 @@ impl Store for EmbeddedStore {
         self.write_catalog(&catalog)?;
         let _ = std::fs::remove_file(self.collections_dir().join(removed.file));
         Ok(())
+    }
+
+    async fn set_description(&self, id: &CollectionId, meta: Description) -> Result<CatalogEntry> {
+        let _lock = self.lock_async().await?;
+        let mut catalog = self.read_catalog()?;
+        let version = catalog.next_version.max(1);
+        let Some(stored) = catalog.collections.iter_mut().find(|c| &c.entry.id == id) else {
+            return Err(StoreError::NotFound(id.clone()));
+        };
+        stored.entry.meta = meta;
+        stored.entry.version = version;
+        stored.entry.updated = Utc::now();
+        let entry = stored.entry.clone();
+        catalog.next_version = version + 1;
+        self.write_catalog(&catalog)?;
+        Ok(entry)
+    }
+
+    async fn put_record(&self, kind: RecordKind, key: &str, doc: &serde_json::Value) -> Result<()> {
+        let _lock = self.lock_async().await?;
+        let mut records = self.read_records()?;
+        records.of(kind).insert(key.to_string(), doc.clone());
+        self.write_records(&records)
+    }
+
+    async fn get_record(&self, kind: RecordKind, key: &str) -> Result<Option<serde_json::Value>> {
+        Ok(self.read_records()?.of(kind).remove(key))
+    }
+
+    async fn list_records(&self, kind: RecordKind) -> Result<Vec<(String, serde_json::Value)>> {
+        Ok(std::mem::take(self.read_records()?.of(kind))
+            .into_iter()
+            .collect())
+    }
+
+    async fn delete_record(&self, kind: RecordKind, key: &str) -> Result<bool> {
+        let _lock = self.lock_async().await?;
+        let mut records = self.read_records()?;
+        let gone = records.of(kind).remove(key).is_some();
+        if gone {
+            self.write_records(&records)?;
+        }
+        Ok(gone)
     }
 
     async fn begin_ingest(&self, plan: IngestPlan) -> Result<Box<dyn IngestSink>> {

@@ -12,7 +12,7 @@ mod value;
 
 use async_trait::async_trait;
 
-use crate::catalog::{Attribute, CatalogEntry, CollectionId};
+use crate::catalog::{Attribute, CatalogEntry, CollectionId, Description};
 pub use value::{Row, Value};
 
 #[derive(Debug, thiserror::Error)]
@@ -63,7 +63,9 @@ impl StoreError {
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 /// How an ingest meets an existing collection of the same id.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Deserialize, serde::Serialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum IngestMode {
     /// Make a new collection; fail if the id is taken.
@@ -112,6 +114,26 @@ pub struct StoredFeature {
     pub geometry: Option<Vec<u8>>,
 }
 
+/// The kinds of records the publishing side keeps beside the collections (tokens, jobs,
+/// sources). The store keeps each as an opaque JSON document under a key; `publish` and
+/// `auth` own their meaning, so adding a field needs no migration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RecordKind {
+    Token,
+    Job,
+    Source,
+}
+
+impl RecordKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordKind::Token => "token",
+            RecordKind::Job => "job",
+            RecordKind::Source => "source",
+        }
+    }
+}
+
 #[async_trait]
 pub trait Store: Send + Sync {
     /// A short name for logs: `postgis` or `embedded`.
@@ -126,6 +148,18 @@ pub trait Store: Send + Sync {
     /// schema with the next one's rows). [`StoreError::Changed`] when the version was replaced
     /// under the read: read again.
     async fn read(&self, id: &CollectionId) -> Result<(CatalogEntry, Vec<StoredFeature>)>;
+
+    /// Replaces a collection's descriptive metadata. The features stay as they are; the
+    /// version changes (ETags and the engine follow versions).
+    async fn set_description(&self, id: &CollectionId, meta: Description) -> Result<CatalogEntry>;
+
+    /// Writes (inserts or replaces) one record.
+    async fn put_record(&self, kind: RecordKind, key: &str, doc: &serde_json::Value) -> Result<()>;
+    async fn get_record(&self, kind: RecordKind, key: &str) -> Result<Option<serde_json::Value>>;
+    /// Every record of a kind, in key order.
+    async fn list_records(&self, kind: RecordKind) -> Result<Vec<(String, serde_json::Value)>>;
+    /// True when there was a record to delete.
+    async fn delete_record(&self, kind: RecordKind, key: &str) -> Result<bool>;
 
     /// All features of the current version, in `fid` order.
     async fn features(&self, id: &CollectionId) -> Result<Vec<StoredFeature>> {

@@ -17,7 +17,8 @@ use tokio_postgres::types::{ToSql, Type};
 
 use super::value::Ewkb;
 use super::{
-    IngestMode, IngestPlan, IngestSink, Result, Row, Store, StoreError, StoredFeature, Value,
+    IngestMode, IngestPlan, IngestSink, RecordKind, Result, Row, Store, StoreError, StoredFeature,
+    Value,
 };
 use crate::catalog::{
     AttrType, Attribute, Bbox, CatalogEntry, CollectionId, Description, SourceInfo,
@@ -30,6 +31,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("../../migrations/0001_catalog.sql"),
     ),
     ("0002_zoom", include_str!("../../migrations/0002_zoom.sql")),
+    (
+        "0003_records",
+        include_str!("../../migrations/0003_records.sql"),
+    ),
 ];
 
 /// Key of the advisory lock that serialises migrations between processes.
@@ -155,7 +160,7 @@ async fn apply_migrations(client: &Object) -> Result<Vec<&'static str>> {
 const ENTRY_COLUMNS: &str = "id, title, description, keywords, theme, publisher, licence, \
     source_name, source_sha256, source_layer, source_crs, attributes, geometry_types, id_field, \
     datetime_field, feature_count, extent, temporal_start, temporal_end, created, updated, \
-    version, data_table, min_zoom, max_zoom";
+    version, data_table, min_zoom, max_zoom, conforms_to";
 
 fn entry_from_row(row: &tokio_postgres::Row) -> Result<(CatalogEntry, String)> {
     let corrupt = |reason: String| StoreError::CorruptCatalog {
@@ -181,6 +186,7 @@ fn entry_from_row(row: &tokio_postgres::Row) -> Result<(CatalogEntry, String)> {
             theme: row.get("theme"),
             publisher: row.get("publisher"),
             licence: row.get("licence"),
+            conforms_to: row.get("conforms_to"),
         },
         source: SourceInfo {
             name: row.get("source_name"),
@@ -292,6 +298,97 @@ impl Store for PostgisStore {
             let _ = client.batch_execute("ROLLBACK").await;
         }
         result
+    }
+
+    async fn set_description(&self, id: &CollectionId, meta: Description) -> Result<CatalogEntry> {
+        let client = self.client().await?;
+        client.batch_execute("BEGIN").await?;
+        let updated = async {
+            lock_collection(&client, id).await?;
+            let n = client
+                .execute(
+                    "UPDATE hamn.collections SET title = $2, description = $3, keywords = $4, \
+                     theme = $5, publisher = $6, licence = $7, conforms_to = $8, \
+                     version = nextval('hamn.version_seq'), updated = now() WHERE id = $1",
+                    &[
+                        &id.as_str(),
+                        &meta.title,
+                        &meta.description,
+                        &meta.keywords,
+                        &meta.theme,
+                        &meta.publisher,
+                        &meta.licence,
+                        &meta.conforms_to,
+                    ],
+                )
+                .await?;
+            if n == 0 {
+                return Err(StoreError::NotFound(id.clone()));
+            }
+            let (entry, _) = current(&client, id, false)
+                .await?
+                .ok_or_else(|| StoreError::NotFound(id.clone()))?;
+            client
+                .execute(
+                    "SELECT pg_notify($1, $2)",
+                    &[&NOTIFY_CHANNEL, &format!("{id}:{}", entry.version)],
+                )
+                .await?;
+            client.batch_execute("COMMIT").await?;
+            Ok(entry)
+        };
+        let result = updated.await;
+        if result.is_err() {
+            let _ = client.batch_execute("ROLLBACK").await;
+        }
+        result
+    }
+
+    async fn put_record(&self, kind: RecordKind, key: &str, doc: &serde_json::Value) -> Result<()> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "INSERT INTO hamn.records (kind, key, doc) VALUES ($1, $2, $3) \
+                 ON CONFLICT (kind, key) DO UPDATE SET doc = EXCLUDED.doc, updated = now()",
+                &[&kind.as_str(), &key, doc],
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn get_record(&self, kind: RecordKind, key: &str) -> Result<Option<serde_json::Value>> {
+        let client = self.client().await?;
+        Ok(client
+            .query_opt(
+                "SELECT doc FROM hamn.records WHERE kind = $1 AND key = $2",
+                &[&kind.as_str(), &key],
+            )
+            .await?
+            .map(|r| r.get(0)))
+    }
+
+    async fn list_records(&self, kind: RecordKind) -> Result<Vec<(String, serde_json::Value)>> {
+        let client = self.client().await?;
+        Ok(client
+            .query(
+                "SELECT key, doc FROM hamn.records WHERE kind = $1 ORDER BY key",
+                &[&kind.as_str()],
+            )
+            .await?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect())
+    }
+
+    async fn delete_record(&self, kind: RecordKind, key: &str) -> Result<bool> {
+        let client = self.client().await?;
+        Ok(client
+            .execute(
+                "DELETE FROM hamn.records WHERE kind = $1 AND key = $2",
+                &[&kind.as_str(), &key],
+            )
+            .await?
+            > 0)
     }
 
     async fn begin_ingest(&self, plan: IngestPlan) -> Result<Box<dyn IngestSink>> {
@@ -622,14 +719,15 @@ impl IngestSink for PgSink {
             .execute(
                 &format!(
                     "INSERT INTO hamn.collections ({ENTRY_COLUMNS}) VALUES \
-                     ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25) \
+                     ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25,$26) \
                      ON CONFLICT (id) DO UPDATE SET ({ENTRY_COLUMNS}) = \
                      (EXCLUDED.id, EXCLUDED.title, EXCLUDED.description, EXCLUDED.keywords, EXCLUDED.theme, \
                       EXCLUDED.publisher, EXCLUDED.licence, EXCLUDED.source_name, EXCLUDED.source_sha256, \
                       EXCLUDED.source_layer, EXCLUDED.source_crs, EXCLUDED.attributes, EXCLUDED.geometry_types, \
                       EXCLUDED.id_field, EXCLUDED.datetime_field, EXCLUDED.feature_count, EXCLUDED.extent, \
                       EXCLUDED.temporal_start, EXCLUDED.temporal_end, EXCLUDED.created, EXCLUDED.updated, \
-                      EXCLUDED.version, EXCLUDED.data_table, EXCLUDED.min_zoom, EXCLUDED.max_zoom)"
+                      EXCLUDED.version, EXCLUDED.data_table, EXCLUDED.min_zoom, EXCLUDED.max_zoom, \
+                      EXCLUDED.conforms_to)"
                 ),
                 &[
                     &entry.id.as_str(),
@@ -657,6 +755,7 @@ impl IngestSink for PgSink {
                     &self.table,
                     &i16::from(entry.zoom.min()),
                     &i16::from(entry.zoom.max()),
+                    &entry.meta.conforms_to,
                 ],
             )
             .await?;

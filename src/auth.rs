@@ -1,0 +1,372 @@
+//! Who may publish: bearer tokens for the admin API, their scopes, and a limit on failed
+//! attempts per client address.
+//!
+//! A token is `hamn_<id>_<secret>`: the id (12 hex digits) finds the record, the secret (32
+//! random bytes, base64url) proves possession. The store keeps only a random salt and
+//! SHA-256(salt ‖ secret): a 256-bit random secret needs no slow password hash, and a leaked
+//! records table gives nobody a token. The whole token is shown once, at creation, and never
+//! logged. Comparison is constant-time. The public read API needs no token.
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::catalog::CollectionId;
+use crate::store::{RecordKind, Store, StoreError};
+
+const PREFIX: &str = "hamn_";
+const ID_BYTES: usize = 6;
+const SECRET_BYTES: usize = 32;
+
+/// What a token may do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    /// Everything under `/admin`: collections, uploads, sources, harvests, every job.
+    Admin,
+    /// Uploads, sources and metadata of the named collections only (no creating others, no
+    /// harvests, no deleting).
+    Write(BTreeSet<CollectionId>),
+}
+
+impl Scope {
+    pub fn is_admin(&self) -> bool {
+        matches!(self, Scope::Admin)
+    }
+
+    /// May this token change the data or metadata of `id`?
+    pub fn may_write(&self, id: &CollectionId) -> bool {
+        match self {
+            Scope::Admin => true,
+            Scope::Write(ids) => ids.contains(id),
+        }
+    }
+}
+
+impl std::fmt::Display for Scope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Scope::Admin => f.write_str("admin"),
+            Scope::Write(ids) => {
+                let ids: Vec<&str> = ids.iter().map(|i| i.as_str()).collect();
+                write!(f, "write:{}", ids.join(","))
+            }
+        }
+    }
+}
+
+/// A token as stored: never the secret itself.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TokenRecord {
+    pub id: String,
+    pub name: String,
+    pub scope: Scope,
+    salt: String,
+    hash: String,
+    pub created: DateTime<Utc>,
+    #[serde(default)]
+    pub revoked: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error(
+        "this needs a token: send Authorization: Bearer <token> (made with `hamn tokens create`)"
+    )]
+    Missing,
+    #[error("the token is not valid")]
+    Invalid,
+    #[error("too many failed attempts from this address; try again in {0} s")]
+    TooManyFailures(u64),
+    #[error("this token may not {0}")]
+    Forbidden(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+fn random<const N: usize>() -> Result<[u8; N], StoreError> {
+    let mut buf = [0u8; N];
+    getrandom::fill(&mut buf)
+        .map_err(|e| StoreError::Task(format!("no randomness from the system: {e}")))?;
+    Ok(buf)
+}
+
+fn digest(salt: &[u8], secret: &[u8]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(salt);
+    h.update(secret);
+    h.finalize().into()
+}
+
+/// Splits `hamn_<id>_<secret>`; None for anything else.
+fn split(token: &str) -> Option<(&str, Vec<u8>)> {
+    let rest = token.strip_prefix(PREFIX)?;
+    let (id, secret) = rest.split_once('_')?;
+    if id.len() != ID_BYTES * 2 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(secret)
+        .ok()?;
+    (secret.len() == SECRET_BYTES).then_some((id, secret))
+}
+
+/// Failed attempts per client address: a token bucket of 10, refilled one every 6 s. Only
+/// failures take from it, so a client with a good token is never slowed.
+struct Failures {
+    buckets: Mutex<HashMap<IpAddr, (f64, Instant)>>,
+}
+
+const BURST: f64 = 10.0;
+const REFILL: Duration = Duration::from_secs(6);
+/// Addresses remembered at most; the oldest are forgotten first (a flood of addresses must
+/// not grow memory without bound).
+const MAX_ADDRESSES: usize = 10_000;
+
+impl Failures {
+    fn level(entry: (f64, Instant), now: Instant) -> f64 {
+        let refilled = now.duration_since(entry.1).as_secs_f64() / REFILL.as_secs_f64();
+        (entry.0 + refilled).min(BURST)
+    }
+
+    /// Seconds to wait when the address has no attempts left.
+    fn blocked(&self, ip: IpAddr) -> Option<u64> {
+        let now = Instant::now();
+        let map = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        let level = Self::level(*map.get(&ip)?, now);
+        (level < 1.0).then(|| ((1.0 - level) * REFILL.as_secs_f64()).ceil() as u64)
+    }
+
+    fn record(&self, ip: IpAddr) {
+        let now = Instant::now();
+        let mut map = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= MAX_ADDRESSES && !map.contains_key(&ip) {
+            map.retain(|_, e| Self::level(*e, now) < BURST);
+            if map.len() >= MAX_ADDRESSES {
+                if let Some(oldest) = map.iter().min_by_key(|(_, e)| e.1).map(|(k, _)| *k) {
+                    map.remove(&oldest);
+                }
+            }
+        }
+        let level = map.get(&ip).map_or(BURST, |e| Self::level(*e, now));
+        map.insert(ip, ((level - 1.0).max(0.0), now));
+    }
+}
+
+/// The tokens of one store.
+pub struct Tokens {
+    store: Arc<dyn Store>,
+    failures: Failures,
+}
+
+impl Tokens {
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Self {
+            store,
+            failures: Failures {
+                buckets: Mutex::new(HashMap::new()),
+            },
+        }
+    }
+
+    /// Makes a token; returns its whole text (to be shown once) and the stored record.
+    pub async fn create(
+        &self,
+        name: &str,
+        scope: Scope,
+    ) -> Result<(String, TokenRecord), AuthError> {
+        let id = hex::encode(random::<ID_BYTES>()?);
+        let secret = random::<SECRET_BYTES>()?;
+        let salt = random::<16>()?;
+        let record = TokenRecord {
+            id: id.clone(),
+            name: name.chars().filter(|c| !c.is_control()).take(100).collect(),
+            scope,
+            salt: hex::encode(salt),
+            hash: hex::encode(digest(&salt, &secret)),
+            created: Utc::now(),
+            revoked: None,
+        };
+        let doc = serde_json::to_value(&record)
+            .map_err(|e| StoreError::Task(format!("serialising a token: {e}")))?;
+        self.store.put_record(RecordKind::Token, &id, &doc).await?;
+        let text = format!(
+            "{PREFIX}{id}_{}",
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret)
+        );
+        Ok((text, record))
+    }
+
+    pub async fn list(&self) -> Result<Vec<TokenRecord>, AuthError> {
+        let mut out = Vec::new();
+        for (key, doc) in self.store.list_records(RecordKind::Token).await? {
+            match serde_json::from_value::<TokenRecord>(doc) {
+                Ok(r) => out.push(r),
+                Err(e) => {
+                    tracing::warn!(token = %key, error = %e, "unreadable token record skipped")
+                }
+            }
+        }
+        out.sort_by_key(|t| t.created);
+        Ok(out)
+    }
+
+    /// Revokes by id (the 12 hex digits after `hamn_`); false when there is no such token.
+    /// The record stays, marked, so `list` shows what was revoked and when.
+    pub async fn revoke(&self, id: &str) -> Result<bool, AuthError> {
+        let Some(doc) = self.store.get_record(RecordKind::Token, id).await? else {
+            return Ok(false);
+        };
+        let mut record: TokenRecord = serde_json::from_value(doc)
+            .map_err(|e| StoreError::Task(format!("reading token {id}: {e}")))?;
+        if record.revoked.is_none() {
+            record.revoked = Some(Utc::now());
+        }
+        let doc = serde_json::to_value(&record)
+            .map_err(|e| StoreError::Task(format!("serialising a token: {e}")))?;
+        self.store.put_record(RecordKind::Token, id, &doc).await?;
+        Ok(true)
+    }
+
+    /// Checks a presented token. Each failure from `client` counts against its allowance;
+    /// with none left the answer is `TooManyFailures` before the token is even looked at.
+    pub async fn verify(
+        &self,
+        presented: &str,
+        client: Option<IpAddr>,
+    ) -> Result<TokenRecord, AuthError> {
+        if let Some(wait) = client.and_then(|ip| self.failures.blocked(ip)) {
+            return Err(AuthError::TooManyFailures(wait));
+        }
+        let found = self.check(presented).await?;
+        match found {
+            Some(record) => Ok(record),
+            None => {
+                if let Some(ip) = client {
+                    self.failures.record(ip);
+                }
+                Err(AuthError::Invalid)
+            }
+        }
+    }
+
+    async fn check(&self, presented: &str) -> Result<Option<TokenRecord>, AuthError> {
+        let Some((id, secret)) = split(presented.trim()) else {
+            return Ok(None);
+        };
+        let Some(doc) = self.store.get_record(RecordKind::Token, id).await? else {
+            return Ok(None);
+        };
+        let Ok(record) = serde_json::from_value::<TokenRecord>(doc) else {
+            return Ok(None);
+        };
+        let (Ok(salt), Ok(want)) = (hex::decode(&record.salt), hex::decode(&record.hash)) else {
+            return Ok(None);
+        };
+        let got = digest(&salt, &secret);
+        let equal: bool = got.as_slice().ct_eq(want.as_slice()).into();
+        Ok((equal && record.revoked.is_none()).then_some(record))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::embedded::EmbeddedStore;
+
+    fn tokens() -> (tempfile::TempDir, Tokens) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = EmbeddedStore::open(dir.path()).expect("store");
+        (dir, Tokens::new(Arc::new(store)))
+    }
+
+    #[tokio::test]
+    async fn a_token_works_until_revoked_and_only_its_secret_is_stored() {
+        let (dir, tokens) = tokens();
+        let (text, record) = tokens.create("ci", Scope::Admin).await.expect("create");
+        assert!(text.starts_with("hamn_"));
+        let ok = tokens.verify(&text, None).await.expect("valid");
+        assert_eq!(ok.id, record.id);
+        let on_disk = std::fs::read_to_string(dir.path().join("records.json")).expect("records");
+        let secret = text.rsplit('_').next().expect("secret");
+        assert!(!on_disk.contains(secret), "the secret must not be stored");
+        assert!(tokens.revoke(&record.id).await.expect("revoke"));
+        assert!(matches!(
+            tokens.verify(&text, None).await,
+            Err(AuthError::Invalid)
+        ));
+        assert!(!tokens.revoke("000000000000").await.expect("revoke unknown"));
+        let listed = tokens.list().await.expect("list");
+        assert_eq!(listed.len(), 1);
+        assert!(listed[0].revoked.is_some());
+    }
+
+    #[tokio::test]
+    async fn wrong_and_malformed_tokens_are_refused() {
+        let (_dir, tokens) = tokens();
+        let (text, _) = tokens.create("x", Scope::Admin).await.expect("create");
+        let mut wrong = text.clone();
+        // Change one character of the secret (keeping it valid base64url).
+        let last = wrong.pop().expect("char");
+        wrong.push(if last == 'A' { 'B' } else { 'A' });
+        for bad in [
+            wrong.as_str(),
+            "",
+            "hamn_",
+            "hamn_zz_zz",
+            "Bearer x",
+            &text[..text.len() - 1],
+            &text.replace("hamn_", "hamn_0"),
+        ] {
+            assert!(
+                matches!(tokens.verify(bad, None).await, Err(AuthError::Invalid)),
+                "{bad:?} must be refused"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn failures_from_one_address_are_limited_and_others_are_not() {
+        let (_dir, tokens) = tokens();
+        let (good, _) = tokens.create("x", Scope::Admin).await.expect("create");
+        let a: IpAddr = "192.0.2.1".parse().expect("ip");
+        let b: IpAddr = "192.0.2.2".parse().expect("ip");
+        for _ in 0..10 {
+            assert!(matches!(
+                tokens.verify("nope", Some(a)).await,
+                Err(AuthError::Invalid)
+            ));
+        }
+        // The eleventh attempt is refused before it is checked, even with a good token.
+        assert!(matches!(
+            tokens.verify(&good, Some(a)).await,
+            Err(AuthError::TooManyFailures(s)) if (1..=6).contains(&s)
+        ));
+        assert!(tokens.verify(&good, Some(b)).await.is_ok());
+    }
+
+    #[test]
+    fn scopes() {
+        let parking: CollectionId = "parking".parse().expect("id");
+        let noise: CollectionId = "noise".parse().expect("id");
+        let write = Scope::Write([parking.clone()].into());
+        assert!(write.may_write(&parking));
+        assert!(!write.may_write(&noise));
+        assert!(!write.is_admin());
+        assert!(Scope::Admin.may_write(&noise));
+        assert_eq!(write.to_string(), "write:parking");
+        let json = serde_json::to_string(&write).expect("json");
+        assert_eq!(json, r#"{"write":["parking"]}"#);
+        assert_eq!(
+            serde_json::to_string(&Scope::Admin).expect("json"),
+            r#""admin""#
+        );
+    }
+}

@@ -1,0 +1,1127 @@
+//! Publishing: getting data into hamn over HTTP (uploads, source URLs on a schedule, DCAT
+//! catalogs), as background jobs.
+//!
+//! A job is an ingest (of an upload, or of a source URL that changed) or a harvest. Jobs run
+//! on tokio tasks of their own, at most `concurrency` at a time, so a client that disconnects
+//! does not stop one. Each job is a record in the store, written when it is queued, starts
+//! and ends; its progress between is read live. An ingest is atomic as ever: a job that
+//! fails, is cancelled, or is cut short by a restart changes nothing. At start-up, jobs the
+//! last process left queued or running are marked failed, and the spool of uploads is
+//! emptied. A scheduler checks the sources every few seconds and queues a refresh of each
+//! one that is due.
+
+pub mod dcat;
+pub mod fetch;
+pub mod records;
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use chrono::Utc;
+
+use crate::catalog::{CollectionId, Description};
+use crate::ingest::{self, IngestError, IngestOptions, IngestWatch, MetaOptions, Outcome};
+use crate::store::{IngestMode, RecordKind, Store, StoreError};
+use records::{
+    CatalogSource, HarvestItem, JobKind, JobRecord, JobState, LayerReport, Progress, SourceDoc,
+    UrlSource,
+};
+
+#[derive(Debug, Clone)]
+pub struct PublishOptions {
+    /// Jobs running at once; more wait in the queue.
+    pub concurrency: usize,
+    /// Where uploads and downloads wait for their ingest (emptied at start-up).
+    pub spool_dir: PathBuf,
+    pub max_upload_bytes: u64,
+    pub fetch: fetch::FetchPolicy,
+    /// The shortest refresh interval a source may ask for.
+    pub min_interval: Duration,
+    /// How often the scheduler looks for sources that are due.
+    pub tick: Duration,
+    /// Finished jobs kept (the oldest are forgotten at start-up).
+    pub keep_jobs: usize,
+    pub allow_any_gdal_driver: bool,
+}
+
+impl Default for PublishOptions {
+    fn default() -> Self {
+        Self {
+            concurrency: 2,
+            spool_dir: std::env::temp_dir().join("hamn-spool"),
+            max_upload_bytes: 1 << 30,
+            fetch: fetch::FetchPolicy::default(),
+            min_interval: Duration::from_secs(60),
+            tick: Duration::from_secs(5),
+            keep_jobs: 1000,
+            allow_any_gdal_driver: false,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("spool: {0}")]
+    Io(String),
+}
+
+/// Options of an upload's ingest that a publisher may set.
+#[derive(Debug, Clone)]
+pub struct UploadOptions {
+    pub mode: IngestMode,
+    pub layer: Option<String>,
+    pub source_crs: Option<String>,
+    pub id_field: Option<String>,
+    pub encoding: Option<String>,
+}
+
+/// A file received and written to the spool, waiting for its job.
+pub struct Spooled {
+    dir: tempfile::TempDir,
+    pub file_name: String,
+    pub bytes: u64,
+}
+
+impl Spooled {
+    pub fn path(&self) -> PathBuf {
+        self.dir.path().join(&self.file_name)
+    }
+}
+
+enum Work {
+    Upload(Spooled, UploadOptions),
+    Refresh(CollectionId),
+    Harvest(String),
+}
+
+struct Live {
+    record: JobRecord,
+    watch: IngestWatch,
+    /// The source record this job works for (so the scheduler does not queue it twice).
+    source_key: Option<String>,
+}
+
+pub struct Publisher {
+    store: Arc<dyn Store>,
+    options: PublishOptions,
+    live: Mutex<HashMap<String, Live>>,
+    permits: Arc<tokio::sync::Semaphore>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn to_doc<T: serde::Serialize>(v: &T) -> Result<serde_json::Value, StoreError> {
+    serde_json::to_value(v).map_err(|e| StoreError::Task(format!("serialising a record: {e}")))
+}
+
+/// Job ids sort by creation: milliseconds since 1970, then random digits against collisions.
+fn new_job_id() -> String {
+    let mut r = [0u8; 3];
+    let _ = getrandom::fill(&mut r);
+    format!(
+        "j{:013}{}",
+        Utc::now().timestamp_millis().max(0),
+        hex::encode(r)
+    )
+}
+
+impl Publisher {
+    /// Marks jobs a previous process left unfinished as failed, empties the spool, and starts
+    /// the scheduler.
+    pub async fn start(
+        store: Arc<dyn Store>,
+        options: PublishOptions,
+    ) -> Result<Arc<Self>, PublishError> {
+        let mut jobs: Vec<JobRecord> = Vec::new();
+        for (key, doc) in store.list_records(RecordKind::Job).await? {
+            match serde_json::from_value::<JobRecord>(doc) {
+                Ok(j) => jobs.push(j),
+                Err(e) => tracing::warn!(job = %key, error = %e, "unreadable job record skipped"),
+            }
+        }
+        for job in jobs.iter_mut().filter(|j| !j.state.is_finished()) {
+            job.state = JobState::Failed;
+            job.finished = Some(Utc::now());
+            job.message = Some(
+                "interrupted: hamn stopped before the job finished; nothing was changed".into(),
+            );
+            store
+                .put_record(RecordKind::Job, &job.id, &to_doc(job)?)
+                .await?;
+            tracing::warn!(job = %job.id, "job interrupted by a restart marked failed");
+        }
+        if jobs.len() > options.keep_jobs {
+            jobs.sort_by(|a, b| a.id.cmp(&b.id));
+            for old in &jobs[..jobs.len() - options.keep_jobs] {
+                store.delete_record(RecordKind::Job, &old.id).await?;
+            }
+        }
+        let spool = &options.spool_dir;
+        if spool.exists() {
+            std::fs::remove_dir_all(spool)
+                .map_err(|e| PublishError::Io(format!("emptying {}: {e}", spool.display())))?;
+        }
+        std::fs::create_dir_all(spool)
+            .map_err(|e| PublishError::Io(format!("creating {}: {e}", spool.display())))?;
+        let publisher = Arc::new(Self {
+            permits: Arc::new(tokio::sync::Semaphore::new(options.concurrency.max(1))),
+            store,
+            options,
+            live: Mutex::new(HashMap::new()),
+        });
+        let weak = Arc::downgrade(&publisher);
+        let tick = publisher.options.tick;
+        tokio::spawn(async move { schedule(weak, tick).await });
+        Ok(publisher)
+    }
+
+    pub fn options(&self) -> &PublishOptions {
+        &self.options
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// A place in the spool for one uploaded file; `file_name` must already be safe.
+    pub fn spool(&self, file_name: &str) -> Result<(Spooled, PathBuf), PublishError> {
+        let dir = tempfile::Builder::new()
+            .prefix("upload-")
+            .tempdir_in(&self.options.spool_dir)
+            .map_err(|e| PublishError::Io(e.to_string()))?;
+        let path = dir.path().join(file_name);
+        Ok((
+            Spooled {
+                dir,
+                file_name: file_name.to_string(),
+                bytes: 0,
+            },
+            path,
+        ))
+    }
+
+    async fn save(&self, record: &JobRecord) -> Result<(), StoreError> {
+        self.store
+            .put_record(RecordKind::Job, &record.id, &to_doc(record)?)
+            .await
+    }
+
+    async fn enqueue(
+        self: &Arc<Self>,
+        kind: JobKind,
+        by: &str,
+        work: Work,
+        source_key: Option<String>,
+    ) -> Result<JobRecord, PublishError> {
+        let record = JobRecord {
+            id: new_job_id(),
+            kind,
+            state: JobState::Queued,
+            requested_by: by.to_string(),
+            created: Utc::now(),
+            started: None,
+            finished: None,
+            progress: Progress::default(),
+            report: Vec::new(),
+            harvest: Vec::new(),
+            message: None,
+        };
+        self.save(&record).await?;
+        let watch = IngestWatch::default();
+        lock(&self.live).insert(
+            record.id.clone(),
+            Live {
+                record: record.clone(),
+                watch: watch.clone(),
+                source_key,
+            },
+        );
+        let me = self.clone();
+        let id = record.id.clone();
+        tokio::spawn(me.run_boxed(id, work, watch));
+        Ok(record)
+    }
+
+    /// `run` behind a named future type: a harvest job queues refresh jobs, so `run` reaches
+    /// `enqueue`, which spawns `run`; the box breaks that cycle of opaque types.
+    fn run_boxed(
+        self: Arc<Self>,
+        id: String,
+        work: Work,
+        watch: IngestWatch,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
+        Box::pin(self.run(id, work, watch))
+    }
+
+    fn busy(&self, source_key: &str) -> bool {
+        lock(&self.live)
+            .values()
+            .any(|l| l.source_key.as_deref() == Some(source_key))
+    }
+
+    async fn run(self: Arc<Self>, id: String, work: Work, watch: IngestWatch) {
+        let permit = self.permits.clone().acquire_owned().await;
+        if watch.cancel.load(Ordering::Relaxed) || permit.is_err() {
+            // Cancelled while queued: `cancel` has finished the record already.
+            return;
+        }
+        let started = {
+            let mut live = lock(&self.live);
+            live.get_mut(&id).map(|l| {
+                l.record.state = JobState::Running;
+                l.record.started = Some(Utc::now());
+                l.record.clone()
+            })
+        };
+        let Some(started) = started else { return };
+        if let Err(e) = self.save(&started).await {
+            tracing::warn!(job = %id, error = %e, "could not record that a job started");
+        }
+        let outcome = match work {
+            Work::Upload(spooled, opts) => self.run_upload(&started, spooled, opts, &watch).await,
+            Work::Refresh(collection) => self.run_refresh(&id, &collection, &watch).await,
+            Work::Harvest(key) => self.run_harvest(&id, &key, &watch).await,
+        };
+        self.finish(&id, outcome, &watch).await;
+    }
+
+    async fn finish(&self, id: &str, outcome: Result<Done, String>, watch: &IngestWatch) {
+        let record = {
+            let mut live = lock(&self.live);
+            let Some(mut l) = live.remove(id) else { return };
+            let r = &mut l.record;
+            r.finished = Some(Utc::now());
+            r.progress = progress(watch);
+            match outcome {
+                Ok(done) => {
+                    r.state = done.state;
+                    r.message = done.message;
+                    r.report = done.report;
+                    r.harvest = done.harvest;
+                }
+                Err(_) if watch.cancel.load(Ordering::Relaxed) => {
+                    r.state = JobState::Cancelled;
+                    r.message = Some("cancelled; nothing was changed".into());
+                }
+                Err(message) => {
+                    r.state = JobState::Failed;
+                    r.message = Some(message);
+                }
+            }
+            l.record
+        };
+        tracing::info!(job = %record.id, state = ?record.state, message = record.message.as_deref().unwrap_or(""), "job finished");
+        if let Err(e) = self.save(&record).await {
+            tracing::error!(job = %record.id, error = %e, "could not record a finished job");
+        }
+    }
+
+    /// Every job the store remembers, newest first, the unfinished ones with live progress.
+    pub async fn jobs(&self) -> Result<Vec<JobRecord>, PublishError> {
+        let mut out: Vec<JobRecord> = Vec::new();
+        for (_, doc) in self.store.list_records(RecordKind::Job).await? {
+            if let Ok(j) = serde_json::from_value::<JobRecord>(doc) {
+                out.push(j);
+            }
+        }
+        let live = lock(&self.live);
+        for job in out.iter_mut() {
+            if let Some(l) = live.get(&job.id) {
+                *job = l.record.clone();
+                job.progress = progress(&l.watch);
+            }
+        }
+        out.sort_by(|a, b| b.id.cmp(&a.id));
+        Ok(out)
+    }
+
+    pub async fn job(&self, id: &str) -> Result<JobRecord, PublishError> {
+        if let Some(l) = lock(&self.live).get(id) {
+            let mut r = l.record.clone();
+            r.progress = progress(&l.watch);
+            return Ok(r);
+        }
+        let doc = self
+            .store
+            .get_record(RecordKind::Job, id)
+            .await?
+            .ok_or_else(|| PublishError::NotFound(format!("no job {}", crate::api::quote(id))))?;
+        serde_json::from_value(doc)
+            .map_err(|e| PublishError::Store(StoreError::Task(format!("job {id}: {e}"))))
+    }
+
+    /// Stops a job: a queued one at once, a running one before its commit. A finished job
+    /// cannot be cancelled.
+    pub async fn cancel(&self, id: &str) -> Result<JobRecord, PublishError> {
+        let found = {
+            let live = lock(&self.live);
+            live.get(id).map(|l| {
+                l.watch.cancel.store(true, Ordering::Relaxed);
+                (l.record.state == JobState::Queued, l.watch.clone())
+            })
+        };
+        match found {
+            None => {
+                let job = self.job(id).await?;
+                Err(PublishError::Conflict(format!(
+                    "job {id} has finished ({:?}); there is nothing to cancel",
+                    job.state
+                )))
+            }
+            Some((queued, watch)) => {
+                // A queued job ends here; a running one ends when its work sees the flag.
+                if queued {
+                    self.finish(id, Err("cancelled".into()), &watch).await;
+                }
+                self.job(id).await
+            }
+        }
+    }
+
+    /// Queues the ingest of an uploaded file.
+    pub async fn upload(
+        self: &Arc<Self>,
+        collection: CollectionId,
+        spooled: Spooled,
+        opts: UploadOptions,
+        by: &str,
+    ) -> Result<JobRecord, PublishError> {
+        let kind = JobKind::Upload {
+            collection,
+            mode: opts.mode,
+            file_name: spooled.file_name.clone(),
+            bytes: spooled.bytes,
+        };
+        self.enqueue(kind, by, Work::Upload(spooled, opts), None)
+            .await
+    }
+
+    async fn run_upload(
+        &self,
+        job: &JobRecord,
+        spooled: Spooled,
+        opts: UploadOptions,
+        watch: &IngestWatch,
+    ) -> Result<Done, String> {
+        let Some(collection) = job.kind.collection().cloned() else {
+            return Err("an upload job without a collection".into());
+        };
+        let path = spooled.path();
+        let options = IngestOptions {
+            collection: Some(collection),
+            layer: opts.layer,
+            mode: opts.mode,
+            read: ingest::reader::ReadOptions {
+                source_crs: opts.source_crs,
+                ..Default::default()
+            },
+            id_field: opts.id_field,
+            encoding: opts.encoding,
+            allow_any_gdal_driver: self.options.allow_any_gdal_driver,
+            watch: Some(watch.clone()),
+            ..IngestOptions::new(path.display().to_string())
+        };
+        let result = ingest::ingest(self.store.as_ref(), &options).await;
+        drop(spooled);
+        done_from(result)
+    }
+
+    pub async fn sources(&self) -> Result<Vec<(String, SourceDoc)>, PublishError> {
+        let mut out = Vec::new();
+        for (key, doc) in self.store.list_records(RecordKind::Source).await? {
+            match serde_json::from_value::<SourceDoc>(doc) {
+                Ok(s) => out.push((key, s)),
+                Err(e) => tracing::warn!(source = %key, error = %e, "unreadable source record"),
+            }
+        }
+        Ok(out)
+    }
+
+    pub async fn url_source(&self, id: &CollectionId) -> Result<Option<UrlSource>, PublishError> {
+        Ok(
+            match self
+                .store
+                .get_record(RecordKind::Source, id.as_str())
+                .await?
+            {
+                Some(doc) => match serde_json::from_value::<SourceDoc>(doc) {
+                    Ok(SourceDoc::Url(s)) => Some(s),
+                    _ => None,
+                },
+                None => None,
+            },
+        )
+    }
+
+    fn check_url(&self, url: &str) -> Result<(), PublishError> {
+        let ok = url.len() <= 2000
+            && (url.starts_with("https://") || url.starts_with("http://"))
+            && !url.chars().any(|c| c.is_control() || c == ' ');
+        if ok {
+            Ok(())
+        } else {
+            Err(PublishError::BadRequest(format!(
+                "url {}: give an absolute http:// or https:// URL",
+                crate::api::quote(url)
+            )))
+        }
+    }
+
+    fn check_interval(&self, seconds: u64) -> Result<(), PublishError> {
+        let min = self.options.min_interval.as_secs();
+        if seconds < min || seconds > 366 * 86_400 {
+            return Err(PublishError::BadRequest(format!(
+                "intervalSeconds {seconds}: give {min} to {} (a year)",
+                366 * 86_400
+            )));
+        }
+        Ok(())
+    }
+
+    /// Registers (or changes) a collection's source URL and queues a refresh now.
+    pub async fn set_source(
+        self: &Arc<Self>,
+        collection: CollectionId,
+        url: String,
+        interval_seconds: u64,
+        by: &str,
+    ) -> Result<(UrlSource, Option<JobRecord>), PublishError> {
+        self.check_url(&url)?;
+        self.check_interval(interval_seconds)?;
+        let old = self.url_source(&collection).await?;
+        let same_url = old.as_ref().is_some_and(|o| o.url == url);
+        let source = UrlSource {
+            collection: collection.clone(),
+            url,
+            interval_seconds,
+            meta: old.as_ref().and_then(|o| o.meta.clone()),
+            harvested_from: None,
+            format: None,
+            // A new URL is fetched whole: the old validators belong to the old one.
+            etag: old
+                .as_ref()
+                .filter(|_| same_url)
+                .and_then(|o| o.etag.clone()),
+            last_modified: old
+                .as_ref()
+                .filter(|_| same_url)
+                .and_then(|o| o.last_modified.clone()),
+            last_checked: None,
+            last_changed: old.as_ref().and_then(|o| o.last_changed),
+            last_state: None,
+            last_message: None,
+            last_job: None,
+        };
+        self.put_source(collection.as_str(), &SourceDoc::Url(source.clone()))
+            .await?;
+        let job = self.refresh(&collection, by).await?;
+        Ok((source, job))
+    }
+
+    async fn put_source(&self, key: &str, doc: &SourceDoc) -> Result<(), StoreError> {
+        self.store
+            .put_record(RecordKind::Source, key, &to_doc(doc)?)
+            .await
+    }
+
+    pub async fn delete_source(&self, key: &str) -> Result<bool, PublishError> {
+        Ok(self.store.delete_record(RecordKind::Source, key).await?)
+    }
+
+    /// Queues a check of a collection's source now; None when one is already queued or running.
+    pub async fn refresh(
+        self: &Arc<Self>,
+        collection: &CollectionId,
+        by: &str,
+    ) -> Result<Option<JobRecord>, PublishError> {
+        let Some(source) = self.url_source(collection).await? else {
+            return Err(PublishError::NotFound(format!(
+                "collection {collection} has no source URL"
+            )));
+        };
+        if self.busy(collection.as_str()) {
+            return Ok(None);
+        }
+        let kind = JobKind::Refresh {
+            collection: collection.clone(),
+            url: source.url,
+        };
+        Ok(Some(
+            self.enqueue(
+                kind,
+                by,
+                Work::Refresh(collection.clone()),
+                Some(collection.to_string()),
+            )
+            .await?,
+        ))
+    }
+
+    async fn run_refresh(
+        &self,
+        job_id: &str,
+        collection: &CollectionId,
+        watch: &IngestWatch,
+    ) -> Result<Done, String> {
+        let mut source = match self.url_source(collection).await {
+            Ok(Some(s)) => s,
+            Ok(None) => return Err(format!("collection {collection} has no source any more")),
+            Err(e) => return Err(e.to_string()),
+        };
+        let result = self.refresh_once(&mut source, collection, watch).await;
+        source.last_checked = Some(Utc::now());
+        source.last_job = Some(job_id.to_string());
+        match &result {
+            Ok(done) => {
+                source.last_state = Some(done.state);
+                source.last_message = done.message.clone();
+                if done.state == JobState::Succeeded {
+                    source.last_changed = source.last_checked;
+                }
+            }
+            Err(m) => {
+                source.last_state = Some(if watch.cancel.load(Ordering::Relaxed) {
+                    JobState::Cancelled
+                } else {
+                    JobState::Failed
+                });
+                source.last_message = Some(m.clone());
+            }
+        }
+        // The source may have been deleted or pointed elsewhere meanwhile: write back only
+        // what is still the same source.
+        if let Ok(Some(now)) = self.url_source(collection).await {
+            if now.url == source.url {
+                let mut merged = now;
+                merged.etag = source.etag.clone();
+                merged.last_modified = source.last_modified.clone();
+                merged.last_checked = source.last_checked;
+                merged.last_changed = source.last_changed;
+                merged.last_state = source.last_state;
+                merged.last_message = source.last_message.clone();
+                merged.last_job = source.last_job.clone();
+                if let Err(e) = self
+                    .put_source(collection.as_str(), &SourceDoc::Url(merged))
+                    .await
+                {
+                    tracing::warn!(source = %collection, error = %e, "could not record a refresh");
+                }
+            }
+        }
+        result
+    }
+
+    async fn refresh_once(
+        &self,
+        source: &mut UrlSource,
+        collection: &CollectionId,
+        watch: &IngestWatch,
+    ) -> Result<Done, String> {
+        // Validators are sent only while the collection exists: after a delete (or a failed
+        // first ingest) the file must come whole.
+        let exists = self
+            .store
+            .get(collection)
+            .await
+            .map_err(|e| e.to_string())?
+            .is_some();
+        let cond = if exists {
+            fetch::Conditional {
+                etag: source.etag.clone(),
+                last_modified: source.last_modified.clone(),
+            }
+        } else {
+            fetch::Conditional::default()
+        };
+        let fetched = fetch::fetch(
+            &self.options.fetch,
+            &source.url,
+            &cond,
+            &self.options.spool_dir,
+            &watch.cancel,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        let download = match fetched {
+            fetch::Fetched::NotModified => {
+                return Ok(Done::unchanged(format!(
+                    "{} answered 304 Not Modified",
+                    source.url
+                )))
+            }
+            fetch::Fetched::File(d) => d,
+        };
+        let path = with_extension(&download.path, source.format.as_deref())
+            .map_err(|e| format!("renaming the download: {e}"))?;
+        let meta = source.meta.clone().unwrap_or_default();
+        let options = IngestOptions {
+            collection: Some(collection.clone()),
+            mode: IngestMode::Replace,
+            meta: MetaOptions {
+                title: Some(meta.title).filter(|t| !t.is_empty()),
+                description: meta.description,
+                keywords: meta.keywords,
+                theme: meta.theme,
+                publisher: meta.publisher,
+                licence: meta.licence,
+                conforms_to: meta.conforms_to,
+            },
+            allow_any_gdal_driver: self.options.allow_any_gdal_driver,
+            watch: Some(watch.clone()),
+            ..IngestOptions::new(path.display().to_string())
+        };
+        let result = ingest::ingest(self.store.as_ref(), &options).await;
+        // Validators are kept only once the file is in (or known the same): a failed ingest
+        // must be retried in full next time, not answered 304.
+        if result.is_ok() {
+            source.etag = download.etag.clone();
+            source.last_modified = download.last_modified.clone();
+        }
+        drop(download);
+        done_from(result)
+    }
+
+    /// Registers a DCAT catalog, harvested now and every `interval_seconds`.
+    pub async fn set_catalog(
+        self: &Arc<Self>,
+        url: String,
+        interval_seconds: u64,
+        prefix: String,
+        by: &str,
+    ) -> Result<(String, CatalogSource, Option<JobRecord>), PublishError> {
+        self.check_url(&url)?;
+        self.check_interval(interval_seconds)?;
+        if !prefix.is_empty()
+            && (prefix.len() > 20
+                || !prefix.starts_with(|c: char| c.is_ascii_lowercase())
+                || !prefix
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'))
+        {
+            return Err(PublishError::BadRequest(format!(
+                "prefix {}: up to 20 of a-z, 0-9 and '-', starting with a letter",
+                crate::api::quote(&prefix)
+            )));
+        }
+        let key = records::catalog_key(&url);
+        let source = CatalogSource {
+            url,
+            interval_seconds,
+            prefix,
+            last_checked: None,
+            last_state: None,
+            last_message: None,
+            last_job: None,
+        };
+        self.put_source(&key, &SourceDoc::Catalog(source.clone()))
+            .await?;
+        let job = self.harvest(&key, by).await?;
+        Ok((key, source, job))
+    }
+
+    pub async fn harvest(
+        self: &Arc<Self>,
+        key: &str,
+        by: &str,
+    ) -> Result<Option<JobRecord>, PublishError> {
+        let Some(SourceDoc::Catalog(c)) = self.source_doc(key).await? else {
+            return Err(PublishError::NotFound(format!(
+                "no catalog {}",
+                crate::api::quote(key)
+            )));
+        };
+        if self.busy(key) {
+            return Ok(None);
+        }
+        Ok(Some(
+            self.enqueue(
+                JobKind::Harvest { catalog: c.url },
+                by,
+                Work::Harvest(key.to_string()),
+                Some(key.to_string()),
+            )
+            .await?,
+        ))
+    }
+
+    async fn source_doc(&self, key: &str) -> Result<Option<SourceDoc>, PublishError> {
+        Ok(
+            match self.store.get_record(RecordKind::Source, key).await? {
+                Some(doc) => serde_json::from_value(doc).ok(),
+                None => None,
+            },
+        )
+    }
+
+    async fn run_harvest(
+        self: &Arc<Self>,
+        job_id: &str,
+        key: &str,
+        watch: &IngestWatch,
+    ) -> Result<Done, String> {
+        let Ok(Some(SourceDoc::Catalog(mut catalog))) = self.source_doc(key).await else {
+            return Err("the catalog was removed before its harvest began".into());
+        };
+        let result = self.harvest_once(&catalog, watch).await;
+        catalog.last_checked = Some(Utc::now());
+        catalog.last_job = Some(job_id.to_string());
+        match &result {
+            Ok(d) => {
+                catalog.last_state = Some(d.state);
+                catalog.last_message = d.message.clone();
+            }
+            Err(m) => {
+                catalog.last_state = Some(JobState::Failed);
+                catalog.last_message = Some(m.clone());
+            }
+        }
+        if let Ok(Some(SourceDoc::Catalog(_))) = self.source_doc(key).await {
+            if let Err(e) = self.put_source(key, &SourceDoc::Catalog(catalog)).await {
+                tracing::warn!(catalog = %key, error = %e, "could not record a harvest");
+            }
+        }
+        result
+    }
+
+    async fn harvest_once(
+        self: &Arc<Self>,
+        catalog: &CatalogSource,
+        watch: &IngestWatch,
+    ) -> Result<Done, String> {
+        let policy = fetch::FetchPolicy {
+            max_bytes: self
+                .options
+                .fetch
+                .max_bytes
+                .min(dcat::MAX_INPUT_BYTES as u64),
+            ..self.options.fetch.clone()
+        };
+        let fetched = fetch::fetch(
+            &policy,
+            &catalog.url,
+            &fetch::Conditional::default(),
+            &self.options.spool_dir,
+            &watch.cancel,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        let fetch::Fetched::File(download) = fetched else {
+            return Ok(Done::unchanged("the catalog answered 304".into()));
+        };
+        let bytes = tokio::fs::read(&download.path)
+            .await
+            .map_err(|e| format!("reading the downloaded catalog: {e}"))?;
+        let format = dcat::RdfFormat::guess(
+            download.content_type.as_deref(),
+            Some(download.file_name.as_str()),
+        )
+        .unwrap_or_else(|| dcat::RdfFormat::sniff(&bytes));
+        let parsed = dcat::parse(&bytes, format, Some(download.final_url.as_str()))
+            .map_err(|e| format!("{}: {e}", catalog.url))?;
+        drop(download);
+
+        let mut items = Vec::new();
+        let mut taken: HashSet<CollectionId> = HashSet::new();
+        let existing: HashMap<String, SourceDoc> = self
+            .sources()
+            .await
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .collect();
+        for ds in &parsed.datasets {
+            let mut item = HarvestItem {
+                dataset: ds.uri.clone(),
+                title: ds.title.clone(),
+                outcome: "skipped".into(),
+                collection: None,
+                url: None,
+                reason: None,
+                job: None,
+            };
+            match self
+                .harvest_dataset(catalog, ds, &mut taken, &existing)
+                .await
+            {
+                Ok((id, url, job)) => {
+                    item.outcome = "scheduled".into();
+                    item.collection = Some(id);
+                    item.url = Some(url);
+                    item.job = job;
+                }
+                Err(reason) => item.reason = Some(reason),
+            }
+            items.push(item);
+        }
+        let scheduled = items.iter().filter(|i| i.outcome == "scheduled").count();
+        Ok(Done {
+            state: JobState::Succeeded,
+            message: Some(format!(
+                "{} datasets in the catalog: {scheduled} scheduled, {} skipped",
+                items.len(),
+                items.len() - scheduled
+            )),
+            report: Vec::new(),
+            harvest: items,
+        })
+    }
+
+    /// Registers (or updates) the source of one harvested dataset and queues its refresh.
+    async fn harvest_dataset(
+        self: &Arc<Self>,
+        catalog: &CatalogSource,
+        ds: &dcat::Dataset,
+        taken: &mut HashSet<CollectionId>,
+        existing: &HashMap<String, SourceDoc>,
+    ) -> Result<(CollectionId, String, Option<String>), String> {
+        let choice = dcat::choose(ds).map_err(|skip| skip.to_string())?;
+        let base = CollectionId::slugify(&format!("{}{}", catalog.prefix, ds.title))
+            .map_err(|_| "no collection id can be made from its title".to_string())?;
+        // Two datasets of one catalog with the same title get -2, -3 …
+        let mut id = base.clone();
+        let mut n = 2;
+        while taken.contains(&id) {
+            id = CollectionId::slugify(&format!("{base}-{n}"))
+                .map_err(|_| "no collection id can be made from its title".to_string())?;
+            n += 1;
+        }
+        match existing.get(id.as_str()) {
+            Some(SourceDoc::Url(s))
+                if s.harvested_from.as_deref() != Some(catalog.url.as_str()) =>
+            {
+                return Err(format!(
+                    "collection {id} is already fed by another source ({})",
+                    s.url
+                ))
+            }
+            None if self
+                .store
+                .get(&id)
+                .await
+                .map_err(|e| e.to_string())?
+                .is_some() =>
+            {
+                return Err(format!(
+                    "a collection {id} exists that was not harvested from this catalog"
+                ));
+            }
+            _ => {}
+        }
+        taken.insert(id.clone());
+        let meta = Description {
+            title: ds.title.clone(),
+            description: ds.description.clone(),
+            keywords: ds.keywords.clone(),
+            theme: ds.themes.first().cloned(),
+            publisher: ds.publisher.clone(),
+            licence: ds.licence.clone(),
+            conforms_to: ds.conforms_to.clone(),
+        };
+        let old = match existing.get(id.as_str()) {
+            Some(SourceDoc::Url(s)) => Some(s.clone()),
+            _ => None,
+        };
+        let same_url = old.as_ref().is_some_and(|o| o.url == choice.url);
+        let source = UrlSource {
+            collection: id.clone(),
+            url: choice.url.clone(),
+            interval_seconds: catalog.interval_seconds,
+            meta: Some(meta.clone()),
+            harvested_from: Some(catalog.url.clone()),
+            format: Some(choice.kind.extension().to_string()),
+            etag: old
+                .as_ref()
+                .filter(|_| same_url)
+                .and_then(|o| o.etag.clone()),
+            last_modified: old
+                .as_ref()
+                .filter(|_| same_url)
+                .and_then(|o| o.last_modified.clone()),
+            last_checked: old.as_ref().and_then(|o| o.last_checked),
+            last_changed: old.as_ref().and_then(|o| o.last_changed),
+            last_state: old.as_ref().and_then(|o| o.last_state),
+            last_message: old.as_ref().and_then(|o| o.last_message.clone()),
+            last_job: old.as_ref().and_then(|o| o.last_job.clone()),
+        };
+        self.put_source(id.as_str(), &SourceDoc::Url(source))
+            .await
+            .map_err(|e| e.to_string())?;
+        // New metadata reaches a collection whose data is unchanged too.
+        if let Ok(Some(entry)) = self.store.get(&id).await {
+            if entry.meta != meta {
+                self.store
+                    .set_description(&id, meta)
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+        }
+        let job = self
+            .refresh(&id, "harvest")
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok((id, choice.url, job.map(|j| j.id)))
+    }
+
+    /// Queues a refresh or harvest of every source that is due.
+    async fn schedule_due(self: &Arc<Self>) {
+        let sources = match self.sources().await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "scheduler: cannot read the sources");
+                return;
+            }
+        };
+        let now = Utc::now();
+        for (key, source) in sources {
+            let due = source.last_checked().is_none_or(|t| {
+                now.signed_duration_since(t).num_seconds() >= source.interval() as i64
+            });
+            if !due || self.busy(&key) {
+                continue;
+            }
+            let queued = match &source {
+                SourceDoc::Url(s) => self.refresh(&s.collection, "scheduler").await,
+                SourceDoc::Catalog(_) => self.harvest(&key, "scheduler").await,
+            };
+            if let Err(e) = queued {
+                tracing::warn!(source = %key, error = %e, "scheduler: cannot queue a refresh");
+            }
+        }
+    }
+}
+
+async fn schedule(publisher: Weak<Publisher>, tick: Duration) {
+    loop {
+        tokio::time::sleep(tick).await;
+        let Some(p) = publisher.upgrade() else { return };
+        p.schedule_due().await;
+    }
+}
+
+fn progress(watch: &IngestWatch) -> Progress {
+    let total = watch.total.load(Ordering::Relaxed);
+    Progress {
+        written: watch.written.load(Ordering::Relaxed),
+        total: (total > 0).then_some(total),
+    }
+}
+
+/// How a job ended well.
+struct Done {
+    state: JobState,
+    message: Option<String>,
+    report: Vec<LayerReport>,
+    harvest: Vec<HarvestItem>,
+}
+
+impl Done {
+    fn unchanged(message: String) -> Self {
+        Self {
+            state: JobState::Unchanged,
+            message: Some(message),
+            report: Vec::new(),
+            harvest: Vec::new(),
+        }
+    }
+}
+
+fn done_from(result: Result<Vec<ingest::IngestReport>, IngestError>) -> Result<Done, String> {
+    let reports = result.map_err(|e| e.to_string())?;
+    let changed = reports.iter().any(|r| r.outcome == Outcome::Stored);
+    Ok(Done {
+        state: if changed {
+            JobState::Succeeded
+        } else {
+            JobState::Unchanged
+        },
+        message: (!changed).then(|| "the file is the same as last time (same SHA-256)".into()),
+        report: reports.iter().map(LayerReport::from).collect(),
+        harvest: Vec::new(),
+    })
+}
+
+/// Gives a downloaded file the extension its catalog entry implies when it has another (GDAL
+/// tells CSV and some others by the name only). The file stays in its download directory.
+fn with_extension(path: &Path, ext: Option<&str>) -> std::io::Result<PathBuf> {
+    let Some(ext) = ext else {
+        return Ok(path.to_path_buf());
+    };
+    let has = path.extension().is_some_and(|e| {
+        let e = e.to_string_lossy().to_ascii_lowercase();
+        e == ext || (ext == "kml" && e == "kmz")
+    });
+    if has {
+        return Ok(path.to_path_buf());
+    }
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".");
+    name.push(ext);
+    let renamed = path.with_file_name(name);
+    std::fs::rename(path, &renamed)?;
+    Ok(renamed)
+}
+
+/// A file name from a client, made safe to put in the spool and to show GDAL: letters,
+/// digits, `.`, `_` and `-` only, no leading dot, at most 100 characters, the extension kept.
+pub fn safe_file_name(name: &str) -> Option<String> {
+    let base = name.rsplit(['/', '\\']).next().unwrap_or("");
+    let cleaned: String = base
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let cleaned = cleaned.trim_start_matches('.');
+    let cleaned = if cleaned.len() > 100 {
+        let ext = Path::new(cleaned)
+            .extension()
+            .map(|e| e.to_string_lossy().into_owned())
+            .filter(|e| e.len() <= 10)
+            .unwrap_or_default();
+        format!("{}.{ext}", &cleaned[..80])
+    } else {
+        cleaned.to_string()
+    };
+    (!cleaned.is_empty() && cleaned.contains('.')).then_some(cleaned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_names_are_made_safe() {
+        for (given, want) in [
+            ("parkering.geojson", Some("parkering.geojson")),
+            ("../../etc/passwd.csv", Some("passwd.csv")),
+            ("C:\\Users\\x\\badplatser.zip", Some("badplatser.zip")),
+            (".hidden.csv", Some("hidden.csv")),
+            ("bad plats;rm -rf.csv", Some("bad_plats_rm_-rf.csv")),
+            ("Malmö.gpkg", Some("Malm_.gpkg")),
+            ("noextension", None),
+            ("", None),
+            ("...", None),
+        ] {
+            assert_eq!(safe_file_name(given).as_deref(), want, "{given}");
+        }
+        let long = format!("{}.geojson", "a".repeat(300));
+        let safe = safe_file_name(&long).expect("long name");
+        assert!(safe.len() <= 100 && safe.ends_with(".geojson"), "{safe}");
+    }
+}
