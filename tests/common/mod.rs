@@ -3,6 +3,8 @@
 //! `hamn` binary.
 #![allow(dead_code)]
 
+pub mod portal;
+
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};

@@ -1,0 +1,1028 @@
+//! Publishing over HTTP, against the running binary: tokens, uploads, source URLs (refreshed
+//! with and without change, broken, refused), harvesting a DCAT catalog, cancelling, and a
+//! restart in the middle of a job. A local stand-in for a municipal web server
+//! (`common::portal`) serves the files.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::portal::{Portal, Route};
+use common::*;
+use serde_json::{json, Value as Json};
+
+/// A `hamn serve` whose log goes to a file (read by the tests: no secret may be in it).
+struct Hamn {
+    server: Server,
+    log: PathBuf,
+    _log_dir: tempfile::TempDir,
+}
+
+fn serve(store_args: &[String], extra: &[&str]) -> Hamn {
+    let log_dir = tempfile::tempdir().expect("tempdir");
+    let log = log_dir.path().join("hamn.log");
+    let port = free_port();
+    let child = hamn_cmd()
+        .env("HAMN_LOG", "info")
+        .args(store_args)
+        .args(["serve", "--bind", &format!("127.0.0.1:{port}"), "--no-demo"])
+        .args(["--refresh-seconds", "1"])
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log file"))
+        .spawn()
+        .expect("spawn hamn serve");
+    let server = Server {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while ureq::get(&format!("{}/health", server.base))
+        .call()
+        .is_err()
+    {
+        assert!(Instant::now() < deadline, "server did not come up");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Hamn {
+        server,
+        log,
+        _log_dir: log_dir,
+    }
+}
+
+/// Makes a token with the CLI; returns (token, its id).
+fn token(store: &TestStore, scope: &[&str]) -> (String, String) {
+    let out = store
+        .hamn()
+        .args(["tokens", "create", "--name", "test"])
+        .args(scope)
+        .output()
+        .expect("hamn tokens create");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout)
+        .expect("utf-8")
+        .trim()
+        .to_string();
+    let id = text
+        .strip_prefix("hamn_")
+        .and_then(|r| r.split('_').next())
+        .expect("token id")
+        .to_string();
+    (text, id)
+}
+
+/// An answer: status, JSON body (Null when empty) and the headers.
+struct Reply {
+    status: u16,
+    json: Json,
+    headers: Vec<(String, String)>,
+}
+
+impl Reply {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+fn req(method: &str, url: &str, token: Option<&str>, body: Option<(&[u8], &str)>) -> Reply {
+    let mut r = ureq::request(method, url);
+    if let Some(t) = token {
+        r = r.set("Authorization", &format!("Bearer {t}"));
+    }
+    let result = match body {
+        Some((bytes, ct)) => r.set("Content-Type", ct).send_bytes(bytes),
+        None => r.call(),
+    };
+    let resp = match result {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("{method} {url}: {e}"),
+    };
+    let status = resp.status();
+    let headers = resp
+        .headers_names()
+        .into_iter()
+        .filter_map(|n| resp.header(&n).map(|v| (n.clone(), v.to_string())))
+        .collect();
+    let text = resp.into_string().unwrap_or_default();
+    let json = if text.is_empty() {
+        Json::Null
+    } else {
+        serde_json::from_str(&text)
+            .unwrap_or_else(|_| panic!("{method} {url}: not JSON ({status}): {text}"))
+    };
+    Reply {
+        status,
+        json,
+        headers,
+    }
+}
+
+fn send_json(method: &str, url: &str, token: &str, body: Json) -> Reply {
+    let bytes = body.to_string();
+    req(
+        method,
+        url,
+        Some(token),
+        Some((bytes.as_bytes(), "application/json")),
+    )
+}
+
+fn get_auth(url: &str, token: &str) -> Reply {
+    req("GET", url, Some(token), None)
+}
+
+/// Sends a file as the raw body of an upload.
+fn upload(base: &str, token: &str, id: &str, query: &str, bytes: &[u8]) -> Reply {
+    req(
+        "POST",
+        &format!("{base}/admin/collections/{id}/upload?{query}"),
+        Some(token),
+        Some((bytes, "application/octet-stream")),
+    )
+}
+
+/// Polls a job until it has finished; returns it.
+fn wait_job(base: &str, token: &str, id: &str) -> Json {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let r = get_auth(&format!("{base}/admin/jobs/{id}"), token);
+        assert_eq!(r.status, 200, "{}", r.json);
+        if !matches!(r.json["state"].as_str(), Some("queued" | "running")) {
+            return r.json;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "job {id} did not finish: {}",
+            r.json
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Waits until a job is in `state`.
+fn wait_state(base: &str, token: &str, id: &str, state: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let r = get_auth(&format!("{base}/admin/jobs/{id}"), token);
+        if r.json["state"] == state {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "job {id} never {state}: {}",
+            r.json
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The number of features served for a collection (None: not served).
+fn served(base: &str, id: &str) -> Option<u64> {
+    let r = req(
+        "GET",
+        &format!("{base}/collections/{id}/items?limit=1"),
+        None,
+        None,
+    );
+    (r.status == 200).then(|| r.json["numberMatched"].as_u64().unwrap_or(0))
+}
+
+/// Waits until the collection is served with `count` features.
+fn wait_served(base: &str, id: &str, count: u64) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let now = served(base, id);
+        if now == Some(count) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{id}: served {now:?} features, waiting for {count}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The admin list's entry of one collection.
+fn admin_entry(base: &str, token: &str, id: &str) -> Json {
+    let r = get_auth(&format!("{base}/admin/collections"), token);
+    assert_eq!(r.status, 200, "{}", r.json);
+    r.json["collections"]
+        .as_array()
+        .expect("collections")
+        .iter()
+        .find(|c| c["id"] == id)
+        .cloned()
+        .unwrap_or(Json::Null)
+}
+
+fn geojson(n: usize, prefix: &str) -> Vec<u8> {
+    let features: Vec<Json> = (0..n)
+        .map(|i| {
+            json!({"type": "Feature", "properties": {"name": format!("{prefix} {i}"), "n": i},
+                   "geometry": {"type": "Point", "coordinates": [13.0 + i as f64 * 0.001, 55.6]}})
+        })
+        .collect();
+    json!({"type": "FeatureCollection", "features": features})
+        .to_string()
+        .into_bytes()
+}
+
+fn job_id(r: &Reply) -> String {
+    assert_eq!(r.status, 202, "{}", r.json);
+    r.json["id"].as_str().expect("job id").to_string()
+}
+
+/// Tokens: none, wrong, malformed, revoked and out of scope are refused with JSON; failures
+/// from one address are limited; the read API stays open; no token reaches the log.
+#[test]
+fn tokens_are_enforced() {
+    let store = embedded();
+    let (admin, _) = token(&store, &["--admin"]);
+    let (writer, writer_id) = token(&store, &["--collections", "parking,noise"]);
+    let h = serve(&store.args(), &[]);
+    let base = &h.server.base;
+
+    let r = req("GET", &format!("{base}/admin/jobs"), None, None);
+    assert_eq!(r.status, 401, "{}", r.json);
+    assert_eq!(r.json["code"], "Unauthorized");
+    assert!(r
+        .header("www-authenticate")
+        .is_some_and(|v| v.starts_with("Bearer")));
+    let mut wrong = admin.clone();
+    let last = wrong.pop().expect("char");
+    wrong.push(if last == 'x' { 'y' } else { 'x' });
+    for bad in [wrong.as_str(), "hamn_nonsense", "Basic dXNlcjpwYXNz"] {
+        let r = req("GET", &format!("{base}/admin/jobs"), Some(bad), None);
+        assert_eq!(r.status, 401, "{bad}: {}", r.json);
+    }
+    assert_eq!(
+        get_auth(&format!("{base}/admin/whoami"), &admin).json["scope"],
+        "admin"
+    );
+
+    // A write token: its own collections only, and no catalogs or deletes.
+    let r = send_json(
+        "POST",
+        &format!("{base}/admin/collections"),
+        &writer,
+        json!({"id": "parking"}),
+    );
+    assert_eq!(r.status, 201, "{}", r.json);
+    let r = send_json(
+        "POST",
+        &format!("{base}/admin/collections"),
+        &writer,
+        json!({"id": "schools"}),
+    );
+    assert_eq!(r.status, 403, "{}", r.json);
+    assert_eq!(r.json["code"], "Forbidden");
+    let r = upload(
+        base,
+        &writer,
+        "schools",
+        "fileName=s.geojson",
+        &geojson(2, "s"),
+    );
+    assert_eq!(r.status, 403, "{}", r.json);
+    let r = send_json(
+        "POST",
+        &format!("{base}/admin/catalogs"),
+        &writer,
+        json!({"url": "http://example.se/dcat"}),
+    );
+    assert_eq!(r.status, 403, "{}", r.json);
+    let r = req(
+        "DELETE",
+        &format!("{base}/admin/collections/parking"),
+        Some(&writer),
+        None,
+    );
+    assert_eq!(r.status, 403, "{}", r.json);
+    let r = upload(
+        base,
+        &writer,
+        "parking",
+        "fileName=p.geojson",
+        &geojson(3, "p"),
+    );
+    let job = wait_job(base, &writer, &job_id(&r));
+    assert_eq!(job["state"], "succeeded", "{job}");
+    wait_served(base, "parking", 3);
+    // The read API needs no token.
+    assert_eq!(
+        req("GET", &format!("{base}/collections/parking"), None, None).status,
+        200
+    );
+
+    // Revoked while the server runs: refused at once.
+    let out = store
+        .hamn()
+        .args(["tokens", "revoke", &writer_id])
+        .output()
+        .expect("revoke");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r = get_auth(&format!("{base}/admin/jobs"), &writer);
+    assert_eq!(r.status, 401, "{}", r.json);
+    let list = store
+        .hamn()
+        .args(["tokens", "list"])
+        .output()
+        .expect("list");
+    let list = String::from_utf8_lossy(&list.stdout).to_string();
+    assert!(
+        list.contains(&writer_id) && list.contains("revoked"),
+        "{list}"
+    );
+    assert!(
+        !list.contains(&admin[20..]),
+        "tokens list must not print secrets"
+    );
+
+    // Failed attempts from one address run out (the revoked token's attempt counted too).
+    let mut limited = None;
+    for i in 0..12 {
+        let r = req(
+            "GET",
+            &format!("{base}/admin/jobs"),
+            Some("hamn_000000000000_x"),
+            None,
+        );
+        if r.status == 429 {
+            limited = Some((i, r.header("retry-after").map(str::to_string), r.json));
+            break;
+        }
+        assert_eq!(r.status, 401);
+    }
+    let (i, retry, body) = limited.expect("429 after repeated failures");
+    // Ten failures are allowed in a burst; some were spent above.
+    assert!((3..=10).contains(&i), "limited after {i} more failures");
+    assert!(retry
+        .and_then(|s| s.parse::<u64>().ok())
+        .is_some_and(|s| (1..=6).contains(&s)));
+    assert_eq!(body["code"], "TooManyRequests");
+
+    let log = std::fs::read_to_string(&h.log).expect("log");
+    for secret in [&admin, &writer] {
+        let part = &secret[18..];
+        assert!(!log.contains(part), "a token's secret is in the log");
+    }
+}
+
+/// Uploads (raw and multipart) are ingested by jobs and served; a broken upload fails and
+/// changes nothing; limits and bad requests are 4xx with JSON; metadata and delete.
+#[tokio::test]
+async fn uploads_are_ingested_and_bad_ones_change_nothing() {
+    for store in each_store().await {
+        let (admin, _) = token(&store, &["--admin"]);
+        let h = serve(&store.args(), &["--max-upload-mb", "1"]);
+        let base = &h.server.base;
+        let kind = store.kind;
+
+        let r = upload(
+            base,
+            &admin,
+            "bad",
+            "mode=create&fileName=bad.geojson",
+            &geojson(25, "a"),
+        );
+        assert!(r
+            .header("location")
+            .is_some_and(|l| l.contains("/admin/jobs/")));
+        let first = wait_job(base, &admin, &job_id(&r));
+        assert_eq!(first["state"], "succeeded", "{kind}: {first}");
+        assert_eq!(first["report"][0]["stored"], 25);
+        assert_eq!(first["progress"]["written"], 25);
+        wait_served(base, "bad", 25);
+        let version = admin_entry(base, &admin, "bad")["version"]
+            .as_i64()
+            .expect("version");
+
+        // multipart/form-data, as a browser form sends it: a CSV with latitude/longitude.
+        let csv = std::fs::read(data("bathing/harryda_badplatser.csv")).expect("csv");
+        let boundary = "hamnBoundary7MA4YWxkTrZu0gW";
+        let mut body = format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"note\"\r\n\r\nignored\r\n\
+             --{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"badplatser.csv\"\r\n\
+             Content-Type: text/csv\r\n\r\n"
+        )
+        .into_bytes();
+        body.extend_from_slice(&csv);
+        body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+        let r = req(
+            "POST",
+            &format!("{base}/admin/collections/badplatser/upload?mode=create"),
+            Some(&admin),
+            Some((&body, &format!("multipart/form-data; boundary={boundary}"))),
+        );
+        let job = wait_job(base, &admin, &job_id(&r));
+        assert_eq!(job["state"], "succeeded", "{kind}: {job}");
+        assert_eq!(job["fileName"], "badplatser.csv");
+        let n = job["report"][0]["stored"].as_u64().expect("stored");
+        assert!(n > 5, "{job}");
+        wait_served(base, "badplatser", n);
+
+        // A broken file: the job fails with the reason, the served version stays.
+        let mut broken = geojson(40, "b");
+        broken.truncate(broken.len() / 2);
+        let r = upload(
+            base,
+            &admin,
+            "bad",
+            "mode=replace&fileName=bad.geojson",
+            &broken,
+        );
+        let job = wait_job(base, &admin, &job_id(&r));
+        assert_eq!(job["state"], "failed", "{kind}: {job}");
+        assert!(
+            job["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "{job}"
+        );
+        std::thread::sleep(Duration::from_millis(1500));
+        assert_eq!(served(base, "bad"), Some(25), "{kind}");
+        assert_eq!(admin_entry(base, &admin, "bad")["version"], version);
+
+        // The same file again: unchanged, nothing done.
+        let r = upload(
+            base,
+            &admin,
+            "bad",
+            "mode=replace&fileName=bad.geojson",
+            &geojson(25, "a"),
+        );
+        let job = wait_job(base, &admin, &job_id(&r));
+        assert_eq!(job["state"], "unchanged", "{kind}: {job}");
+
+        // Bad requests: 4xx with a JSON body, and no job.
+        let jobs_before = get_auth(&format!("{base}/admin/jobs"), &admin).json["jobs"]
+            .as_array()
+            .map(Vec::len);
+        let big = vec![b' '; (1 << 20) + 10];
+        for (query, body, status) in [
+            ("mode=replace&fileName=big.geojson", big.as_slice(), 413),
+            ("mode=replace", b"{}".as_slice(), 400),
+            (
+                "mode=replace&fileName=..%2F..%2Fpasswd",
+                b"{}".as_slice(),
+                400,
+            ),
+            ("mode=sideways&fileName=x.geojson", b"{}".as_slice(), 400),
+            (
+                "mode=replace&fileName=x.geojson&fileName=y.geojson",
+                b"{}".as_slice(),
+                400,
+            ),
+            ("mode=create&fileName=x.geojson", b"{}".as_slice(), 409),
+            ("mode=replace&fileName=empty.geojson", b"".as_slice(), 400),
+        ] {
+            let r = upload(base, &admin, "bad", query, body);
+            assert_eq!(r.status, status, "{kind} {query}: {}", r.json);
+            assert!(r.json["description"].is_string(), "{query}");
+        }
+        let r = upload(base, &admin, "Not_An_Id", "fileName=x.geojson", b"{}");
+        assert_eq!(r.status, 400, "{}", r.json);
+        let r = send_json(
+            "POST",
+            &format!("{base}/admin/collections"),
+            &admin,
+            json!({"id": "x", "colour": "red"}),
+        );
+        assert_eq!(r.status, 400, "{}", r.json);
+        let r = req(
+            "POST",
+            &format!("{base}/admin/collections"),
+            Some(&admin),
+            Some((b"{not json", "application/json")),
+        );
+        assert_eq!(r.status, 400, "{}", r.json);
+        let jobs_after = get_auth(&format!("{base}/admin/jobs"), &admin).json["jobs"]
+            .as_array()
+            .map(Vec::len);
+        assert_eq!(jobs_before, jobs_after, "a refused upload made a job");
+
+        // Metadata: changed without touching the features; served at once.
+        let r = send_json(
+            "PATCH",
+            &format!("{base}/admin/collections/bad"),
+            &admin,
+            json!({"title": "Badplatser i Skåne", "licence": "CC0-1.0", "keywords": ["bad", "sjö"]}),
+        );
+        assert_eq!(r.status, 200, "{}", r.json);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let (_, c) = get(&format!("{base}/collections/bad"));
+            if c["title"] == "Badplatser i Skåne" {
+                assert_eq!(c["keywords"], json!(["bad", "sjö"]));
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{kind}: new title never served: {c}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert_eq!(served(base, "bad"), Some(25));
+
+        // Delete: gone from the API, 404 for a second delete.
+        let r = req(
+            "DELETE",
+            &format!("{base}/admin/collections/badplatser"),
+            Some(&admin),
+            None,
+        );
+        assert_eq!(r.status, 204);
+        let r = req(
+            "DELETE",
+            &format!("{base}/admin/collections/badplatser"),
+            Some(&admin),
+            None,
+        );
+        assert_eq!(r.status, 404, "{}", r.json);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while served(base, "badplatser").is_some() {
+            assert!(
+                Instant::now() < deadline,
+                "{kind}: deleted collection still served"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// A source URL: fetched, then 304 (one request, no ingest), then a change, then a broken
+/// file (the served version stays), on a schedule; every way to reach an internal address
+/// is refused.
+#[test]
+fn sources_refresh_on_change_and_internal_addresses_are_refused() {
+    let portal = Portal::start("127.0.0.1");
+    let internal = Portal::start("127.0.0.2");
+    internal.file(
+        "/secret.geojson",
+        geojson(1, "secret"),
+        "application/geo+json",
+    );
+    portal.file(
+        "/parkering.geojson",
+        geojson(10, "p"),
+        "application/geo+json",
+    );
+    let store = embedded();
+    let (admin, _) = token(&store, &["--admin"]);
+    let h = serve(
+        &store.args(),
+        &[
+            "--fetch-allow-networks",
+            "127.0.0.1/32",
+            "--fetch-max-mb",
+            "1",
+            "--min-refresh-seconds",
+            "1",
+            "--schedule-seconds",
+            "1",
+        ],
+    );
+    let base = &h.server.base;
+    let source = |id: &str, url: &str, interval: u64| {
+        send_json(
+            "PUT",
+            &format!("{base}/admin/collections/{id}/source"),
+            &admin,
+            json!({"url": url, "intervalSeconds": interval}),
+        )
+    };
+    let refresh = |id: &str| {
+        let r = req(
+            "POST",
+            &format!("{base}/admin/collections/{id}/refresh"),
+            Some(&admin),
+            None,
+        );
+        wait_job(base, &admin, &job_id(&r))
+    };
+
+    let r = source("parkering", &portal.url("/parkering.geojson"), 3600);
+    assert_eq!(r.status, 200, "{}", r.json);
+    let job = wait_job(base, &admin, r.json["job"]["id"].as_str().expect("job"));
+    assert_eq!(job["state"], "succeeded", "{job}");
+    wait_served(base, "parkering", 10);
+    let version = admin_entry(base, &admin, "parkering")["version"].clone();
+
+    // Unchanged: one conditional request, answered 304, no ingest.
+    let hits = portal.hits("/parkering.geojson");
+    let job = refresh("parkering");
+    assert_eq!(job["state"], "unchanged", "{job}");
+    assert!(
+        job["message"].as_str().is_some_and(|m| m.contains("304")),
+        "{job}"
+    );
+    assert_eq!(portal.hits("/parkering.geojson"), hits + 1);
+    assert_eq!(admin_entry(base, &admin, "parkering")["version"], version);
+
+    // Changed: ingested, served.
+    portal.file(
+        "/parkering.geojson",
+        geojson(12, "p2"),
+        "application/geo+json",
+    );
+    let job = refresh("parkering");
+    assert_eq!(job["state"], "succeeded", "{job}");
+    wait_served(base, "parkering", 12);
+
+    // Broken, then gone, then a server error: each fails, the served data stays.
+    portal.file(
+        "/parkering.geojson",
+        b"{\"type\": \"FeatureColl".to_vec(),
+        "application/geo+json",
+    );
+    let job = refresh("parkering");
+    assert_eq!(job["state"], "failed", "{job}");
+    portal.set("/parkering.geojson", Route::Status(404));
+    let job = refresh("parkering");
+    assert_eq!(job["state"], "failed", "{job}");
+    assert!(
+        job["message"].as_str().is_some_and(|m| m.contains("404")),
+        "{job}"
+    );
+    portal.set("/parkering.geojson", Route::Status(500));
+    assert_eq!(refresh("parkering")["state"], "failed");
+    assert_eq!(served(base, "parkering"), Some(12));
+    let src = get_auth(
+        &format!("{base}/admin/collections/parkering/source"),
+        &admin,
+    );
+    assert_eq!(src.json["lastState"], "failed", "{}", src.json);
+
+    // Too large for --fetch-max-mb.
+    portal.file(
+        "/stor.geojson",
+        vec![b' '; (1 << 20) + 100],
+        "application/geo+json",
+    );
+    let r = source("stor", &portal.url("/stor.geojson"), 3600);
+    let job = wait_job(base, &admin, r.json["job"]["id"].as_str().expect("job"));
+    assert_eq!(job["state"], "failed", "{job}");
+
+    // Internal addresses: a redirect to another loopback address, the cloud metadata
+    // address, IPv6 loopback, an IPv4-mapped loopback, the unspecified address.
+    portal.set(
+        "/redirect",
+        Route::Redirect(internal.url("/secret.geojson")),
+    );
+    let port = internal.base.rsplit(':').next().expect("port");
+    for (i, url) in [
+        portal.url("/redirect"),
+        internal.url("/secret.geojson"),
+        "http://169.254.169.254/latest/meta-data/".to_string(),
+        format!("http://[::1]:{port}/secret.geojson"),
+        format!("http://[::ffff:127.0.0.2]:{port}/secret.geojson"),
+        format!("http://0.0.0.0:{port}/secret.geojson"),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let id = format!("ssrf-{i}");
+        let r = source(&id, url, 3600);
+        assert_eq!(r.status, 200, "{url}: {}", r.json);
+        let job = wait_job(base, &admin, r.json["job"]["id"].as_str().expect("job"));
+        assert_eq!(job["state"], "failed", "{url}: {job}");
+        let message = job["message"].as_str().unwrap_or_default();
+        assert!(message.contains("refused"), "{url}: {message}");
+        assert_eq!(served(base, &id), None);
+    }
+    assert_eq!(
+        internal.hits("/secret.geojson"),
+        0,
+        "the internal server was reached"
+    );
+    for url in [
+        "file:///etc/passwd",
+        "gopher://127.0.0.1/",
+        "ftp://example.se/x.zip",
+        "/relative",
+    ] {
+        let r = source("ssrf-x", url, 3600);
+        assert_eq!(r.status, 400, "{url}: {}", r.json);
+    }
+
+    // On a schedule: a second-by-second source is checked again without being asked.
+    portal.file("/tiden.geojson", geojson(3, "t"), "application/geo+json");
+    let r = source("tiden", &portal.url("/tiden.geojson"), 1);
+    wait_job(base, &admin, r.json["job"]["id"].as_str().expect("job"));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let jobs = get_auth(&format!("{base}/admin/jobs?collection=tiden"), &admin).json;
+        let scheduled = jobs["jobs"]
+            .as_array()
+            .expect("jobs")
+            .iter()
+            .filter(|j| j["requestedBy"] == "scheduler" && j["state"] == "unchanged")
+            .count();
+        if scheduled >= 2 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no scheduled refreshes: {jobs}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let r = send_json(
+        "PUT",
+        &format!("{base}/admin/collections/tiden/source"),
+        &admin,
+        json!({"url": portal.url("/tiden.geojson"), "intervalSeconds": 0}),
+    );
+    assert_eq!(r.status, 400, "{}", r.json);
+
+    // Without --fetch-allow-networks even the portal on 127.0.0.1 is internal.
+    let store2 = embedded();
+    let (admin2, _) = token(&store2, &["--admin"]);
+    let h2 = serve(&store2.args(), &[]);
+    let r = send_json(
+        "PUT",
+        &format!("{}/admin/collections/parkering/source", h2.server.base),
+        &admin2,
+        json!({"url": portal.url("/tiden.geojson")}),
+    );
+    let job = wait_job(
+        &h2.server.base,
+        &admin2,
+        r.json["job"]["id"].as_str().expect("job"),
+    );
+    assert_eq!(job["state"], "failed", "{job}");
+    assert!(
+        job["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("loopback")),
+        "{job}"
+    );
+}
+
+/// A catalog in DCAT-AP-SE: one source per dataset that has a file hamn reads, with the
+/// catalog's metadata; the rest reported with the reason; a re-harvest costs 304s.
+#[test]
+fn a_municipal_catalog_is_harvested() {
+    let portal = Portal::start("127.0.0.1");
+    let internal = Portal::start("127.0.0.2");
+    internal.file("/secret.geojson", geojson(1, "s"), "application/geo+json");
+    portal.file(
+        "/data/parkering.geojson",
+        geojson(7, "p"),
+        "application/geo+json",
+    );
+    let csv = std::fs::read(data("bathing/harryda_badplatser.csv")).expect("csv");
+    // An EntryScape resource URL: no extension, and a Content-Type that says little.
+    portal.file("/store/2/resource/27", csv, "application/octet-stream");
+    let p = &portal.base;
+    let i = &internal.base;
+    let ttl = format!(
+        r#"@prefix dcat: <http://www.w3.org/ns/dcat#> .
+@prefix dcterms: <http://purl.org/dc/terms/> .
+@prefix foaf: <http://xmlns.com/foaf/0.1/> .
+<{p}/catalog> a dcat:Catalog ;
+  dcterms:title "Exempelkommunens data"@sv ;
+  dcterms:license <http://creativecommons.org/publicdomain/zero/1.0/> ;
+  dcterms:publisher <{p}/org> ;
+  dcat:dataset <{p}/ds/parkering>, <{p}/ds/bad>, <{p}/ds/budget>, <{p}/ds/borta>, <{p}/ds/intern> .
+<{p}/org> a foaf:Organization ; foaf:name "Exempelkommunen"@sv .
+<{p}/ds/parkering> a dcat:Dataset ;
+  dcterms:title "Parkeringsplatser"@sv , "Parking places"@en ;
+  dcterms:description "Kommunens parkeringsplatser."@sv ;
+  dcat:keyword "parkering"@sv , "parking"@en ;
+  dcat:theme <http://publications.europa.eu/resource/authority/data-theme/TRAN> ;
+  dcterms:publisher <{p}/org> ;
+  dcat:distribution <{p}/dist/parkering> .
+<{p}/dist/parkering> a dcat:Distribution ;
+  dcat:accessURL <{p}/data/> ;
+  dcat:downloadURL <{p}/data/parkering.geojson> ;
+  dcterms:format "application/geo+json" ;
+  dcterms:license <http://creativecommons.org/licenses/by/4.0/> .
+<{p}/ds/bad> a dcat:Dataset ;
+  dcterms:title "Badplatser"@sv ;
+  dcterms:description "Badplatser enligt specifikationen."@sv ;
+  dcterms:conformsTo <https://dataportal.se/specifications/badplatser/1.0> ;
+  dcterms:publisher <{p}/org> ;
+  dcat:distribution [ a dcat:Distribution ; dcat:accessURL <{p}/store/2/resource/27> ; dcterms:format "text/csv" ] .
+<{p}/ds/budget> a dcat:Dataset ;
+  dcterms:title "Budget 2026"@sv ;
+  dcterms:description "Tabeller."@sv ;
+  dcterms:publisher <{p}/org> ;
+  dcat:distribution [ a dcat:Distribution ; dcat:accessURL <{p}/budget.pdf> ; dcterms:format "application/pdf" ] .
+<{p}/ds/borta> a dcat:Dataset ;
+  dcterms:title "Borta"@sv ;
+  dcterms:description "Filen finns inte."@sv ;
+  dcterms:publisher <{p}/org> ;
+  dcat:distribution [ a dcat:Distribution ; dcat:downloadURL <{p}/data/borta.geojson> ; dcterms:format "application/geo+json" ] .
+<{p}/ds/intern> a dcat:Dataset ;
+  dcterms:title "Intern"@sv ;
+  dcterms:description "Pekar på en intern server."@sv ;
+  dcterms:publisher <{p}/org> ;
+  dcat:distribution [ a dcat:Distribution ; dcat:downloadURL <{i}/secret.geojson> ; dcterms:format "application/geo+json" ] .
+"#
+    );
+    portal.file("/catalog", ttl.into_bytes(), "text/turtle");
+
+    let store = embedded();
+    let (admin, _) = token(&store, &["--admin"]);
+    let h = serve(
+        &store.args(),
+        &[
+            "--fetch-allow-networks",
+            "127.0.0.1/32",
+            "--min-refresh-seconds",
+            "1",
+        ],
+    );
+    let base = &h.server.base;
+    let r = send_json(
+        "POST",
+        &format!("{base}/admin/catalogs"),
+        &admin,
+        json!({"url": portal.url("/catalog"), "intervalSeconds": 3600, "prefix": "ex-"}),
+    );
+    assert_eq!(r.status, 202, "{}", r.json);
+    let key = r.json["key"].as_str().expect("key").to_string();
+    let harvest = wait_job(base, &admin, r.json["job"]["id"].as_str().expect("job"));
+    assert_eq!(harvest["state"], "succeeded", "{harvest}");
+    let items = harvest["harvest"].as_array().expect("items");
+    assert_eq!(items.len(), 5, "{harvest}");
+    let item = |title: &str| {
+        items
+            .iter()
+            .find(|i| i["title"] == title)
+            .unwrap_or_else(|| panic!("{title} not in {harvest}"))
+            .clone()
+    };
+    assert_eq!(item("Parkeringsplatser")["outcome"], "scheduled");
+    assert_eq!(
+        item("Parkeringsplatser")["collection"],
+        "ex-parkeringsplatser"
+    );
+    assert_eq!(item("Badplatser")["collection"], "ex-badplatser");
+    let budget = item("Budget 2026");
+    assert_eq!(budget["outcome"], "skipped", "{budget}");
+    assert!(budget["reason"].as_str().is_some_and(|r| !r.is_empty()));
+
+    let finished = |title: &str| wait_job(base, &admin, item(title)["job"].as_str().expect("job"));
+    assert_eq!(finished("Parkeringsplatser")["state"], "succeeded");
+    assert_eq!(finished("Badplatser")["state"], "succeeded");
+    let gone = finished("Borta");
+    assert_eq!(gone["state"], "failed", "{gone}");
+    assert!(
+        gone["message"].as_str().is_some_and(|m| m.contains("404")),
+        "{gone}"
+    );
+    let inside = finished("Intern");
+    assert_eq!(inside["state"], "failed", "{inside}");
+    assert!(
+        inside["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("refused")),
+        "{inside}"
+    );
+    assert_eq!(internal.hits("/secret.geojson"), 0);
+
+    wait_served(base, "ex-parkeringsplatser", 7);
+    assert!(served(base, "ex-badplatser").is_some_and(|n| n > 5));
+    assert_eq!(served(base, "ex-borta"), None);
+    let (_, c) = get(&format!("{base}/collections/ex-parkeringsplatser"));
+    assert_eq!(c["title"], "Parkeringsplatser", "Swedish first: {c}");
+    assert_eq!(c["description"], "Kommunens parkeringsplatser.");
+    let e = admin_entry(base, &admin, "ex-parkeringsplatser");
+    assert_eq!(e["publisher"], "Exempelkommunen", "{e}");
+    assert_eq!(
+        e["licence"], "http://creativecommons.org/licenses/by/4.0/",
+        "{e}"
+    );
+    assert_eq!(e["keywords"], json!(["parkering"]), "{e}");
+    let e = admin_entry(base, &admin, "ex-badplatser");
+    assert_eq!(
+        e["conformsTo"],
+        json!(["https://dataportal.se/specifications/badplatser/1.0"])
+    );
+
+    // Harvested again: the files are unchanged, so each refresh is one 304.
+    let r = req(
+        "POST",
+        &format!("{base}/admin/catalogs/{key}/harvest"),
+        Some(&admin),
+        None,
+    );
+    let again = wait_job(base, &admin, &job_id(&r));
+    let job = again["harvest"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .find(|i| i["title"] == "Parkeringsplatser")
+        .and_then(|i| i["job"].as_str())
+        .expect("a refresh job")
+        .to_string();
+    assert_eq!(wait_job(base, &admin, &job)["state"], "unchanged");
+    let sources = get_auth(&format!("{base}/admin/sources"), &admin).json;
+    assert!(
+        sources["sources"]
+            .as_array()
+            .expect("sources")
+            .iter()
+            .any(|s| s["type"] == "catalog"),
+        "{sources}"
+    );
+}
+
+/// Cancelling a job, and a restart in its middle: nothing changes, and the job says so.
+#[tokio::test]
+async fn a_cancelled_or_interrupted_job_changes_nothing() {
+    let portal = Portal::start("127.0.0.1");
+    let mut body = geojson(50, "slow");
+    body.truncate(200);
+    portal.set("/slow.geojson", Route::Slow(body));
+    for store in each_store().await {
+        let kind = store.kind;
+        let (admin, _) = token(&store, &["--admin"]);
+        let args = [
+            "--fetch-allow-networks",
+            "127.0.0.1/32",
+            "--min-refresh-seconds",
+            "1",
+        ];
+        let mut h = serve(&store.args(), &args);
+        let base = h.server.base.clone();
+        let r = upload(
+            &base,
+            &admin,
+            "slow",
+            "mode=create&fileName=slow.geojson",
+            &geojson(5, "v1"),
+        );
+        assert_eq!(wait_job(&base, &admin, &job_id(&r))["state"], "succeeded");
+        wait_served(&base, "slow", 5);
+
+        let put = |base: &str| {
+            send_json(
+                "PUT",
+                &format!("{base}/admin/collections/slow/source"),
+                &admin,
+                json!({"url": portal.url("/slow.geojson"), "intervalSeconds": 3600}),
+            )
+        };
+        let r = put(&base);
+        let job = r.json["job"]["id"].as_str().expect("job").to_string();
+        wait_state(&base, &admin, &job, "running");
+        let r = req(
+            "POST",
+            &format!("{base}/admin/jobs/{job}/cancel"),
+            Some(&admin),
+            None,
+        );
+        assert_eq!(r.status, 200, "{}", r.json);
+        let done = wait_job(&base, &admin, &job);
+        assert_eq!(done["state"], "cancelled", "{kind}: {done}");
+        let r = req(
+            "POST",
+            &format!("{base}/admin/jobs/{job}/cancel"),
+            Some(&admin),
+            None,
+        );
+        assert_eq!(r.status, 409, "{}", r.json);
+
+        // Again, and this time the server is killed while the job runs.
+        let r = req(
+            "POST",
+            &format!("{base}/admin/collections/slow/refresh"),
+            Some(&admin),
+            None,
+        );
+        let job = job_id(&r);
+        wait_state(&base, &admin, &job, "running");
+        h.server.child.kill().expect("kill");
+        h.server.child.wait().expect("wait");
+        h = serve(&store.args(), &args);
+        let base = h.server.base.clone();
+        let after = get_auth(&format!("{base}/admin/jobs/{job}"), &admin).json;
+        assert_eq!(after["state"], "failed", "{kind}: {after}");
+        assert!(
+            after["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("interrupted")),
+            "{after}"
+        );
+        wait_served(&base, "slow", 5);
+        let (_, items) = get(&format!("{base}/collections/slow/items"));
+        assert!(items["features"][0]["properties"]["name"]
+            .as_str()
+            .is_some_and(|n| n.starts_with("v1")));
+        drop(h);
+    }
+}
