@@ -855,8 +855,14 @@ fn methods(path: &str, allow: &'static str) -> actix_web::Resource {
         }))
 }
 
+/// GET and HEAD (actix's `get()` alone does not take HEAD, which `Allow` promises).
+fn get() -> actix_web::Route {
+    use actix_web::guard;
+    web::route().guard(guard::Any(guard::Get()).or(guard::Head()))
+}
+
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    use web::{delete, get, patch, post, put};
+    use web::{delete, patch, post, put};
     cfg.service(methods("/admin", "GET, HEAD, OPTIONS").route(get().to(admin_page)))
         .service(methods("/admin/api", "GET, HEAD, OPTIONS").route(get().to(openapi)))
         .service(methods("/admin/whoami", "GET, HEAD, OPTIONS").route(get().to(whoami)))
