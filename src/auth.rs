@@ -34,6 +34,12 @@ pub enum Scope {
     /// Uploads, sources and metadata of the named collections only (no creating others, no
     /// harvests, no deleting).
     Write(BTreeSet<CollectionId>),
+    /// A key for the read API (when the operator asks for keys), with its quota; nothing
+    /// under `/admin`.
+    Read {
+        #[serde(rename = "perMinute")]
+        per_minute: u32,
+    },
 }
 
 impl Scope {
@@ -46,7 +52,13 @@ impl Scope {
         match self {
             Scope::Admin => true,
             Scope::Write(ids) => ids.contains(id),
+            Scope::Read { .. } => false,
         }
+    }
+
+    /// May this token use the admin API at all (read keys may not)?
+    pub fn may_publish(&self) -> bool {
+        !matches!(self, Scope::Read { .. })
     }
 }
 
@@ -58,6 +70,7 @@ impl std::fmt::Display for Scope {
                 let ids: Vec<&str> = ids.iter().map(|i| i.as_str()).collect();
                 write!(f, "write:{}", ids.join(","))
             }
+            Scope::Read { per_minute } => write!(f, "read:{per_minute}/min"),
         }
     }
 }
@@ -166,7 +179,13 @@ impl Failures {
 pub struct Tokens {
     store: Arc<dyn Store>,
     failures: Failures,
+    /// Read keys recently found good, by the SHA-256 of the key: the read API would otherwise
+    /// ask the store on every request. A revoked key stops working within `KEY_CACHE`.
+    recent: moka::sync::Cache<[u8; 32], TokenRecord>,
 }
+
+/// How long a read key found good is believed without asking the store again.
+pub const KEY_CACHE: Duration = Duration::from_secs(10);
 
 impl Tokens {
     pub fn new(store: Arc<dyn Store>) -> Self {
@@ -175,7 +194,27 @@ impl Tokens {
             failures: Failures {
                 buckets: Mutex::new(HashMap::new()),
             },
+            recent: moka::sync::Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(KEY_CACHE)
+                .build(),
         }
+    }
+
+    /// `verify` for the read API: a key found good within `KEY_CACHE` is not looked up again.
+    /// The admin API uses `verify` itself, so a revoked token is refused there at once.
+    pub async fn verify_cached(
+        &self,
+        presented: &str,
+        client: Option<IpAddr>,
+    ) -> Result<TokenRecord, AuthError> {
+        let key: [u8; 32] = Sha256::digest(presented.trim().as_bytes()).into();
+        if let Some(record) = self.recent.get(&key) {
+            return Ok(record);
+        }
+        let record = self.verify(presented, client).await?;
+        self.recent.insert(key, record.clone());
+        Ok(record)
     }
 
     /// Makes a token; returns its whole text (to be shown once) and the stored record.

@@ -47,6 +47,21 @@ pub enum Command {
     },
 }
 
+/// What a new token may do: exactly one of these.
+#[derive(Debug, clap::Args)]
+#[group(required = true, multiple = false)]
+pub struct ScopeArgs {
+    /// Everything under /admin: collections, uploads, sources, catalogs, all jobs.
+    #[arg(long)]
+    admin: bool,
+    /// Only upload to, set the source and metadata of these collections (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    collections: Vec<CollectionId>,
+    /// A key for the read API (see serve --read-keys), with a quota (--per-minute).
+    #[arg(long)]
+    read_key: bool,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum TokensAction {
     /// Make a token and print it (once: only a salted hash is kept).
@@ -54,16 +69,11 @@ pub enum TokensAction {
         /// What the token is for, e.g. "Lund GIS, nightly export".
         #[arg(long)]
         name: String,
-        /// Everything under /admin: collections, uploads, sources, catalogs, all jobs.
-        #[arg(
-            long,
-            conflicts_with = "collections",
-            required_unless_present = "collections"
-        )]
-        admin: bool,
-        /// Only upload to, set the source and metadata of these collections (comma-separated).
-        #[arg(long, value_delimiter = ',')]
-        collections: Vec<CollectionId>,
+        #[command(flatten)]
+        scope: ScopeArgs,
+        /// With --read-key: requests a minute it may make (a burst of as many, refilled evenly).
+        #[arg(long, default_value_t = 600)]
+        per_minute: u32,
     },
     /// One line per token: id, scope, created, revoked, name. Never the token itself.
     List,
@@ -137,6 +147,11 @@ pub struct ServeArgs {
     /// headers are believed (comma-separated: 127.0.0.1,10.0.0.0/8). Others' are ignored.
     #[arg(long, env = "HAMN_TRUSTED_PROXIES", value_delimiter = ',')]
     pub trusted_proxies: Vec<String>,
+    /// API keys for the read API: off (open to all), optional (a key's quota applies to
+    /// requests that show one), required (401 without a valid key). Keys: `hamn tokens create
+    /// --read-key --per-minute N`.
+    #[arg(long, env = "HAMN_READ_KEYS", value_enum, default_value = "off")]
+    pub read_keys: crate::api::keys::KeyMode,
     /// Serve no admin API (/admin): publishing only through `hamn ingest`.
     #[arg(long, env = "HAMN_NO_ADMIN")]
     pub no_admin: bool,
@@ -386,13 +401,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             match action {
                 TokensAction::Create {
                     name,
-                    admin,
-                    collections,
+                    scope,
+                    per_minute,
                 } => {
-                    let scope = if admin {
+                    let scope = if scope.admin {
                         crate::auth::Scope::Admin
+                    } else if scope.read_key {
+                        crate::auth::Scope::Read {
+                            per_minute: per_minute.max(1),
+                        }
                     } else {
-                        crate::auth::Scope::Write(collections.into_iter().collect())
+                        crate::auth::Scope::Write(scope.collections.into_iter().collect())
                     };
                     let (text, record) = tokens.create(&name, scope).await?;
                     eprintln!(
@@ -488,6 +507,12 @@ async fn serve(
             tokens: Arc::new(crate::auth::Tokens::new(store.clone())),
         })
     };
+    let read_keys = (args.read_keys != crate::api::keys::KeyMode::Off).then(|| {
+        Arc::new(crate::api::keys::ReadKeys::new(
+            args.read_keys,
+            Arc::new(crate::auth::Tokens::new(store.clone())),
+        ))
+    });
     let bind = args
         .bind
         .or(config.file.bind.clone())
@@ -538,6 +563,7 @@ async fn serve(
         ready_max_age: (args.ready_max_refresh_age > 0)
             .then(|| std::time::Duration::from_secs(args.ready_max_refresh_age)),
         admin,
+        read_keys,
     });
     // The access log follows HAMN_LOG like every other line (target `access`, level info).
     let access_log = if args.access_log && tracing::enabled!(target: "access", tracing::Level::INFO)
@@ -551,6 +577,8 @@ async fn serve(
     let mut server = actix_web::HttpServer::new(move || {
         actix_web::App::new()
             .app_data(state.clone())
+            // Inside CORS, so a browser sees a refusal (401, 429) with CORS headers.
+            .wrap(actix_web::middleware::from_fn(crate::api::keys::check))
             .wrap(
                 actix_cors::Cors::default()
                     .allow_any_origin()

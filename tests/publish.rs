@@ -1026,3 +1026,97 @@ async fn a_cancelled_or_interrupted_job_changes_nothing() {
         drop(h);
     }
 }
+
+/// API keys for the read API: off by default; required, a key's quota gives 429 with
+/// Retry-After; publishers' tokens read without a quota; a read key cannot publish.
+#[test]
+fn read_keys_hold_their_quota_when_asked_for() {
+    let store = embedded();
+    let (admin, _) = token(&store, &["--admin"]);
+    let (key, key_id) = token(&store, &["--read-key", "--per-minute", "3"]);
+    let open = serve(&store.args(), &[]);
+    for _ in 0..5 {
+        let r = req(
+            "GET",
+            &format!("{}/collections", open.server.base),
+            None,
+            None,
+        );
+        assert_eq!(r.status, 200, "off by default");
+        assert!(r.header("ratelimit-limit").is_none());
+    }
+    drop(open);
+
+    let h = serve(&store.args(), &["--read-keys", "required"]);
+    let base = &h.server.base;
+    let r = req("GET", &format!("{base}/collections"), None, None);
+    assert_eq!(r.status, 401, "{}", r.json);
+    assert!(r.json["description"]
+        .as_str()
+        .is_some_and(|d| d.contains("API key")));
+    let r = req(
+        "GET",
+        &format!("{base}/collections"),
+        Some("hamn_000000000000_nope"),
+        None,
+    );
+    assert_eq!(r.status, 401, "{}", r.json);
+    assert_eq!(
+        req("GET", &format!("{base}/health"), None, None).status,
+        200
+    );
+    for remaining in ["2", "1", "0"] {
+        let r = ureq::get(&format!("{base}/collections"))
+            .set("X-API-Key", &key)
+            .call()
+            .expect("within the quota");
+        assert_eq!(r.header("ratelimit-limit"), Some("3"));
+        assert_eq!(r.header("ratelimit-remaining"), Some(remaining));
+    }
+    let r = req("GET", &format!("{base}/collections"), Some(&key), None);
+    assert_eq!(r.status, 429, "{}", r.json);
+    let wait: u64 = r
+        .header("retry-after")
+        .and_then(|s| s.parse().ok())
+        .expect("Retry-After");
+    assert!((1..=20).contains(&wait), "{wait}");
+    for _ in 0..5 {
+        let r = req("GET", &format!("{base}/collections"), Some(&admin), None);
+        assert_eq!(r.status, 200, "a publisher's token has no quota");
+    }
+    let r = get_auth(&format!("{base}/admin/whoami"), &key);
+    assert_eq!(r.status, 403, "{}", r.json);
+
+    let out = store
+        .hamn()
+        .args(["tokens", "revoke", &key_id])
+        .output()
+        .expect("revoke");
+    assert!(out.status.success());
+    let deadline = Instant::now() + Duration::from_secs(25);
+    loop {
+        let r = req("GET", &format!("{base}/collections"), Some(&key), None);
+        if r.status == 401 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "a revoked key still works: {}",
+            r.status
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+
+    // Optional: requests without a key are served as before.
+    let h2 = serve(&store.args(), &["--read-keys", "optional"]);
+    assert_eq!(
+        req(
+            "GET",
+            &format!("{}/collections", h2.server.base),
+            None,
+            None
+        )
+        .status,
+        200
+    );
+}

@@ -85,7 +85,15 @@ async fn caller(req: &HttpRequest, state: &AppState) -> Result<TokenRecord, ApiE
         })
         .ok_or(AuthError::Missing)?;
     let client = state.origin.client_ip(req);
-    Ok(admin.tokens.verify(token, client).await?)
+    let record = admin.tokens.verify(token, client).await?;
+    if !record.scope.may_publish() {
+        return Err(AuthError::Forbidden(format!(
+            "use the admin API: it is a key for the read API ({})",
+            record.scope
+        ))
+        .into());
+    }
+    Ok(record)
 }
 
 fn need_admin(token: &TokenRecord) -> Result<(), ApiError> {
@@ -748,7 +756,7 @@ async fn delete_catalog(
 fn visible(token: &TokenRecord, job: &JobRecord) -> bool {
     match &token.scope {
         Scope::Admin => true,
-        Scope::Write(_) => job
+        Scope::Write(_) | Scope::Read { .. } => job
             .kind
             .collection()
             .is_some_and(|c| token.scope.may_write(c)),

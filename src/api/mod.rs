@@ -9,6 +9,7 @@ mod collections;
 pub mod heavy;
 mod html;
 mod items;
+pub mod keys;
 mod map;
 pub mod metrics;
 pub mod openapi;
@@ -64,6 +65,8 @@ pub struct AppState {
     pub ready_max_age: Option<std::time::Duration>,
     /// The publishing side (`/admin`); None serves the read API alone.
     pub admin: Option<admin::Admin>,
+    /// API keys for the read API (see `keys`); None or mode off: open.
+    pub read_keys: Option<Arc<keys::ReadKeys>>,
 }
 
 /// Every error a handler can return, with its status. The body is always
