@@ -1,10 +1,13 @@
-//! The committed OpenAPI document (openapi/openapi.json) is valid OpenAPI 3.0, checked without
-//! Node.js: against the OpenAPI Initiative's JSON Schema for 3.0 (vendored as
+//! The committed OpenAPI documents (openapi/openapi.json for the public OGC API,
+//! openapi/admin.json for the admin API) are valid OpenAPI 3.0, each checked without Node.js: against the OpenAPI Initiative's JSON Schema for 3.0 (vendored as
 //! tests/fixtures/openapi-3.0-schema.json, the 2021-09-28 edition, Apache-2.0), then parsed
 //! into typed OpenAPI structures (openapiv3), then the rules a schema cannot express (every
 //! `$ref` resolves, path templates and path parameters agree, operationIds are unique,
 //! parameters are not repeated). tests/features.rs checks that the committed document is the
-//! one the server serves.
+//! one the server serves. The admin document is also held to the server's routes: every
+//! (method, path) it documents is answered by a `hamn serve`, and no other method on its paths.
+
+mod common;
 
 use std::collections::{BTreeSet, HashSet};
 use std::path::PathBuf;
@@ -133,23 +136,37 @@ fn operations(root: &Json, out: &mut Vec<String>) {
     }
 }
 
+/// The committed documents, each checked by the same rules.
+const DOCUMENTS: [&str; 2] = ["openapi/openapi.json", "openapi/admin.json"];
+
 #[test]
-fn the_committed_document_is_valid_openapi_3_0() {
-    let doc = repo_file("openapi/openapi.json");
-    let found = problems(&doc);
-    assert!(
-        found.is_empty(),
-        "openapi/openapi.json is not valid OpenAPI 3.0:\n{}",
-        found.join("\n")
-    );
-    assert!(doc["paths"].as_object().is_some_and(|p| p.len() > 10));
+fn the_committed_documents_are_valid_openapi_3_0() {
+    for file in DOCUMENTS {
+        let doc = repo_file(file);
+        let found = problems(&doc);
+        assert!(
+            found.is_empty(),
+            "{file} is not valid OpenAPI 3.0:\n{}",
+            found.join("\n")
+        );
+        assert!(
+            doc["paths"].as_object().is_some_and(|p| p.len() > 10),
+            "{file}: too few paths"
+        );
+    }
 }
 
 /// The validator is not a rubber stamp: each kind of fault in an otherwise valid document is
-/// found, and named.
+/// found, and named (in each committed document).
 #[test]
 fn each_kind_of_fault_is_found() {
-    let doc = repo_file("openapi/openapi.json");
+    for file in DOCUMENTS {
+        faults_are_found(file);
+    }
+}
+
+fn faults_are_found(file: &str) {
+    let doc = repo_file(file);
     let (path, item) = doc["paths"]
         .as_object()
         .and_then(|p| {
@@ -216,7 +233,161 @@ fn each_kind_of_fault_is_found() {
         let found = problems(&d);
         assert!(
             found.iter().any(|p| p.contains(expected)),
-            "fault {i} ({expected}) not found: {found:?}"
+            "{file}: fault {i} ({expected}) not found: {found:?}"
         );
     }
+}
+
+/// The (method, path) pairs a document describes, methods upper-case.
+fn documented(doc: &Json) -> BTreeSet<(String, String)> {
+    let mut out = BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().into_iter().flatten() {
+        for method in METHODS {
+            if item[method].is_object() {
+                out.insert((method.to_uppercase(), path.clone()));
+            }
+        }
+    }
+    out
+}
+
+/// The paths `admin::configure` registers, read from its source: each is a
+/// `methods("/admin…", "ALLOW")` call.
+fn admin_paths_in_source() -> BTreeSet<String> {
+    let src = std::fs::read_to_string(common::repo().join("src/api/admin.rs")).expect("admin.rs");
+    let configure = src
+        .split_once("pub fn configure(")
+        .map(|(_, rest)| rest)
+        .expect("admin::configure");
+    configure
+        .split("methods(")
+        .skip(1)
+        .filter_map(|call| {
+            let path = call.trim_start().strip_prefix('"')?.split_once('"')?.0;
+            path.starts_with("/admin").then(|| path.to_string())
+        })
+        .collect()
+}
+
+/// A path with its parameters filled in from their examples in the document.
+fn concrete(doc: &Json, path: &str) -> String {
+    let mut out = path.to_string();
+    for p in doc["paths"][path]["parameters"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        let p = deref(doc, p);
+        let name = p["name"].as_str().expect("parameter name");
+        let example = p["example"]
+            .as_str()
+            .expect("a path parameter has an example");
+        out = out.replace(&format!("{{{name}}}"), example);
+    }
+    assert!(
+        !out.contains('{'),
+        "{path}: a path parameter without example"
+    );
+    out
+}
+
+/// Status and response of a request with no body, 4xx/5xx included.
+fn send(method: &str, url: &str, token: Option<&str>) -> ureq::Response {
+    let mut req = ureq::request(method, url);
+    if let Some(t) = token {
+        req = req.set("Authorization", &format!("Bearer {t}"));
+    }
+    match req.call() {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("{method} {url}: {e}"),
+    }
+}
+
+/// The admin document and the server agree on routes: the paths are the ones `configure`
+/// registers; every documented operation is answered (401 without a token, 200 for the two
+/// public ones), never 404 or 405; every other method on a documented path is 405, with an
+/// Allow header that lists exactly the documented methods (and HEAD with GET, and OPTIONS).
+#[test]
+fn the_admin_document_lists_the_routes_the_server_has() {
+    let doc = repo_file("openapi/admin.json");
+    let ops = documented(&doc);
+    let paths: BTreeSet<String> = ops.iter().map(|(_, p)| p.clone()).collect();
+    assert_eq!(
+        paths,
+        admin_paths_in_source(),
+        "paths in openapi/admin.json (left) and in admin::configure (right)"
+    );
+
+    let (server, _dir, token) = common::admin_server(&[]);
+    let public: BTreeSet<(String, String)> = [("GET", "/admin"), ("GET", "/admin/api")]
+        .into_iter()
+        .map(|(m, p)| (m.to_string(), p.to_string()))
+        .collect();
+    for (method, path) in &ops {
+        let public_op = public.contains(&(method.clone(), path.clone()));
+        assert_eq!(
+            doc["paths"][path][method.to_lowercase()]["security"] == json!([]),
+            public_op,
+            "{method} {path}: only the page and the document are documented without security"
+        );
+        let url = format!("{}{}", server.base, concrete(&doc, path));
+        let want = if public_op { 200 } else { 401 };
+        let resp = send(method, &url, None);
+        assert_eq!(resp.status(), want, "{method} {path} without a token");
+        if want == 401 {
+            assert!(resp.header("WWW-Authenticate").is_some(), "{method} {path}");
+        }
+    }
+    for path in &paths {
+        let url = format!("{}{}", server.base, concrete(&doc, path));
+        let mut allowed: BTreeSet<String> = ops
+            .iter()
+            .filter(|(_, p)| p == path)
+            .map(|(m, _)| m.clone())
+            .collect();
+        if allowed.contains("GET") {
+            allowed.insert("HEAD".into());
+        }
+        allowed.insert("OPTIONS".into());
+        for method in ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"] {
+            let resp = send(method, &url, None);
+            let status = resp.status();
+            let allow: BTreeSet<String> = resp
+                .header("Allow")
+                .unwrap_or("")
+                .split(',')
+                .map(|m| m.trim().to_string())
+                .filter(|m| !m.is_empty())
+                .collect();
+            if method == "OPTIONS" {
+                assert_eq!((status, &allow), (204, &allowed), "OPTIONS {path}");
+            } else if allowed.contains(method) {
+                // HEAD is answered as GET is (not documented apart).
+                assert!(![404, 405].contains(&status), "{method} {path}: {status}");
+            } else {
+                assert_eq!((status, &allow), (405, &allowed), "{method} {path}");
+            }
+        }
+    }
+    // With the token: HEAD is answered like GET, and `limit` is read as a number (both were
+    // refused once: HEAD with 405 despite its Allow header, limit=10 with 400).
+    let whoami = send(
+        "HEAD",
+        &format!("{}/admin/whoami", server.base),
+        Some(&token),
+    );
+    assert_eq!(whoami.status(), 200);
+    let jobs = send(
+        "GET",
+        &format!("{}/admin/jobs?limit=10", server.base),
+        Some(&token),
+    );
+    assert_eq!(jobs.status(), 200);
+    let bad = send(
+        "GET",
+        &format!("{}/admin/jobs?limit=ten", server.base),
+        Some(&token),
+    );
+    assert_eq!(bad.status(), 400);
 }

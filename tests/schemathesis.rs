@@ -1,11 +1,13 @@
-//! Property-based tests of the HTTP API from its OpenAPI document: schemathesis (PyPI, pinned in
-//! tests/api/requirements.txt, installed into tests/api/.venv by `bash scripts/test.sh` through
-//! `scripts/deps.sh api`) reads `/api` of a `hamn serve` on the demo data, generates requests
-//! for every operation (valid and invalid ones) and checks every response: no 5xx, and status
-//! code, content type, declared headers and body as the document says.
+//! Property-based tests of the HTTP APIs from their OpenAPI documents: schemathesis (PyPI, pinned
+//! in tests/api/requirements.txt, installed into tests/api/.venv by `bash scripts/test.sh`
+//! through `scripts/deps.sh api`) reads a document from a `hamn serve`, generates requests for
+//! every operation (valid and invalid ones) and checks every response: no 5xx, and status
+//! code, content type, declared headers and body as the document says. Two documents: the
+//! public OGC API (`/api`, on the demo data) and the admin API (`/admin/api`, on an empty
+//! store, with an admin token).
 //!
-//! Bounded and repeatable: derandomized generation (the same requests every run) and at most
-//! MAX_EXAMPLES cases per operation and phase.
+//! Bounded and repeatable: derandomized generation (the same requests every run), at most
+//! a few cases per operation and phase, and a deadline for the whole run.
 
 mod common;
 
@@ -15,19 +17,38 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-/// Test cases per operation in the fuzzing phase (the coverage phase adds its own, from the
-/// schemas' boundaries, and the stateful phase follows links between operations).
+/// Test cases per operation in the fuzzing phase of the public API (the coverage phase adds
+/// its own, from the schemas' boundaries, and the stateful phase follows links between
+/// operations).
 const MAX_EXAMPLES: &str = "25";
+
+/// The same for the admin API: fewer, since uploads, sources and catalogs queue jobs.
+const ADMIN_MAX_EXAMPLES: &str = "10";
 
 /// The checks run on every response.
 const CHECKS: &str = "not_a_server_error,status_code_conformance,content_type_conformance,\
                       response_headers_conformance,response_schema_conformance";
 
-/// The whole run is stopped and failed past this (it takes well under a minute).
+/// A run is stopped and failed past this (each takes well under a minute).
 const DEADLINE: Duration = Duration::from_secs(600);
 
-#[test]
-fn the_api_answers_as_its_openapi_document_says() {
+/// Operations (method and path) in an OpenAPI document.
+fn operations(doc: &serde_json::Value) -> usize {
+    const METHODS: [&str; 8] = [
+        "get", "put", "post", "delete", "options", "head", "patch", "trace",
+    ];
+    doc["paths"]
+        .as_object()
+        .expect("paths")
+        .values()
+        .map(|item| METHODS.iter().filter(|m| item[**m].is_object()).count())
+        .sum()
+}
+
+/// Runs schemathesis on the document at `url` with `args` added, and fails the test on any
+/// problem it reports, on a run past DEADLINE, on an operation left untested, or on fewer than
+/// `min_cases` cases per operation. Returns its report.
+fn schemathesis(url: &str, args: &[&str], min_cases: usize) -> String {
     let st = repo().join("tests/api/.venv/bin/st");
     assert!(
         st.is_file(),
@@ -35,17 +56,15 @@ fn the_api_answers_as_its_openapi_document_says() {
          (or `bash scripts/deps.sh api` alone)",
         st.display()
     );
-
-    let (server, _dir) = demo_server();
-    let (status, doc) = get(&format!("{}/api", server.base));
+    let (status, doc) = get(url);
     assert_eq!(status, 200);
-    let operations = doc["paths"]
-        .as_object()
-        .expect("paths")
-        .values()
-        .map(|item| item.as_object().map_or(0, |m| m.len()))
-        .sum::<usize>();
-    assert!(operations > 20, "{operations} operations in /api");
+    // schemathesis leaves out the operation that serves the document itself (the admin
+    // document lists `GET /admin/api`; the public one does not list `/api`).
+    let own_path = url
+        .split_once("://")
+        .and_then(|(_, rest)| rest.find('/').map(|i| &rest[i..]))
+        .unwrap_or("/");
+    let operations = operations(&doc) - usize::from(doc["paths"][own_path]["get"].is_object());
 
     // Its own working directory, so no schemathesis.toml or report from elsewhere is read or
     // left behind.
@@ -53,13 +72,11 @@ fn the_api_answers_as_its_openapi_document_says() {
     let started = Instant::now();
     let mut child = Command::new(&st)
         .current_dir(cwd.path())
-        .args(["run", &format!("{}/api", server.base)])
+        .args(["run", url])
         .args(["--checks", CHECKS])
-        .args(["--max-examples", MAX_EXAMPLES])
         .arg("--generation-deterministic")
-        .args(["--phases", "examples,coverage,fuzzing,stateful"])
-        .args(["--workers", "2"])
         .args(["--request-timeout", "30"])
+        .args(args)
         .arg("--no-color")
         .env("NO_COLOR", "1")
         .env("COLUMNS", "120")
@@ -113,7 +130,7 @@ fn the_api_answers_as_its_openapi_document_says() {
     assert_eq!(
         tested,
         Some(operations),
-        "operations tested, of {operations} in /api:\n{out}"
+        "operations tested, of {operations} in {url}:\n{out}"
     );
     let generated = out
         .lines()
@@ -123,7 +140,55 @@ fn the_api_answers_as_its_openapi_document_says() {
         })
         .unwrap_or(0);
     assert!(
-        generated >= 20 * operations,
+        generated >= min_cases * operations,
         "only {generated} test cases:\n{out}"
+    );
+    out
+}
+
+#[test]
+fn the_api_answers_as_its_openapi_document_says() {
+    let (server, _dir) = demo_server();
+    let (_, doc) = get(&format!("{}/api", server.base));
+    assert!(
+        operations(&doc) > 20,
+        "{} operations in /api",
+        operations(&doc)
+    );
+    schemathesis(
+        &format!("{}/api", server.base),
+        &[
+            "--max-examples",
+            MAX_EXAMPLES,
+            "--phases",
+            "examples,coverage,fuzzing,stateful",
+            "--workers",
+            "2",
+        ],
+        20,
+    );
+}
+
+/// The admin API, on an empty embedded store, with an admin token. Uploads, source URLs and
+/// catalogs queue jobs: the fetches they start (of URLs schemathesis makes up, refused as
+/// non-public or unreachable, since there is no internet here) end within 5 s. One worker, so
+/// the requests come in the same order each run.
+#[test]
+fn the_admin_api_answers_as_its_openapi_document_says() {
+    let (server, _dir, token) = admin_server(&["--fetch-timeout-seconds", "5"]);
+    let authorization = format!("Authorization: Bearer {token}");
+    schemathesis(
+        &format!("{}/admin/api", server.base),
+        &[
+            "--header",
+            &authorization,
+            "--max-examples",
+            ADMIN_MAX_EXAMPLES,
+            "--phases",
+            "examples,coverage,fuzzing,stateful",
+            "--workers",
+            "1",
+        ],
+        10,
     );
 }

@@ -768,7 +768,17 @@ fn visible(token: &TokenRecord, job: &JobRecord) -> bool {
 struct JobsQuery {
     collection: Option<String>,
     state: Option<String>,
+    #[serde(default, deserialize_with = "query_number")]
     limit: Option<usize>,
+}
+
+/// A number in a query string: every value there arrives as text (see
+/// `serde_urlencoded_strict`), so `usize` alone would refuse `limit=10`.
+fn query_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error> {
+    let text = String::deserialize(d)?;
+    text.parse()
+        .map(Some)
+        .map_err(|_| serde::de::Error::custom(format!("{}: give a whole number", quote(&text))))
 }
 
 async fn list_jobs(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
@@ -863,7 +873,8 @@ fn methods(path: &str, allow: &'static str) -> actix_web::Resource {
         }))
 }
 
-/// GET and HEAD (actix's `get()` alone does not take HEAD, which `Allow` promises).
+/// GET, and HEAD answered by the same handler (actix sends HEAD's headers without the body):
+/// every resource here that allows GET says HEAD in its Allow header too.
 fn get() -> actix_web::Route {
     use actix_web::guard;
     web::route().guard(guard::Any(guard::Get()).or(guard::Head()))

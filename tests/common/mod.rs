@@ -303,3 +303,34 @@ pub fn get(url: &str) -> (u16, serde_json::Value) {
     );
     (status, resp.into_json().expect("JSON body"))
 }
+
+/// A token with the admin scope, made with `hamn tokens create` on the embedded store in `dir`.
+pub fn admin_token(dir: &std::path::Path) -> String {
+    let out = hamn_cmd()
+        .args(["--data-dir", &dir.display().to_string()])
+        .args(["tokens", "create", "--name", "tests", "--admin"])
+        .output()
+        .expect("hamn tokens create");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .expect("UTF-8")
+        .trim()
+        .to_string()
+}
+
+/// `hamn serve` on a fresh, empty embedded store (no demo data), with an admin token for it.
+pub fn admin_server(extra: &[&str]) -> (Server, tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let token = admin_token(dir.path());
+    let mut args = vec!["--no-demo"];
+    args.extend_from_slice(extra);
+    let server = start(
+        &["--data-dir".to_string(), dir.path().display().to_string()],
+        &args,
+    );
+    (server, dir, token)
+}
