@@ -205,33 +205,59 @@ async fn list_collections(
     let jobs = publisher.jobs().await?;
     let out: Vec<serde_json::Value> = entries
         .iter()
-        .map(|e| {
-            let source = sources.iter().find_map(|(_, s)| match s {
-                SourceDoc::Url(u) if u.collection == e.id => Some(u),
-                _ => None,
-            });
-            let last_job = jobs.iter().find(|j| j.kind.collection() == Some(&e.id));
-            let served = state.engine.get(&e.id).map(|s| s.version());
-            json!({
-                "id": e.id,
-                "title": e.meta.title,
-                "description": e.meta.description,
-                "keywords": e.meta.keywords,
-                "theme": e.meta.theme,
-                "publisher": e.meta.publisher,
-                "licence": e.meta.licence,
-                "conformsTo": e.meta.conforms_to,
-                "featureCount": e.feature_count,
-                "version": e.version,
-                "servedVersion": served,
-                "updated": e.updated,
-                "sourceFile": e.source.name,
-                "source": source,
-                "lastJob": last_job,
-            })
-        })
+        .map(|e| collection_view(&state, e, &sources, &jobs))
         .collect();
     Ok(ok(json!({ "collections": out })))
+}
+
+/// A collection as the admin API shows it (list, create, PATCH): its metadata, counts,
+/// versions stored and served, its source and its last job.
+fn collection_view(
+    state: &AppState,
+    e: &crate::catalog::CatalogEntry,
+    sources: &[(String, SourceDoc)],
+    jobs: &[JobRecord],
+) -> serde_json::Value {
+    let source = sources.iter().find_map(|(_, s)| match s {
+        SourceDoc::Url(u) if u.collection == e.id => Some(u),
+        _ => None,
+    });
+    let last_job = jobs.iter().find(|j| j.kind.collection() == Some(&e.id));
+    let served = state.engine.get(&e.id).map(|s| s.version());
+    json!({
+        "id": e.id,
+        "title": e.meta.title,
+        "description": e.meta.description,
+        "keywords": e.meta.keywords,
+        "theme": e.meta.theme,
+        "publisher": e.meta.publisher,
+        "licence": e.meta.licence,
+        "conformsTo": e.meta.conforms_to,
+        "featureCount": e.feature_count,
+        "version": e.version,
+        "servedVersion": served,
+        "updated": e.updated,
+        "sourceFile": e.source.name,
+        "source": source,
+        "lastJob": last_job,
+    })
+}
+
+/// The view of one collection just changed.
+async fn view_of(
+    state: &AppState,
+    e: &crate::catalog::CatalogEntry,
+) -> Result<serde_json::Value, ApiError> {
+    let publisher = &admin(state)?.publisher;
+    let sources = publisher.sources().await?;
+    let jobs: Vec<JobRecord> = publisher
+        .jobs()
+        .await?
+        .into_iter()
+        .filter(|j| j.kind.collection() == Some(&e.id))
+        .take(1)
+        .collect();
+    Ok(collection_view(state, e, &sources, &jobs))
 }
 
 #[derive(Debug, Deserialize)]
@@ -302,10 +328,11 @@ async fn create_collection(
             other => ApiError::BadRequest(other.to_string()),
         })?;
     let base = super::base_url(&req)?;
+    let view = view_of(&state, &entry).await?;
     Ok(no_store(
         HttpResponse::Created()
             .insert_header((header::LOCATION, format!("{base}/collections/{id}")))
-            .json(entry),
+            .json(view),
     ))
 }
 
@@ -373,7 +400,7 @@ async fn patch_collection(
         .set_description(&id, meta)
         .await
         .map_err(store_error)?;
-    Ok(ok(serde_json::to_value(entry).unwrap_or_default()))
+    Ok(ok(view_of(&state, &entry).await?))
 }
 
 /// `DELETE /admin/collections/{id}`: the collection, its data and its source.
