@@ -832,7 +832,7 @@ fn a_municipal_catalog_is_harvested() {
   dcat:distribution [ a dcat:Distribution ; dcat:downloadURL <{i}/secret.geojson> ; dcterms:format "application/geo+json" ] .
 "#
     );
-    portal.file("/catalog", ttl.into_bytes(), "text/turtle");
+    portal.file("/catalog", ttl.clone().into_bytes(), "text/turtle");
 
     let store = embedded();
     let (admin, _) = token(&store, &["--admin"]);
@@ -938,6 +938,97 @@ fn a_municipal_catalog_is_harvested() {
             .iter()
             .any(|s| s["type"] == "catalog"),
         "{sources}"
+    );
+
+    // The catalog changes: a dataset is retitled (same URI) and one leaves. The retitled one
+    // keeps feeding its collection, with the new title; the one that left is reported, kept.
+    let borta = ttl.find(&format!("<{p}/ds/borta> a")).expect("borta");
+    let intern = ttl.find(&format!("<{p}/ds/intern> a")).expect("intern");
+    let ttl = format!("{}{}", &ttl[..borta], &ttl[intern..])
+        .replace("\"Parkeringsplatser\"@sv", "\"Parkering i kommunen\"@sv")
+        .replace(&format!(", <{p}/ds/borta>"), "");
+    portal.file("/catalog", ttl.into_bytes(), "text/turtle");
+    let r = req(
+        "POST",
+        &format!("{base}/admin/catalogs/{key}/harvest"),
+        Some(&admin),
+        None,
+    );
+    let third = wait_job(base, &admin, &job_id(&r));
+    let items = third["harvest"].as_array().expect("items");
+    let parking = items
+        .iter()
+        .find(|i| i["title"] == "Parkering i kommunen")
+        .unwrap_or_else(|| panic!("{third}"));
+    assert_eq!(parking["collection"], "ex-parkeringsplatser", "{third}");
+    let gone = items
+        .iter()
+        .find(|i| i["outcome"] == "gone")
+        .unwrap_or_else(|| panic!("{third}"));
+    assert_eq!(gone["collection"], "ex-borta", "{third}");
+    assert!(third["message"]
+        .as_str()
+        .is_some_and(|m| m.contains("no longer")));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, c) = get(&format!("{base}/collections/ex-parkeringsplatser"));
+        if c["title"] == "Parkering i kommunen" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "new title never served: {c}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(served(base, "ex-parkeringsplatser"), Some(7));
+}
+
+/// A real municipal record: Härryda's bathing sites as data.europa.eu republishes its
+/// EntryScape entry (RDF/XML), with the catalog's host pointed at the stand-in server. The
+/// CSV distribution is chosen (not the rowstore API beside it) and ingested with the record's
+/// Swedish metadata.
+#[test]
+fn harrydas_entryscape_record_is_harvested() {
+    let portal = Portal::start("127.0.0.1");
+    let rdf = std::fs::read_to_string(fixture(
+        "dcat/harryda_badplatser_dataset_via_data.europa.eu.rdf",
+    ))
+    .expect("record")
+    .replace("https://catalog.harryda.se", &portal.base);
+    portal.file("/dataset.rdf", rdf.into_bytes(), "application/rdf+xml");
+    let csv = std::fs::read(data("bathing/harryda_badplatser.csv")).expect("csv");
+    portal.file("/store/2/resource/27", csv, "text/csv");
+    let store = embedded();
+    let (admin, _) = token(&store, &["--admin"]);
+    let h = serve(&store.args(), &["--fetch-allow-networks", "127.0.0.1/32"]);
+    let base = &h.server.base;
+    let r = send_json(
+        "POST",
+        &format!("{base}/admin/catalogs"),
+        &admin,
+        json!({"url": portal.url("/dataset.rdf"), "prefix": "harryda-"}),
+    );
+    assert_eq!(r.status, 202, "{}", r.json);
+    let harvest = wait_job(base, &admin, r.json["job"]["id"].as_str().expect("job"));
+    let items = harvest["harvest"].as_array().expect("items");
+    assert_eq!(items.len(), 1, "{harvest}");
+    assert_eq!(items[0]["title"], "Badplatser", "{harvest}");
+    assert_eq!(items[0]["url"], portal.url("/store/2/resource/27"));
+    let job = wait_job(base, &admin, items[0]["job"].as_str().expect("job"));
+    assert_eq!(job["state"], "succeeded", "{job}");
+    wait_served(base, "harryda-badplatser", 9);
+    let e = admin_entry(base, &admin, "harryda-badplatser");
+    assert_eq!(e["publisher"], "Härryda kommun", "{e}");
+    assert_eq!(
+        e["licence"], "http://creativecommons.org/publicdomain/zero/1.0/",
+        "{e}"
+    );
+    assert_eq!(
+        e["conformsTo"],
+        json!(["https://dataportal.se/specifications/badplatser/1.0"]),
+        "{e}"
+    );
+    assert_eq!(
+        portal.hits("/rowstore/dataset/21cffcda-f0aa-471d-9cd3-4630669f6fb1"),
+        0
     );
 }
 

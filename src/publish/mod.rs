@@ -509,6 +509,7 @@ impl Publisher {
             interval_seconds,
             meta: old.as_ref().and_then(|o| o.meta.clone()),
             harvested_from: None,
+            dataset: None,
             format: None,
             // A new URL is fetched whole: the old validators belong to the old one.
             etag: old
@@ -866,12 +867,46 @@ impl Publisher {
             items.push(item);
         }
         let scheduled = items.iter().filter(|i| i.outcome == "scheduled").count();
+        let skipped = items.len() - scheduled;
+        // Sources this catalog made whose dataset has left it: reported, not deleted (a
+        // catalog that is briefly incomplete must not take data down).
+        let listed: HashSet<&str> = parsed.datasets.iter().map(|d| d.uri.as_str()).collect();
+        let mut gone = 0;
+        for source in existing.values() {
+            let SourceDoc::Url(u) = source else { continue };
+            let Some(uri) = u.dataset.as_deref() else {
+                continue;
+            };
+            if u.harvested_from.as_deref() == Some(catalog.url.as_str())
+                && !listed.contains(uri)
+                && !taken.contains(&u.collection)
+            {
+                gone += 1;
+                items.push(HarvestItem {
+                    dataset: uri.to_string(),
+                    title: u.meta.as_ref().map(|m| m.title.clone()).unwrap_or_default(),
+                    outcome: "gone".into(),
+                    collection: Some(u.collection.clone()),
+                    url: Some(u.url.clone()),
+                    reason: Some(format!(
+                        "no longer in the catalog; collection {} and its source are kept \
+                         (DELETE /admin/collections/{} removes both)",
+                        u.collection, u.collection
+                    )),
+                    job: None,
+                });
+            }
+        }
         Ok(Done {
             state: JobState::Succeeded,
             message: Some(format!(
-                "{} datasets in the catalog: {scheduled} scheduled, {} skipped",
-                items.len(),
-                items.len() - scheduled
+                "{} datasets in the catalog: {scheduled} scheduled, {skipped} skipped{}",
+                scheduled + skipped,
+                if gone > 0 {
+                    format!("; {gone} harvested before are no longer in it")
+                } else {
+                    String::new()
+                }
             )),
             report: Vec::new(),
             harvest: items,
@@ -887,16 +922,35 @@ impl Publisher {
         existing: &HashMap<String, SourceDoc>,
     ) -> Result<(CollectionId, String, Option<String>), String> {
         let choice = dcat::choose(ds).map_err(|skip| skip.to_string())?;
-        let base = CollectionId::slugify(&format!("{}{}", catalog.prefix, ds.title))
-            .map_err(|_| "no collection id can be made from its title".to_string())?;
-        // Two datasets of one catalog with the same title get -2, -3 …
-        let mut id = base.clone();
-        let mut n = 2;
-        while taken.contains(&id) {
-            id = CollectionId::slugify(&format!("{base}-{n}"))
-                .map_err(|_| "no collection id can be made from its title".to_string())?;
-            n += 1;
-        }
+        // The collection this dataset fed before, whatever its title is now.
+        let before = stable_uri(&ds.uri).and_then(|uri| {
+            existing.values().find_map(|s| match s {
+                SourceDoc::Url(u)
+                    if u.harvested_from.as_deref() == Some(catalog.url.as_str())
+                        && u.dataset.as_deref() == Some(uri)
+                        && !taken.contains(&u.collection) =>
+                {
+                    Some(u.collection.clone())
+                }
+                _ => None,
+            })
+        });
+        let id = match before {
+            Some(id) => id,
+            None => {
+                let base = CollectionId::slugify(&format!("{}{}", catalog.prefix, ds.title))
+                    .map_err(|_| "no collection id can be made from its title".to_string())?;
+                // Two datasets of one catalog with the same title get -2, -3 …
+                let mut id = base.clone();
+                let mut n = 2;
+                while taken.contains(&id) {
+                    id = CollectionId::slugify(&format!("{base}-{n}"))
+                        .map_err(|_| "no collection id can be made from its title".to_string())?;
+                    n += 1;
+                }
+                id
+            }
+        };
         match existing.get(id.as_str()) {
             Some(SourceDoc::Url(s))
                 if s.harvested_from.as_deref() != Some(catalog.url.as_str()) =>
@@ -940,6 +994,7 @@ impl Publisher {
             interval_seconds: catalog.interval_seconds,
             meta: Some(meta.clone()),
             harvested_from: Some(catalog.url.clone()),
+            dataset: stable_uri(&ds.uri).map(str::to_string),
             format: Some(choice.kind.extension().to_string()),
             etag: old
                 .as_ref()
@@ -1050,6 +1105,12 @@ fn done_from(result: Result<Vec<ingest::IngestReport>, IngestError>) -> Result<D
         report: reports.iter().map(LayerReport::from).collect(),
         harvest: Vec::new(),
     })
+}
+
+/// A dataset URI that names the same dataset in the next harvest: an IRI, not a blank node
+/// (whose label the parser makes up anew each time).
+fn stable_uri(uri: &str) -> Option<&str> {
+    (!uri.starts_with("_:")).then_some(uri)
 }
 
 /// Gives a downloaded file the extension its catalog entry implies when it has another (GDAL

@@ -129,7 +129,8 @@ impl From<&IngestReport> for LayerReport {
 pub struct HarvestItem {
     pub dataset: String,
     pub title: String,
-    /// `scheduled` (a source was registered or updated and a refresh queued) or `skipped`.
+    /// `scheduled` (a source was registered or updated and a refresh queued), `skipped`, or
+    /// `gone` (harvested before from this catalog, no longer in it; kept).
     pub outcome: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub collection: Option<CollectionId>,
@@ -176,6 +177,10 @@ pub struct UrlSource {
     /// The catalog this source was harvested from, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub harvested_from: Option<String>,
+    /// The catalog's URI of the dataset this source was harvested for (a later harvest keeps
+    /// feeding the same collection when the title changes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dataset: Option<String>,
     /// The file extension the catalog's format implies (`csv`, `geojson` …): given to the
     /// download when its URL and Content-Type say nothing (`…/store/2/resource/27`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
