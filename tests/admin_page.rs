@@ -60,22 +60,7 @@ impl Served {
 
     /// A new admin token, made with the binary against the same store.
     fn admin_token(&self) -> String {
-        let out = hamn_cmd()
-            .args(["--data-dir", &self.dir.path().display().to_string()])
-            .args(["tokens", "create", "--name", "browser", "--admin"])
-            .output()
-            .expect("hamn tokens create");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let token = String::from_utf8(out.stdout)
-            .expect("UTF-8")
-            .trim()
-            .to_string();
-        assert!(token.starts_with("hamn_"), "token {token:?}");
-        token
+        common::admin_token(self.dir.path())
     }
 }
 

@@ -55,21 +55,7 @@ fn serve(store_args: &[String], extra: &[&str]) -> Hamn {
 
 /// Makes a token with the CLI; returns (token, its id).
 fn token(store: &TestStore, scope: &[&str]) -> (String, String) {
-    let out = store
-        .hamn()
-        .args(["tokens", "create", "--name", "test"])
-        .args(scope)
-        .output()
-        .expect("hamn tokens create");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout)
-        .expect("utf-8")
-        .trim()
-        .to_string();
+    let text = make_token(&store.args(), scope);
     let id = text
         .strip_prefix("hamn_")
         .and_then(|r| r.split('_').next())

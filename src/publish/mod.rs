@@ -502,29 +502,9 @@ impl Publisher {
         self.check_url(&url)?;
         self.check_interval(interval_seconds)?;
         let old = self.url_source(&collection).await?;
-        let same_url = old.as_ref().is_some_and(|o| o.url == url);
         let source = UrlSource {
-            collection: collection.clone(),
-            url,
-            interval_seconds,
             meta: old.as_ref().and_then(|o| o.meta.clone()),
-            harvested_from: None,
-            dataset: None,
-            format: None,
-            // A new URL is fetched whole: the old validators belong to the old one.
-            etag: old
-                .as_ref()
-                .filter(|_| same_url)
-                .and_then(|o| o.etag.clone()),
-            last_modified: old
-                .as_ref()
-                .filter(|_| same_url)
-                .and_then(|o| o.last_modified.clone()),
-            last_checked: None,
-            last_changed: old.as_ref().and_then(|o| o.last_changed),
-            last_state: None,
-            last_message: None,
-            last_job: None,
+            ..UrlSource::new(collection.clone(), url, interval_seconds, old.as_ref())
         };
         self.put_source(collection.as_str(), &SourceDoc::Url(source.clone()))
             .await?;
@@ -987,28 +967,17 @@ impl Publisher {
             Some(SourceDoc::Url(s)) => Some(s.clone()),
             _ => None,
         };
-        let same_url = old.as_ref().is_some_and(|o| o.url == choice.url);
         let source = UrlSource {
-            collection: id.clone(),
-            url: choice.url.clone(),
-            interval_seconds: catalog.interval_seconds,
             meta: Some(meta.clone()),
             harvested_from: Some(catalog.url.clone()),
             dataset: stable_uri(&ds.uri).map(str::to_string),
             format: Some(choice.kind.extension().to_string()),
-            etag: old
-                .as_ref()
-                .filter(|_| same_url)
-                .and_then(|o| o.etag.clone()),
-            last_modified: old
-                .as_ref()
-                .filter(|_| same_url)
-                .and_then(|o| o.last_modified.clone()),
-            last_checked: old.as_ref().and_then(|o| o.last_checked),
-            last_changed: old.as_ref().and_then(|o| o.last_changed),
-            last_state: old.as_ref().and_then(|o| o.last_state),
-            last_message: old.as_ref().and_then(|o| o.last_message.clone()),
-            last_job: old.as_ref().and_then(|o| o.last_job.clone()),
+            ..UrlSource::new(
+                id.clone(),
+                choice.url.clone(),
+                catalog.interval_seconds,
+                old.as_ref(),
+            )
         };
         self.put_source(id.as_str(), &SourceDoc::Url(source))
             .await

@@ -202,6 +202,36 @@ pub struct UrlSource {
     pub last_job: Option<String>,
 }
 
+impl UrlSource {
+    /// A source for `collection` at `url`, keeping what the source it replaces (`old`) knew:
+    /// its history, and its validators only if the URL is the same (they belong to the old
+    /// URL's file). Metadata and the harvest fields start empty.
+    pub fn new(
+        collection: CollectionId,
+        url: String,
+        interval_seconds: u64,
+        old: Option<&UrlSource>,
+    ) -> Self {
+        let same = old.filter(|o| o.url == url);
+        Self {
+            collection,
+            interval_seconds,
+            meta: None,
+            harvested_from: None,
+            dataset: None,
+            format: None,
+            etag: same.and_then(|o| o.etag.clone()),
+            last_modified: same.and_then(|o| o.last_modified.clone()),
+            last_checked: old.and_then(|o| o.last_checked),
+            last_changed: old.and_then(|o| o.last_changed),
+            last_state: old.and_then(|o| o.last_state),
+            last_message: old.and_then(|o| o.last_message.clone()),
+            last_job: old.and_then(|o| o.last_job.clone()),
+            url,
+        }
+    }
+}
+
 /// A DCAT catalog harvested every `interval_seconds`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

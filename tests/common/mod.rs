@@ -304,11 +304,13 @@ pub fn get(url: &str) -> (u16, serde_json::Value) {
     (status, resp.into_json().expect("JSON body"))
 }
 
-/// A token with the admin scope, made with `hamn tokens create` on the embedded store in `dir`.
-pub fn admin_token(dir: &std::path::Path) -> String {
+/// A token made with `hamn tokens create` on the store the arguments name, with the scope
+/// flags given (`--admin`, `--collections a,b`, `--read-key …`): the token's text.
+pub fn make_token(store_args: &[String], scope: &[&str]) -> String {
     let out = hamn_cmd()
-        .args(["--data-dir", &dir.display().to_string()])
-        .args(["tokens", "create", "--name", "tests", "--admin"])
+        .args(store_args)
+        .args(["tokens", "create", "--name", "tests"])
+        .args(scope)
         .output()
         .expect("hamn tokens create");
     assert!(
@@ -316,10 +318,20 @@ pub fn admin_token(dir: &std::path::Path) -> String {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    String::from_utf8(out.stdout)
+    let token = String::from_utf8(out.stdout)
         .expect("UTF-8")
         .trim()
-        .to_string()
+        .to_string();
+    assert!(token.starts_with("hamn_"), "token {token:?}");
+    token
+}
+
+/// A token with the admin scope on the embedded store in `dir`.
+pub fn admin_token(dir: &std::path::Path) -> String {
+    make_token(
+        &["--data-dir".to_string(), dir.display().to_string()],
+        &["--admin"],
+    )
 }
 
 /// `hamn serve` on a fresh, empty embedded store (no demo data), with an admin token for it.
