@@ -563,24 +563,9 @@ impl Publisher {
             Err(e) => return Err(e.to_string()),
         };
         let result = self.refresh_once(&mut source, collection, watch).await;
-        source.last_checked = Some(Utc::now());
-        source.last_job = Some(job_id.to_string());
-        match &result {
-            Ok(done) => {
-                source.last_state = Some(done.state);
-                source.last_message = done.message.clone();
-                if done.state == JobState::Succeeded {
-                    source.last_changed = source.last_checked;
-                }
-            }
-            Err(m) => {
-                source.last_state = Some(if watch.cancel.load(Ordering::Relaxed) {
-                    JobState::Cancelled
-                } else {
-                    JobState::Failed
-                });
-                source.last_message = Some(m.clone());
-            }
+        source.checks = checks(job_id, &result, watch);
+        if source.checks.last_state == Some(JobState::Succeeded) {
+            source.last_changed = source.checks.last_checked;
         }
         // The source may have been deleted or pointed elsewhere meanwhile: write back only
         // what is still the same source.
@@ -589,11 +574,8 @@ impl Publisher {
                 let mut merged = now;
                 merged.etag = source.etag.clone();
                 merged.last_modified = source.last_modified.clone();
-                merged.last_checked = source.last_checked;
                 merged.last_changed = source.last_changed;
-                merged.last_state = source.last_state;
-                merged.last_message = source.last_message.clone();
-                merged.last_job = source.last_job.clone();
+                merged.checks = source.checks.clone();
                 if let Err(e) = self
                     .put_source(collection.as_str(), &SourceDoc::Url(merged))
                     .await
@@ -702,10 +684,7 @@ impl Publisher {
             url,
             interval_seconds,
             prefix,
-            last_checked: None,
-            last_state: None,
-            last_message: None,
-            last_job: None,
+            checks: Default::default(),
         };
         self.put_source(&key, &SourceDoc::Catalog(source.clone()))
             .await?;
@@ -757,18 +736,7 @@ impl Publisher {
             return Err("the catalog was removed before its harvest began".into());
         };
         let result = self.harvest_once(&catalog, watch).await;
-        catalog.last_checked = Some(Utc::now());
-        catalog.last_job = Some(job_id.to_string());
-        match &result {
-            Ok(d) => {
-                catalog.last_state = Some(d.state);
-                catalog.last_message = d.message.clone();
-            }
-            Err(m) => {
-                catalog.last_state = Some(JobState::Failed);
-                catalog.last_message = Some(m.clone());
-            }
-        }
+        catalog.checks = checks(job_id, &result, watch);
         if let Ok(Some(SourceDoc::Catalog(_))) = self.source_doc(key).await {
             if let Err(e) = self.put_source(key, &SourceDoc::Catalog(catalog)).await {
                 tracing::warn!(catalog = %key, error = %e, "could not record a harvest");
@@ -1031,6 +999,21 @@ async fn schedule(publisher: Weak<Publisher>, tick: Duration) {
         tokio::time::sleep(tick).await;
         let Some(p) = publisher.upgrade() else { return };
         p.schedule_due().await;
+    }
+}
+
+/// What a source records of the job that just checked it.
+fn checks(job_id: &str, result: &Result<Done, String>, watch: &IngestWatch) -> records::Checks {
+    let (state, message) = match result {
+        Ok(done) => (done.state, done.message.clone()),
+        Err(m) if watch.cancel.load(Ordering::Relaxed) => (JobState::Cancelled, Some(m.clone())),
+        Err(m) => (JobState::Failed, Some(m.clone())),
+    };
+    records::Checks {
+        last_checked: Some(Utc::now()),
+        last_state: Some(state),
+        last_message: message,
+        last_job: Some(job_id.to_string()),
     }
 }
 

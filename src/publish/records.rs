@@ -190,10 +190,18 @@ pub struct UrlSource {
     #[serde(default)]
     pub last_modified: Option<String>,
     #[serde(default)]
-    pub last_checked: Option<DateTime<Utc>>,
-    #[serde(default)]
     pub last_changed: Option<DateTime<Utc>>,
-    /// State of the last refresh: succeeded, unchanged, failed, cancelled.
+    #[serde(flatten)]
+    pub checks: Checks,
+}
+
+/// How a source's last check went (all None before the first).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Checks {
+    #[serde(default)]
+    pub last_checked: Option<DateTime<Utc>>,
+    /// State of the last job: succeeded, unchanged, failed, cancelled.
     #[serde(default)]
     pub last_state: Option<JobState>,
     #[serde(default)]
@@ -222,11 +230,8 @@ impl UrlSource {
             format: None,
             etag: same.and_then(|o| o.etag.clone()),
             last_modified: same.and_then(|o| o.last_modified.clone()),
-            last_checked: old.and_then(|o| o.last_checked),
             last_changed: old.and_then(|o| o.last_changed),
-            last_state: old.and_then(|o| o.last_state),
-            last_message: old.and_then(|o| o.last_message.clone()),
-            last_job: old.and_then(|o| o.last_job.clone()),
+            checks: old.map(|o| o.checks.clone()).unwrap_or_default(),
             url,
         }
     }
@@ -241,14 +246,8 @@ pub struct CatalogSource {
     /// Prefix of the collection ids made for its datasets (e.g. `lund-`).
     #[serde(default)]
     pub prefix: String,
-    #[serde(default)]
-    pub last_checked: Option<DateTime<Utc>>,
-    #[serde(default)]
-    pub last_state: Option<JobState>,
-    #[serde(default)]
-    pub last_message: Option<String>,
-    #[serde(default)]
-    pub last_job: Option<String>,
+    #[serde(flatten)]
+    pub checks: Checks,
 }
 
 /// Every source record: stored under the collection id (URL sources) or `catalog-<hash>`.
@@ -271,8 +270,8 @@ impl SourceDoc {
 
     pub fn last_checked(&self) -> Option<DateTime<Utc>> {
         match self {
-            SourceDoc::Url(s) => s.last_checked,
-            SourceDoc::Catalog(c) => c.last_checked,
+            SourceDoc::Url(s) => s.checks.last_checked,
+            SourceDoc::Catalog(c) => c.checks.last_checked,
         }
     }
 }
