@@ -1197,3 +1197,102 @@ fn read_keys_hold_their_quota_when_asked_for() {
         200
     );
 }
+
+/// A collection of another OGC API Features server as a source, read page by page (here the
+/// other server is another hamn): by hand, and from a catalog in DCAT-AP-SE's form for an API.
+#[test]
+fn an_ogc_api_features_collection_is_a_source() {
+    let upstream_store = embedded();
+    let out = upstream_store
+        .hamn()
+        .args([
+            "ingest",
+            &data("bathing/hav_active_bathing_waters.geojson"),
+            "-c",
+            "bad",
+        ])
+        .output()
+        .expect("ingest");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let upstream = serve(&upstream_store.args(), &[]);
+    let up = &upstream.server.base;
+    let total = served(up, "bad").expect("upstream serves");
+    assert!(total > 2000, "several pages of 1000: {total}");
+
+    let store = embedded();
+    let (admin, _) = token(&store, &["--admin"]);
+    let h = serve(&store.args(), &["--fetch-allow-networks", "127.0.0.1/32"]);
+    let base = &h.server.base;
+    let r = send_json(
+        "PUT",
+        &format!("{base}/admin/collections/speglad/source"),
+        &admin,
+        json!({"url": format!("{up}/collections/bad"), "protocol": "ogc-api-features"}),
+    );
+    assert_eq!(r.status, 200, "{}", r.json);
+    let job = wait_job(base, &admin, r.json["job"]["id"].as_str().expect("job"));
+    assert_eq!(job["state"], "succeeded", "{job}");
+    assert_eq!(job["report"][0]["stored"].as_u64(), Some(total), "{job}");
+    wait_served(base, "speglad", total);
+    let pick = |b: &str, id: &str| {
+        let (_, one) = get(&format!("{b}/collections/{id}/items?limit=1"));
+        one["features"][0]["properties"].clone()
+    };
+    assert_eq!(pick(base, "speglad"), pick(up, "bad"));
+    // Read again: the same features, so nothing changes.
+    let r = req(
+        "POST",
+        &format!("{base}/admin/collections/speglad/refresh"),
+        Some(&admin),
+        None,
+    );
+    assert_eq!(wait_job(base, &admin, &job_id(&r))["state"], "unchanged");
+    // Not a collection URL: refused when it is given.
+    let r = send_json(
+        "PUT",
+        &format!("{base}/admin/collections/speglad/source"),
+        &admin,
+        json!({"url": format!("{up}/"), "protocol": "ogc-api-features"}),
+    );
+    assert_eq!(r.status, 400, "{}", r.json);
+
+    // A catalog describing the API as DCAT-AP-SE recommends: a geo+json distribution whose
+    // access URL is the collection's items, through a data service.
+    let portal = Portal::start("127.0.0.1");
+    let p = &portal.base;
+    let ttl = format!(
+        r#"@prefix dcat: <http://www.w3.org/ns/dcat#> .
+@prefix dcterms: <http://purl.org/dc/terms/> .
+<{p}/ds/bad> a dcat:Dataset ;
+  dcterms:title "Badplatser via API"@sv ;
+  dcterms:description "EU-badvatten."@sv ;
+  dcat:distribution <{p}/dist/api> .
+<{p}/dist/api> a dcat:Distribution ;
+  dcterms:format "application/geo+json" ;
+  dcat:accessURL <{up}/collections/bad/items> ;
+  dcat:accessService <{p}/api> .
+<{p}/api> a dcat:DataService ;
+  dcterms:title "Exempel-API"@sv ;
+  dcat:endpointURL <{up}/> ;
+  dcterms:conformsTo <http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core> .
+"#
+    );
+    portal.file("/catalog.ttl", ttl.into_bytes(), "text/turtle");
+    let r = send_json(
+        "POST",
+        &format!("{base}/admin/catalogs"),
+        &admin,
+        json!({"url": portal.url("/catalog.ttl")}),
+    );
+    let harvest = wait_job(base, &admin, r.json["job"]["id"].as_str().expect("job"));
+    let item = &harvest["harvest"][0];
+    assert_eq!(item["outcome"], "scheduled", "{harvest}");
+    assert_eq!(item["url"], format!("{up}/collections/bad/items"));
+    let job = wait_job(base, &admin, item["job"].as_str().expect("job"));
+    assert_eq!(job["state"], "succeeded", "{job}");
+    wait_served(base, "badplatser-via-api", total);
+}

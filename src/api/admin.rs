@@ -604,6 +604,10 @@ async fn receive_multipart(
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct SourceBody {
     url: String,
+    /// `file` (default): download the file; `ogc-api-features`: read the collection at `url`
+    /// page by page.
+    #[serde(default)]
+    protocol: crate::publish::records::Protocol,
     interval_seconds: Option<u64>,
 }
 
@@ -626,6 +630,7 @@ async fn put_source(
         .set_source(
             id,
             b.url,
+            b.protocol,
             b.interval_seconds.unwrap_or(DEFAULT_INTERVAL),
             &token.id,
         )

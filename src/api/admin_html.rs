@@ -161,6 +161,11 @@ fn markup(base: &str, nonce: &str) -> Markup {
                                     input #source-collection type="text" name="collection" list="collection-ids" required data-testid="source-collection" autocomplete="off";
                                     label for="source-url" { "URL" }
                                     input #source-url type="url" name="url" required data-testid="source-url" placeholder="URL of a .geojson, .zip, .gpkg, .csv …";
+                                    label for="source-protocol" { "Read as" }
+                                    select #source-protocol name="protocol" data-testid="source-protocol" {
+                                        option value="file" selected { "a file, downloaded whole" }
+                                        option value="ogc-api-features" { "an OGC API Features collection (…/collections/{id})" }
+                                    }
                                     label for="source-interval" { "Every (seconds)" }
                                     input #source-interval type="number" name="intervalSeconds" min="1" value="3600" required data-testid="source-interval";
                                     button type="submit" data-testid="source-submit" { "Save source" }

@@ -377,7 +377,11 @@
   $("source-form").addEventListener("submit", async (ev) => {
     ev.preventDefault();
     const id = field("source-collection");
-    const body = { url: field("source-url"), intervalSeconds: Number($("source-interval").value) };
+    const body = {
+      url: field("source-url"),
+      protocol: $("source-protocol").value,
+      intervalSeconds: Number($("source-interval").value),
+    };
     say("source-result", "Saving …", "");
     try {
       const r = await call("PUT", "/admin/collections/" + encodeURIComponent(id) + "/source", body);

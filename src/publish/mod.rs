@@ -12,6 +12,7 @@
 
 pub mod dcat;
 pub mod fetch;
+pub mod oapif;
 pub mod records;
 
 use std::collections::{HashMap, HashSet};
@@ -26,8 +27,8 @@ use crate::catalog::{CollectionId, Description};
 use crate::ingest::{self, IngestError, IngestOptions, IngestWatch, MetaOptions, Outcome};
 use crate::store::{IngestMode, RecordKind, Store, StoreError};
 use records::{
-    CatalogSource, HarvestItem, JobKind, JobRecord, JobState, LayerReport, Progress, SourceDoc,
-    UrlSource,
+    CatalogSource, HarvestItem, JobKind, JobRecord, JobState, LayerReport, Progress, Protocol,
+    SourceDoc, UrlSource,
 };
 
 #[derive(Debug, Clone)]
@@ -496,14 +497,19 @@ impl Publisher {
         self: &Arc<Self>,
         collection: CollectionId,
         url: String,
+        protocol: Protocol,
         interval_seconds: u64,
         by: &str,
     ) -> Result<(UrlSource, Option<JobRecord>), PublishError> {
         self.check_url(&url)?;
         self.check_interval(interval_seconds)?;
+        if protocol == Protocol::OgcApiFeatures {
+            oapif::items_url(&url).map_err(PublishError::BadRequest)?;
+        }
         let old = self.url_source(&collection).await?;
         let source = UrlSource {
             meta: old.as_ref().and_then(|o| o.meta.clone()),
+            protocol,
             ..UrlSource::new(collection.clone(), url, interval_seconds, old.as_ref())
         };
         self.put_source(collection.as_str(), &SourceDoc::Url(source.clone()))
@@ -593,42 +599,64 @@ impl Publisher {
         collection: &CollectionId,
         watch: &IngestWatch,
     ) -> Result<Done, String> {
-        // Validators are sent only while the collection exists: after a delete (or a failed
-        // first ingest) the file must come whole.
-        let exists = self
-            .store
-            .get(collection)
-            .await
-            .map_err(|e| e.to_string())?
-            .is_some();
-        let cond = if exists {
-            fetch::Conditional {
-                etag: source.etag.clone(),
-                last_modified: source.last_modified.clone(),
+        // What the ingest reads; it stays on disk until `got` is dropped.
+        let got = match source.protocol {
+            Protocol::File => {
+                // Validators are sent only while the collection exists: after a delete (or
+                // a failed first ingest) the file must come whole.
+                let exists = self
+                    .store
+                    .get(collection)
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .is_some();
+                let cond = if exists {
+                    fetch::Conditional {
+                        etag: source.etag.clone(),
+                        last_modified: source.last_modified.clone(),
+                    }
+                } else {
+                    fetch::Conditional::default()
+                };
+                let fetched = fetch::fetch(
+                    &self.options.fetch,
+                    &source.url,
+                    &cond,
+                    &self.options.spool_dir,
+                    &watch.cancel,
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+                let download = match fetched {
+                    fetch::Fetched::NotModified => {
+                        return Ok(Done::unchanged(format!(
+                            "{} answered 304 Not Modified",
+                            source.url
+                        )))
+                    }
+                    fetch::Fetched::File(d) => d,
+                };
+                let path = with_extension(&download.path, source.format.as_deref())
+                    .map_err(|e| format!("renaming the download: {e}"))?;
+                Got::File(path, download)
             }
-        } else {
-            fetch::Conditional::default()
-        };
-        let fetched = fetch::fetch(
-            &self.options.fetch,
-            &source.url,
-            &cond,
-            &self.options.spool_dir,
-            &watch.cancel,
-        )
-        .await
-        .map_err(|e| e.to_string())?;
-        let download = match fetched {
-            fetch::Fetched::NotModified => {
-                return Ok(Done::unchanged(format!(
-                    "{} answered 304 Not Modified",
-                    source.url
-                )))
+            // Pages carry no validators worth keeping: whether the data changed is told
+            // by the SHA-256 of what was read.
+            Protocol::OgcApiFeatures => {
+                let items = oapif::download(
+                    &self.options.fetch,
+                    &source.url,
+                    &self.options.spool_dir,
+                    &watch.cancel,
+                )
+                .await?;
+                Got::Items(items)
             }
-            fetch::Fetched::File(d) => d,
         };
-        let path = with_extension(&download.path, source.format.as_deref())
-            .map_err(|e| format!("renaming the download: {e}"))?;
+        let path = match &got {
+            Got::File(path, _) => path.clone(),
+            Got::Items(items) => items.path.clone(),
+        };
         let meta = source.meta.clone().unwrap_or_default();
         let options = IngestOptions {
             collection: Some(collection.clone()),
@@ -649,11 +677,11 @@ impl Publisher {
         let result = ingest::ingest(self.store.as_ref(), &options).await;
         // Validators are kept only once the file is in (or known the same): a failed ingest
         // must be retried in full next time, not answered 304.
-        if result.is_ok() {
+        if let (Ok(_), Got::File(_, download)) = (&result, &got) {
             source.etag = download.etag.clone();
             source.last_modified = download.last_modified.clone();
         }
-        drop(download);
+        drop(got);
         done_from(result)
     }
 
@@ -869,7 +897,20 @@ impl Publisher {
         taken: &mut HashSet<CollectionId>,
         existing: &HashMap<String, SourceDoc>,
     ) -> Result<(CollectionId, String, Option<String>), String> {
-        let choice = dcat::choose(ds).map_err(|skip| skip.to_string())?;
+        let (url, protocol, format) = match dcat::choose(ds) {
+            Ok(choice) => (
+                choice.url,
+                Protocol::File,
+                Some(choice.kind.extension().to_string()),
+            ),
+            // A collection of an OGC API Features server is read page by page, when the
+            // catalog names the collection (a landing page alone does not say which one).
+            Err(skip @ dcat::Skip::ServiceNotSupported { .. }) => match ogc_collection(ds) {
+                Some(url) => (url, Protocol::OgcApiFeatures, None),
+                None => return Err(skip.to_string()),
+            },
+            Err(skip) => return Err(skip.to_string()),
+        };
         // The collection this dataset fed before, whatever its title is now.
         let before = stable_uri(&ds.uri).and_then(|uri| {
             existing.values().find_map(|s| match s {
@@ -939,10 +980,11 @@ impl Publisher {
             meta: Some(meta.clone()),
             harvested_from: Some(catalog.url.clone()),
             dataset: stable_uri(&ds.uri).map(str::to_string),
-            format: Some(choice.kind.extension().to_string()),
+            format,
+            protocol,
             ..UrlSource::new(
                 id.clone(),
-                choice.url.clone(),
+                url.clone(),
                 catalog.interval_seconds,
                 old.as_ref(),
             )
@@ -963,7 +1005,7 @@ impl Publisher {
             .refresh(&id, "harvest")
             .await
             .map_err(|e| e.to_string())?;
-        Ok((id, choice.url, job.map(|j| j.id)))
+        Ok((id, url, job.map(|j| j.id)))
     }
 
     /// Queues a refresh or harvest of every source that is due.
@@ -1025,6 +1067,13 @@ fn progress(watch: &IngestWatch) -> Progress {
     }
 }
 
+/// What a refresh read: a downloaded file (under the name the ingest should see), or the
+/// items of an OGC API Features collection.
+enum Got {
+    File(PathBuf, fetch::Download),
+    Items(oapif::Items),
+}
+
 /// How a job ended well.
 struct Done {
     state: JobState,
@@ -1057,6 +1106,24 @@ fn done_from(result: Result<Vec<ingest::IngestReport>, IngestError>) -> Result<D
         report: reports.iter().map(LayerReport::from).collect(),
         harvest: Vec::new(),
     })
+}
+
+/// The URL of an OGC API Features collection among a dataset's distributions and services.
+fn ogc_collection(ds: &dcat::Dataset) -> Option<String> {
+    let distributions = ds.distributions.iter().flat_map(|d| {
+        let service = d.access_service.iter().flat_map(|s| s.endpoint_urls.iter());
+        [&d.access_url, &d.download_url]
+            .into_iter()
+            .flatten()
+            .chain(service)
+    });
+    let services = ds.services.iter().flat_map(|s| s.endpoint_urls.iter());
+    distributions
+        .chain(services)
+        .find(|u| {
+            (u.starts_with("https://") || u.starts_with("http://")) && oapif::items_url(u).is_ok()
+        })
+        .cloned()
 }
 
 /// A dataset URI that names the same dataset in the next harvest: an IRI, not a blank node

@@ -164,12 +164,25 @@ pub struct JobRecord {
     pub message: Option<String>,
 }
 
+/// How a source URL is read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Protocol {
+    /// A file, downloaded whole (with a conditional GET).
+    #[default]
+    File,
+    /// A collection of an OGC API – Features server, read page by page.
+    OgcApiFeatures,
+}
+
 /// A collection's data at a URL, fetched again every `interval_seconds`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct UrlSource {
     pub collection: CollectionId,
     pub url: String,
+    #[serde(default)]
+    pub protocol: Protocol,
     pub interval_seconds: u64,
     /// Metadata to give the collection on each ingest (from a harvested catalog).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -224,6 +237,7 @@ impl UrlSource {
         Self {
             collection,
             interval_seconds,
+            protocol: Protocol::File,
             meta: None,
             harvested_from: None,
             dataset: None,
