@@ -423,6 +423,45 @@ async fn uploads_are_ingested_and_bad_ones_change_nothing() {
         assert!(n > 5, "{job}");
         wait_served(base, "badplatser", n);
 
+        // A zipped Shapefile in SWEREF 99 TM.
+        let zip = std::fs::read(fixture("hav_active_bathing_waters_sweref99tm.zip")).expect("zip");
+        let r = upload(base, &admin, "zipped", "mode=create&fileName=bad.zip", &zip);
+        let job = wait_job(base, &admin, &job_id(&r));
+        assert_eq!(job["state"], "succeeded", "{kind}: {job}");
+        wait_served(base, "zipped", 2684);
+
+        // A client that goes away halfway through its upload: no job, nothing left behind.
+        let before = get_auth(&format!("{base}/admin/jobs"), &admin).json["jobs"]
+            .as_array()
+            .map(Vec::len);
+        {
+            use std::io::Write;
+            let addr = base.trim_start_matches("http://");
+            let mut tcp = std::net::TcpStream::connect(addr).expect("connect");
+            write!(
+                tcp,
+                "POST /admin/collections/bad/upload?fileName=half.geojson HTTP/1.1\r\n\
+                 Host: {addr}\r\nAuthorization: Bearer {admin}\r\n\
+                 Content-Type: application/octet-stream\r\nContent-Length: 500000\r\n\r\n"
+            )
+            .expect("head");
+            tcp.write_all(&geojson(50, "half"))
+                .expect("part of the body");
+        }
+        std::thread::sleep(Duration::from_millis(1000));
+        let after = get_auth(&format!("{base}/admin/jobs"), &admin).json["jobs"]
+            .as_array()
+            .map(Vec::len);
+        assert_eq!(before, after, "{kind}: a broken-off upload made a job");
+        if let Some(dir) = &store.dir {
+            let left: Vec<_> = std::fs::read_dir(dir.path().join("spool"))
+                .expect("spool")
+                .flatten()
+                .map(|e| e.path())
+                .collect();
+            assert!(left.is_empty(), "left in the spool: {left:?}");
+        }
+
         // A broken file: the job fails with the reason, the served version stays.
         let mut broken = geojson(40, "b");
         broken.truncate(broken.len() / 2);
@@ -732,27 +771,45 @@ fn sources_refresh_on_change_and_internal_addresses_are_refused() {
     );
     assert_eq!(r.status, 400, "{}", r.json);
 
-    // Without --fetch-allow-networks even the portal on 127.0.0.1 is internal.
+    // A server that trusts 127.0.0.2 only: the portal on 127.0.0.1 is internal to it, directly
+    // and through a redirect from the trusted network.
+    internal.set("/to-local", Route::Redirect(portal.url("/tiden.geojson")));
+    internal.file("/ok.geojson", geojson(2, "ok"), "application/geo+json");
     let store2 = embedded();
     let (admin2, _) = token(&store2, &["--admin"]);
-    let h2 = serve(&store2.args(), &[]);
+    let h2 = serve(&store2.args(), &["--fetch-allow-networks", "127.0.0.2/32"]);
+    let base2 = &h2.server.base;
+    let hits = portal.hits("/tiden.geojson");
+    for (id, url, word) in [
+        ("direct", portal.url("/tiden.geojson"), "loopback"),
+        ("redirected", internal.url("/to-local"), "redirected from"),
+    ] {
+        let r = send_json(
+            "PUT",
+            &format!("{base2}/admin/collections/{id}/source"),
+            &admin2,
+            json!({ "url": url }),
+        );
+        let job = wait_job(base2, &admin2, r.json["job"]["id"].as_str().expect("job"));
+        assert_eq!(job["state"], "failed", "{url}: {job}");
+        let message = job["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains(word) && message.contains("refused"),
+            "{url}: {message}"
+        );
+    }
+    assert_eq!(portal.hits("/tiden.geojson"), hits, "127.0.0.1 was reached");
+    assert_eq!(internal.hits("/to-local"), 1);
     let r = send_json(
         "PUT",
-        &format!("{}/admin/collections/parkering/source", h2.server.base),
+        &format!("{base2}/admin/collections/ok/source"),
         &admin2,
-        json!({"url": portal.url("/tiden.geojson")}),
+        json!({ "url": internal.url("/ok.geojson") }),
     );
-    let job = wait_job(
-        &h2.server.base,
-        &admin2,
-        r.json["job"]["id"].as_str().expect("job"),
-    );
-    assert_eq!(job["state"], "failed", "{job}");
-    assert!(
-        job["message"]
-            .as_str()
-            .is_some_and(|m| m.contains("loopback")),
-        "{job}"
+    let job = wait_job(base2, &admin2, r.json["job"]["id"].as_str().expect("job"));
+    assert_eq!(
+        job["state"], "succeeded",
+        "the trusted network is reachable: {job}"
     );
 }
 
@@ -1033,6 +1090,8 @@ async fn a_cancelled_or_interrupted_job_changes_nothing() {
             "127.0.0.1/32",
             "--min-refresh-seconds",
             "1",
+            "--jobs",
+            "1",
         ];
         let mut h = serve(&store.args(), &args);
         let base = h.server.base.clone();
@@ -1057,6 +1116,18 @@ async fn a_cancelled_or_interrupted_job_changes_nothing() {
         let r = put(&base);
         let job = r.json["job"]["id"].as_str().expect("job").to_string();
         wait_state(&base, &admin, &job, "running");
+        // One job at a time (--jobs 1): an upload now waits in the queue.
+        let r = upload(
+            &base,
+            &admin,
+            "other",
+            "mode=create&fileName=other.geojson",
+            &geojson(4, "o"),
+        );
+        let queued = job_id(&r);
+        std::thread::sleep(Duration::from_millis(500));
+        let q = get_auth(&format!("{base}/admin/jobs/{queued}"), &admin).json;
+        assert_eq!(q["state"], "queued", "{kind}: {q}");
         let r = req(
             "POST",
             &format!("{base}/admin/jobs/{job}/cancel"),
@@ -1066,6 +1137,9 @@ async fn a_cancelled_or_interrupted_job_changes_nothing() {
         assert_eq!(r.status, 200, "{}", r.json);
         let done = wait_job(&base, &admin, &job);
         assert_eq!(done["state"], "cancelled", "{kind}: {done}");
+        // The slot is free: the queued upload runs.
+        assert_eq!(wait_job(&base, &admin, &queued)["state"], "succeeded");
+        wait_served(&base, "other", 4);
         let r = req(
             "POST",
             &format!("{base}/admin/jobs/{job}/cancel"),
