@@ -14,6 +14,8 @@ WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
 COPY migrations ./migrations
+# The admin API's OpenAPI document, compiled in (include_str!) and served at /admin/api.
+COPY openapi ./openapi
 # MapLibre's build, compiled into the binary (include_bytes!) and served by hamn.
 COPY assets ./assets
 # Dependency caching: BuildKit cache mounts for the registry and target/ (the
