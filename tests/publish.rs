@@ -306,6 +306,9 @@ fn tokens_are_enforced() {
     let job = wait_job(base, &writer, &job_id(&r));
     assert_eq!(job["state"], "succeeded", "{job}");
     wait_served(base, "parking", 3);
+    // Another collection's source is not the write token's to see.
+    let r = get_auth(&format!("{base}/admin/collections/schools/source"), &writer);
+    assert_eq!(r.status, 403, "{}", r.json);
     // The read API needs no token.
     assert_eq!(
         req("GET", &format!("{base}/collections/parking"), None, None).status,
@@ -1128,6 +1131,23 @@ async fn a_cancelled_or_interrupted_job_changes_nothing() {
         std::thread::sleep(Duration::from_millis(500));
         let q = get_auth(&format!("{base}/admin/jobs/{queued}"), &admin).json;
         assert_eq!(q["state"], "queued", "{kind}: {q}");
+        // A queued job cancelled ends at once, and never runs.
+        let r = upload(
+            &base,
+            &admin,
+            "never",
+            "mode=create&fileName=never.geojson",
+            &geojson(3, "n"),
+        );
+        let never = job_id(&r);
+        let r = req(
+            "POST",
+            &format!("{base}/admin/jobs/{never}/cancel"),
+            Some(&admin),
+            None,
+        );
+        assert_eq!(r.status, 200, "{}", r.json);
+        assert_eq!(r.json["state"], "cancelled", "{kind}: {}", r.json);
         let r = req(
             "POST",
             &format!("{base}/admin/jobs/{job}/cancel"),
@@ -1140,6 +1160,7 @@ async fn a_cancelled_or_interrupted_job_changes_nothing() {
         // The slot is free: the queued upload runs.
         assert_eq!(wait_job(&base, &admin, &queued)["state"], "succeeded");
         wait_served(&base, "other", 4);
+        assert_eq!(served(&base, "never"), None, "{kind}: a cancelled job ran");
         let r = req(
             "POST",
             &format!("{base}/admin/jobs/{job}/cancel"),

@@ -198,14 +198,23 @@ async fn list_collections(
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    caller(&req, &state).await?;
+    let token = caller(&req, &state).await?;
     let publisher = &admin(&state)?.publisher;
     let entries = publisher.store().list().await.map_err(store_error)?;
     let sources = publisher.sources().await?;
     let jobs = publisher.jobs().await?;
+    let none: [(String, SourceDoc); 0] = [];
     let out: Vec<serde_json::Value> = entries
         .iter()
-        .map(|e| collection_view(&state, e, &sources, &jobs))
+        .map(|e| {
+            // Every collection is listed (the read API shows them all anyway), but a source
+            // URL (which may carry a key of its own) and jobs only to who may write it.
+            if token.scope.may_write(&e.id) {
+                collection_view(&state, e, &sources, &jobs)
+            } else {
+                collection_view(&state, e, &none, &[])
+            }
+        })
         .collect();
     Ok(ok(json!({ "collections": out })))
 }
@@ -413,8 +422,10 @@ async fn delete_collection(
     need_admin(&token)?;
     let id = collection_id(&path)?;
     let publisher = &admin(&state)?.publisher;
-    // The source first: otherwise the scheduler could bring the collection back.
+    // The source first, and its running jobs stopped: otherwise the scheduler, or a refresh
+    // under way, could bring the collection back.
     publisher.delete_source(id.as_str()).await?;
+    publisher.cancel_collection(&id);
     publisher.store().delete(&id).await.map_err(store_error)?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -643,8 +654,9 @@ async fn get_source(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    caller(&req, &state).await?;
+    let token = caller(&req, &state).await?;
     let id = collection_id(&path)?;
+    need_write(&token, &id)?;
     let source = admin(&state)?
         .publisher
         .url_source(&id)
@@ -693,10 +705,15 @@ async fn list_sources(
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    caller(&req, &state).await?;
+    let token = caller(&req, &state).await?;
     let sources = admin(&state)?.publisher.sources().await?;
     let out: Vec<serde_json::Value> = sources
         .into_iter()
+        // A write token sees its collections' sources; catalogs are the admin's.
+        .filter(|(_, s)| match s {
+            SourceDoc::Url(u) => token.scope.may_write(&u.collection),
+            SourceDoc::Catalog(_) => token.scope.is_admin(),
+        })
         .map(|(key, s)| {
             let mut v = serde_json::to_value(s).unwrap_or_default();
             v["key"] = json!(key);
@@ -746,7 +763,8 @@ async fn post_catalog(
 }
 
 fn catalog_key(raw: &str) -> Result<String, ApiError> {
-    if raw.starts_with("catalog-") && raw.len() == 24 && raw.is_ascii() {
+    let hex = raw.strip_prefix("catalog_").unwrap_or_default();
+    if hex.len() == 16 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
         Ok(raw.to_string())
     } else {
         Err(ApiError::NotFound(format!("no catalog {}", quote(raw))))

@@ -22,6 +22,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use chrono::Utc;
+use futures_util::FutureExt;
 
 use crate::catalog::{CollectionId, Description};
 use crate::ingest::{self, IngestError, IngestOptions, IngestWatch, MetaOptions, Outcome};
@@ -118,7 +119,13 @@ pub struct Publisher {
     options: PublishOptions,
     live: Mutex<HashMap<String, Live>>,
     permits: Arc<tokio::sync::Semaphore>,
+    /// Jobs finished since the records were last pruned to `keep_jobs`.
+    finished: std::sync::atomic::AtomicUsize,
 }
+
+/// Finished jobs between prunings of the job records (scheduled checks of many sources add
+/// thousands a day; each pruning reads them all once).
+const PRUNE_EVERY: usize = 50;
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -164,12 +171,8 @@ impl Publisher {
                 .await?;
             tracing::warn!(job = %job.id, "job interrupted by a restart marked failed");
         }
-        if jobs.len() > options.keep_jobs {
-            jobs.sort_by(|a, b| a.id.cmp(&b.id));
-            for old in &jobs[..jobs.len() - options.keep_jobs] {
-                store.delete_record(RecordKind::Job, &old.id).await?;
-            }
-        }
+        let mut ids: Vec<String> = jobs.into_iter().map(|j| j.id).collect();
+        prune(store.as_ref(), &mut ids, options.keep_jobs, &HashSet::new()).await?;
         let spool = &options.spool_dir;
         if spool.exists() {
             std::fs::remove_dir_all(spool)
@@ -182,6 +185,7 @@ impl Publisher {
             store,
             options,
             live: Mutex::new(HashMap::new()),
+            finished: std::sync::atomic::AtomicUsize::new(0),
         });
         let weak = Arc::downgrade(&publisher);
         let tick = publisher.options.tick;
@@ -220,13 +224,16 @@ impl Publisher {
             .await
     }
 
+    /// Queues a job; None when `source_key` already has one queued or running. The check and
+    /// the reservation are one step under the lock, so two callers (the scheduler and a
+    /// refresh asked for by hand) cannot both queue one.
     async fn enqueue(
         self: &Arc<Self>,
         kind: JobKind,
         by: &str,
         work: Work,
         source_key: Option<String>,
-    ) -> Result<JobRecord, PublishError> {
+    ) -> Result<Option<JobRecord>, PublishError> {
         let record = JobRecord {
             id: new_job_id(),
             kind,
@@ -240,20 +247,31 @@ impl Publisher {
             harvest: Vec::new(),
             message: None,
         };
-        self.save(&record).await?;
         let watch = IngestWatch::default();
-        lock(&self.live).insert(
-            record.id.clone(),
-            Live {
-                record: record.clone(),
-                watch: watch.clone(),
-                source_key,
-            },
-        );
+        {
+            let mut live = lock(&self.live);
+            if let Some(key) = &source_key {
+                if live.values().any(|l| l.source_key.as_ref() == Some(key)) {
+                    return Ok(None);
+                }
+            }
+            live.insert(
+                record.id.clone(),
+                Live {
+                    record: record.clone(),
+                    watch: watch.clone(),
+                    source_key,
+                },
+            );
+        }
+        if let Err(e) = self.save(&record).await {
+            lock(&self.live).remove(&record.id);
+            return Err(e.into());
+        }
         let me = self.clone();
         let id = record.id.clone();
         tokio::spawn(me.run_boxed(id, work, watch));
-        Ok(record)
+        Ok(Some(record))
     }
 
     /// `run` behind a named future type: a harvest job queues refresh jobs, so `run` reaches
@@ -274,28 +292,43 @@ impl Publisher {
     }
 
     async fn run(self: Arc<Self>, id: String, work: Work, watch: IngestWatch) {
-        let permit = self.permits.clone().acquire_owned().await;
-        if watch.cancel.load(Ordering::Relaxed) || permit.is_err() {
-            // Cancelled while queued: `cancel` has finished the record already.
+        let Ok(_permit) = self.permits.clone().acquire_owned().await else {
             return;
-        }
+        };
+        // Under the lock, so a cancel sees the job either queued (and ends it itself) or
+        // running (and leaves the ending to the work, which sees the flag).
         let started = {
             let mut live = lock(&self.live);
-            live.get_mut(&id).map(|l| {
-                l.record.state = JobState::Running;
-                l.record.started = Some(Utc::now());
-                l.record.clone()
-            })
+            match live.get_mut(&id) {
+                Some(l) if !l.watch.cancel.load(Ordering::Relaxed) => {
+                    l.record.state = JobState::Running;
+                    l.record.started = Some(Utc::now());
+                    Some(l.record.clone())
+                }
+                _ => None,
+            }
         };
         let Some(started) = started else { return };
         if let Err(e) = self.save(&started).await {
             tracing::warn!(job = %id, error = %e, "could not record that a job started");
         }
-        let outcome = match work {
-            Work::Upload(spooled, opts) => self.run_upload(&started, spooled, opts, &watch).await,
-            Work::Refresh(collection) => self.run_refresh(&id, &collection, &watch).await,
-            Work::Harvest(key) => self.run_harvest(&id, &key, &watch).await,
+        let work = async {
+            match work {
+                Work::Upload(spooled, opts) => {
+                    self.run_upload(&started, spooled, opts, &watch).await
+                }
+                Work::Refresh(collection) => self.run_refresh(&id, &collection, &watch).await,
+                Work::Harvest(key) => self.run_harvest(&id, &key, &watch).await,
+            }
         };
+        // A panic in a job must not leave it "running" (and its source busy) until a restart.
+        let outcome = std::panic::AssertUnwindSafe(work)
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|_| {
+                tracing::error!(job = %id, "a job panicked");
+                Err("the job stopped on an internal error (see the server's log)".into())
+            });
         self.finish(&id, outcome, &watch).await;
     }
 
@@ -328,6 +361,25 @@ impl Publisher {
         if let Err(e) = self.save(&record).await {
             tracing::error!(job = %record.id, error = %e, "could not record a finished job");
         }
+        if self.finished.fetch_add(1, Ordering::Relaxed) + 1 >= PRUNE_EVERY {
+            self.finished.store(0, Ordering::Relaxed);
+            if let Err(e) = self.prune_jobs().await {
+                tracing::warn!(error = %e, "could not prune old job records");
+            }
+        }
+    }
+
+    /// Forgets the oldest finished jobs beyond `keep_jobs`.
+    async fn prune_jobs(&self) -> Result<(), StoreError> {
+        let mut ids: Vec<String> = self
+            .store
+            .list_records(RecordKind::Job)
+            .await?
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        let live: HashSet<String> = lock(&self.live).keys().cloned().collect();
+        prune(self.store.as_ref(), &mut ids, self.options.keep_jobs, &live).await
     }
 
     /// Every job the store remembers, newest first, the unfinished ones with live progress.
@@ -367,12 +419,21 @@ impl Publisher {
     /// Stops a job: a queued one at once, a running one before its commit. A finished job
     /// cannot be cancelled.
     pub async fn cancel(&self, id: &str) -> Result<JobRecord, PublishError> {
+        // None: not live (finished, or unknown); Some(Some(_)): it was queued and is removed
+        // here, so `run` will not start it; Some(None): it runs and will see the flag.
         let found = {
-            let live = lock(&self.live);
-            live.get(id).map(|l| {
-                l.watch.cancel.store(true, Ordering::Relaxed);
-                (l.record.state == JobState::Queued, l.watch.clone())
-            })
+            let mut live = lock(&self.live);
+            match live.get(id) {
+                None => None,
+                Some(l) => {
+                    l.watch.cancel.store(true, Ordering::Relaxed);
+                    if l.record.state == JobState::Queued {
+                        Some(live.remove(id))
+                    } else {
+                        Some(None)
+                    }
+                }
+            }
         };
         match found {
             None => {
@@ -382,13 +443,71 @@ impl Publisher {
                     job.state
                 )))
             }
-            Some((queued, watch)) => {
-                // A queued job ends here; a running one ends when its work sees the flag.
-                if queued {
-                    self.finish(id, Err("cancelled".into()), &watch).await;
+            Some(Some(l)) => {
+                let mut record = l.record;
+                record.state = JobState::Cancelled;
+                record.finished = Some(Utc::now());
+                record.message = Some("cancelled before it started; nothing was changed".into());
+                self.save(&record).await?;
+                // The source counts as checked, or the scheduler would queue it again at once.
+                if let Some(key) = &l.source_key {
+                    let checks = checks(id, &Err(String::new()), &l.watch);
+                    self.record_check(key, None, checks, None).await;
                 }
-                self.job(id).await
+                Ok(record)
             }
+            Some(None) => self.job(id).await,
+        }
+    }
+
+    /// Asks every job of a collection to stop (before a delete: a refresh that went on would
+    /// bring the collection back).
+    pub fn cancel_collection(&self, id: &CollectionId) {
+        for l in lock(&self.live).values() {
+            if l.record.kind.collection() == Some(id) {
+                l.watch.cancel.store(true, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Records how a check of a source went, on the source as it is now: it may have been
+    /// deleted (it stays deleted) or pointed at another URL meanwhile (then the old URL's
+    /// results, `url` given, are not its). Validators are stored only when given.
+    async fn record_check(
+        &self,
+        key: &str,
+        url: Option<&str>,
+        checks: records::Checks,
+        validators: Option<(Option<String>, Option<String>)>,
+    ) {
+        let doc = match self.source_doc(key).await {
+            Ok(Some(doc)) => doc,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(source = %key, error = %e, "could not read a source to record a check");
+                return;
+            }
+        };
+        let updated = match doc {
+            SourceDoc::Url(mut u) if url.is_none_or(|url| u.url == url) => {
+                if checks.last_state == Some(JobState::Succeeded) {
+                    u.last_changed = checks.last_checked;
+                }
+                if let Some((etag, last_modified)) = validators {
+                    u.etag = etag;
+                    u.last_modified = last_modified;
+                }
+                u.checks = checks;
+                SourceDoc::Url(u)
+            }
+            SourceDoc::Catalog(mut c) if url.is_none_or(|url| c.url == url) => {
+                c.checks = checks;
+                SourceDoc::Catalog(c)
+            }
+            _ => return,
+        };
+        if let Err(e) = self.put_source(key, &updated).await {
+            tracing::warn!(source = %key, error = %e, "could not record a check");
         }
     }
 
@@ -407,7 +526,8 @@ impl Publisher {
             bytes: spooled.bytes,
         };
         self.enqueue(kind, by, Work::Upload(spooled, opts), None)
-            .await
+            .await?
+            .ok_or_else(|| PublishError::Conflict("the upload was not queued".into()))
     }
 
     async fn run_upload(
@@ -546,15 +666,13 @@ impl Publisher {
             collection: collection.clone(),
             url: source.url,
         };
-        Ok(Some(
-            self.enqueue(
-                kind,
-                by,
-                Work::Refresh(collection.clone()),
-                Some(collection.to_string()),
-            )
-            .await?,
-        ))
+        self.enqueue(
+            kind,
+            by,
+            Work::Refresh(collection.clone()),
+            Some(collection.to_string()),
+        )
+        .await
     }
 
     async fn run_refresh(
@@ -569,27 +687,14 @@ impl Publisher {
             Err(e) => return Err(e.to_string()),
         };
         let result = self.refresh_once(&mut source, collection, watch).await;
-        source.checks = checks(job_id, &result, watch);
-        if source.checks.last_state == Some(JobState::Succeeded) {
-            source.last_changed = source.checks.last_checked;
-        }
-        // The source may have been deleted or pointed elsewhere meanwhile: write back only
-        // what is still the same source.
-        if let Ok(Some(now)) = self.url_source(collection).await {
-            if now.url == source.url {
-                let mut merged = now;
-                merged.etag = source.etag.clone();
-                merged.last_modified = source.last_modified.clone();
-                merged.last_changed = source.last_changed;
-                merged.checks = source.checks.clone();
-                if let Err(e) = self
-                    .put_source(collection.as_str(), &SourceDoc::Url(merged))
-                    .await
-                {
-                    tracing::warn!(source = %collection, error = %e, "could not record a refresh");
-                }
-            }
-        }
+        let validators = Some((source.etag.clone(), source.last_modified.clone()));
+        self.record_check(
+            collection.as_str(),
+            Some(&source.url),
+            checks(job_id, &result, watch),
+            validators,
+        )
+        .await;
         result
     }
 
@@ -734,15 +839,13 @@ impl Publisher {
         if self.busy(key) {
             return Ok(None);
         }
-        Ok(Some(
-            self.enqueue(
-                JobKind::Harvest { catalog: c.url },
-                by,
-                Work::Harvest(key.to_string()),
-                Some(key.to_string()),
-            )
-            .await?,
-        ))
+        self.enqueue(
+            JobKind::Harvest { catalog: c.url },
+            by,
+            Work::Harvest(key.to_string()),
+            Some(key.to_string()),
+        )
+        .await
     }
 
     async fn source_doc(&self, key: &str) -> Result<Option<SourceDoc>, PublishError> {
@@ -760,16 +863,18 @@ impl Publisher {
         key: &str,
         watch: &IngestWatch,
     ) -> Result<Done, String> {
-        let Ok(Some(SourceDoc::Catalog(mut catalog))) = self.source_doc(key).await else {
+        let Ok(Some(SourceDoc::Catalog(catalog))) = self.source_doc(key).await else {
             return Err("the catalog was removed before its harvest began".into());
         };
         let result = self.harvest_once(&catalog, watch).await;
-        catalog.checks = checks(job_id, &result, watch);
-        if let Ok(Some(SourceDoc::Catalog(_))) = self.source_doc(key).await {
-            if let Err(e) = self.put_source(key, &SourceDoc::Catalog(catalog)).await {
-                tracing::warn!(catalog = %key, error = %e, "could not record a harvest");
-            }
-        }
+        // Written on the catalog as it is now: its interval or prefix may have changed.
+        self.record_check(
+            key,
+            Some(&catalog.url),
+            checks(job_id, &result, watch),
+            None,
+        )
+        .await;
         result
     }
 
@@ -941,6 +1046,11 @@ impl Publisher {
             }
         };
         match existing.get(id.as_str()) {
+            // Cannot be (catalog keys have an underscore no collection id has); refused all
+            // the same, since it would replace a catalog's registration.
+            Some(SourceDoc::Catalog(_)) => {
+                return Err(format!("{id} is the key of a catalog"));
+            }
             Some(SourceDoc::Url(s))
                 if s.harvested_from.as_deref() != Some(catalog.url.as_str()) =>
             {
@@ -1034,6 +1144,25 @@ impl Publisher {
             }
         }
     }
+}
+
+/// Deletes the oldest job records (ids sort by creation) beyond `keep`, never a live one.
+async fn prune(
+    store: &dyn Store,
+    ids: &mut [String],
+    keep: usize,
+    live: &HashSet<String>,
+) -> Result<(), StoreError> {
+    if ids.len() <= keep {
+        return Ok(());
+    }
+    ids.sort();
+    let old: Vec<String> = ids[..ids.len() - keep]
+        .iter()
+        .filter(|id| !live.contains(*id))
+        .cloned()
+        .collect();
+    store.delete_records(RecordKind::Job, &old).await
 }
 
 async fn schedule(publisher: Weak<Publisher>, tick: Duration) {
@@ -1184,6 +1313,37 @@ pub fn safe_file_name(name: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn old_jobs_are_pruned_but_not_live_ones() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = crate::store::embedded::EmbeddedStore::open(dir.path()).expect("store");
+        let mut ids: Vec<String> = (0..6).map(|i| format!("j{i:013}")).collect();
+        for id in &ids {
+            store
+                .put_record(RecordKind::Job, id, &serde_json::json!({}))
+                .await
+                .expect("put");
+        }
+        let live: HashSet<String> = ["j0000000000001".to_string()].into();
+        ids.reverse();
+        prune(&store, &mut ids, 2, &live).await.expect("prune");
+        let left: Vec<String> = store
+            .list_records(RecordKind::Job)
+            .await
+            .expect("list")
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        assert_eq!(left, ["j0000000000001", "j0000000000004", "j0000000000005"]);
+    }
+
+    #[test]
+    fn catalog_keys_are_never_collection_ids() {
+        let key = records::catalog_key("https://lund.entryscape.net/store/7/metadata/1");
+        assert!(key.starts_with("catalog_") && key.len() == 24, "{key}");
+        assert!(key.parse::<CollectionId>().is_err());
+    }
 
     #[test]
     fn file_names_are_made_safe() {

@@ -14,6 +14,9 @@ use super::fetch::{self, FetchPolicy, Fetched};
 const PAGE: u32 = 1000;
 /// More pages than this is a server that never ends its `next` chain.
 const MAX_PAGES: u32 = 100_000;
+/// The largest page: a page is parsed whole (a thousand features are a few MiB), so one
+/// huge page must not take memory in proportion to the whole download's limit.
+const MAX_PAGE_BYTES: u64 = 64 << 20;
 
 /// The items of a collection, as one file.
 pub struct Items {
@@ -110,7 +113,7 @@ pub async fn download(
                 )
             })?;
         let page_policy = FetchPolicy {
-            max_bytes: policy.max_bytes.saturating_sub(bytes),
+            max_bytes: policy.max_bytes.saturating_sub(bytes).min(MAX_PAGE_BYTES),
             timeout: left,
             ..policy.clone()
         };
@@ -123,6 +126,15 @@ pub async fn download(
         )
         .await
         .map_err(|e| match e {
+            fetch::FetchError::TooLarge { .. }
+                if policy.max_bytes.saturating_sub(bytes) > MAX_PAGE_BYTES =>
+            {
+                format!(
+                    "{page_url}: a page larger than {} MiB; ask for smaller pages (limit=) in \
+                     the URL",
+                    MAX_PAGE_BYTES >> 20
+                )
+            }
             fetch::FetchError::TooLarge { .. } => format!(
                 "{start}: the items are larger than this server takes ({} MiB) in all",
                 policy.max_bytes >> 20
@@ -135,11 +147,16 @@ pub async fn download(
             ));
         };
         bytes += file.bytes;
-        let page: serde_json::Value = {
-            let f = std::fs::File::open(&file.path).map_err(|e| format!("spool: {e}"))?;
+        // Parsed on a blocking thread: a page of a thousand features takes a while.
+        let page_path = file.path.clone();
+        let page: serde_json::Value = tokio::task::spawn_blocking(move || {
+            let f = std::fs::File::open(&page_path).map_err(|e| format!("spool: {e}"))?;
             serde_json::from_reader(std::io::BufReader::new(f))
-                .map_err(|e| format!("{page_url}: not JSON: {e}"))?
-        };
+                .map_err(|e| format!("not JSON: {e}"))
+        })
+        .await
+        .map_err(|e| format!("reading a page: {e}"))?
+        .map_err(|e| format!("{page_url}: {e}"))?;
         let Some(items) = page.get("features").and_then(|f| f.as_array()) else {
             return Err(format!(
                 "{page_url}: not a GeoJSON FeatureCollection (no \"features\")"

@@ -224,9 +224,9 @@ pub struct Checks {
 }
 
 impl UrlSource {
-    /// A source for `collection` at `url`, keeping what the source it replaces (`old`) knew:
-    /// its history, and its validators only if the URL is the same (they belong to the old
-    /// URL's file). Metadata and the harvest fields start empty.
+    /// A source for `collection` at `url`, keeping what the source it replaces (`old`) knew
+    /// of the same URL (validators and checks; a new URL starts unchecked). Metadata and the
+    /// harvest fields start empty.
     pub fn new(
         collection: CollectionId,
         url: String,
@@ -245,7 +245,8 @@ impl UrlSource {
             etag: same.and_then(|o| o.etag.clone()),
             last_modified: same.and_then(|o| o.last_modified.clone()),
             last_changed: old.and_then(|o| o.last_changed),
-            checks: old.map(|o| o.checks.clone()).unwrap_or_default(),
+            // A new URL has not been checked: the scheduler takes it up as soon as it can.
+            checks: same.map(|o| o.checks.clone()).unwrap_or_default(),
             url,
         }
     }
@@ -264,7 +265,8 @@ pub struct CatalogSource {
     pub checks: Checks,
 }
 
-/// Every source record: stored under the collection id (URL sources) or `catalog-<hash>`.
+/// Every source record: stored under the collection id (URL sources) or `catalog_<hash>`
+/// (an underscore, which no collection id has, so the two kinds of key never meet).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
 // Few and short-lived values (a list of sources): not worth a box.
@@ -294,5 +296,5 @@ impl SourceDoc {
 pub fn catalog_key(url: &str) -> String {
     use sha2::{Digest, Sha256};
     let h = Sha256::digest(url.as_bytes());
-    format!("catalog-{}", hex::encode(&h[..8]))
+    format!("catalog_{}", hex::encode(&h[..8]))
 }

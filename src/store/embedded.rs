@@ -411,6 +411,20 @@ impl Store for EmbeddedStore {
         Ok(gone)
     }
 
+    async fn delete_records(&self, kind: RecordKind, keys: &[String]) -> Result<()> {
+        let _lock = self.lock_async().await?;
+        let mut records = self.read_records()?;
+        let map = records.of(kind);
+        let before = map.len();
+        for key in keys {
+            map.remove(key);
+        }
+        if map.len() != before {
+            self.write_records(&records)?;
+        }
+        Ok(())
+    }
+
     async fn begin_ingest(&self, plan: IngestPlan) -> Result<Box<dyn IngestSink>> {
         // Appends hold the lock for the whole ingest (as the PostGIS store holds the row).
         // Taken on a blocking thread: held across the `.await` below, a second ingest on the

@@ -160,6 +160,13 @@ pub trait Store: Send + Sync {
     async fn list_records(&self, kind: RecordKind) -> Result<Vec<(String, serde_json::Value)>>;
     /// True when there was a record to delete.
     async fn delete_record(&self, kind: RecordKind, key: &str) -> Result<bool>;
+    /// Deletes many records at once (the embedded store rewrites its file once, not per key).
+    async fn delete_records(&self, kind: RecordKind, keys: &[String]) -> Result<()> {
+        for key in keys {
+            self.delete_record(kind, key).await?;
+        }
+        Ok(())
+    }
 
     /// All features of the current version, in `fid` order.
     async fn features(&self, id: &CollectionId) -> Result<Vec<StoredFeature>> {

@@ -48,6 +48,18 @@ pub struct PostgisStore {
     pool: Pool,
 }
 
+/// Runs a transaction on a task of its own. A request's future can be dropped at any await
+/// (the client went away); a transaction begun with BEGIN and dropped there would go back to
+/// the pool still open, holding its locks. Spawned, it runs to COMMIT or ROLLBACK whatever the
+/// caller does.
+async fn spawned<T: Send + 'static>(
+    work: impl std::future::Future<Output = Result<T>> + Send + 'static,
+) -> Result<T> {
+    tokio::spawn(work)
+        .await
+        .map_err(|e| StoreError::Task(e.to_string()))?
+}
+
 fn pool_err(e: impl std::fmt::Display) -> StoreError {
     StoreError::Pool(e.to_string())
 }
@@ -85,6 +97,97 @@ impl PostgisStore {
         let store = Self { pool };
         store.migrate().await?;
         Ok(store)
+    }
+
+    /// Another handle on the same pool, for work that must finish on its own.
+    fn detached(&self) -> PostgisStore {
+        PostgisStore {
+            pool: self.pool.clone(),
+        }
+    }
+
+    /// The delete, in one transaction (run detached: see `spawned`).
+    async fn delete_txn(&self, id: &CollectionId) -> Result<()> {
+        let client = self.client().await?;
+        client.batch_execute("BEGIN").await?;
+        let deleted = async {
+            lock_collection(&client, id).await?;
+            let table: Option<String> = client
+                .query_opt(
+                    "DELETE FROM hamn.collections WHERE id = $1 RETURNING data_table",
+                    &[&id.as_str()],
+                )
+                .await?
+                .map(|r| r.get(0));
+            let Some(table) = table else {
+                return Err(StoreError::NotFound(id.clone()));
+            };
+            client
+                .batch_execute(&format!("DROP TABLE IF EXISTS {}", table_ref(&table)))
+                .await?;
+            client
+                .execute(
+                    "SELECT pg_notify($1, $2)",
+                    &[&NOTIFY_CHANNEL, &format!("{id}:deleted")],
+                )
+                .await?;
+            client.batch_execute("COMMIT").await?;
+            Ok(())
+        };
+        let result = deleted.await;
+        if result.is_err() {
+            let _ = client.batch_execute("ROLLBACK").await;
+        }
+        result
+    }
+
+    /// The metadata change, in one transaction (run detached: see `spawned`).
+    async fn set_description_txn(
+        &self,
+        id: &CollectionId,
+        meta: Description,
+    ) -> Result<CatalogEntry> {
+        let client = self.client().await?;
+        client.batch_execute("BEGIN").await?;
+        let updated = async {
+            lock_collection(&client, id).await?;
+            let n = client
+                .execute(
+                    "UPDATE hamn.collections SET title = $2, description = $3, keywords = $4, \
+                     theme = $5, publisher = $6, licence = $7, conforms_to = $8, \
+                     version = nextval('hamn.version_seq'), updated = now() WHERE id = $1",
+                    &[
+                        &id.as_str(),
+                        &meta.title,
+                        &meta.description,
+                        &meta.keywords,
+                        &meta.theme,
+                        &meta.publisher,
+                        &meta.licence,
+                        &meta.conforms_to,
+                    ],
+                )
+                .await?;
+            if n == 0 {
+                return Err(StoreError::NotFound(id.clone()));
+            }
+            let (entry, _) = current(&client, id, false)
+                .await?
+                .ok_or_else(|| StoreError::NotFound(id.clone()))?;
+            client
+                .execute(
+                    "SELECT pg_notify($1, $2)",
+                    &[&NOTIFY_CHANNEL, &format!("{id}:{}", entry.version)],
+                )
+                .await?;
+            client.batch_execute("COMMIT").await?;
+            Ok(entry)
+        };
+        let result = updated.await;
+        if result.is_err() {
+            let _ = client.batch_execute("ROLLBACK").await;
+        }
+        result
     }
 
     async fn client(&self) -> Result<Object> {
@@ -267,81 +370,13 @@ impl Store for PostgisStore {
     }
 
     async fn delete(&self, id: &CollectionId) -> Result<()> {
-        let client = self.client().await?;
-        client.batch_execute("BEGIN").await?;
-        let deleted = async {
-            lock_collection(&client, id).await?;
-            let table: Option<String> = client
-                .query_opt(
-                    "DELETE FROM hamn.collections WHERE id = $1 RETURNING data_table",
-                    &[&id.as_str()],
-                )
-                .await?
-                .map(|r| r.get(0));
-            let Some(table) = table else {
-                return Err(StoreError::NotFound(id.clone()));
-            };
-            client
-                .batch_execute(&format!("DROP TABLE IF EXISTS {}", table_ref(&table)))
-                .await?;
-            client
-                .execute(
-                    "SELECT pg_notify($1, $2)",
-                    &[&NOTIFY_CHANNEL, &format!("{id}:deleted")],
-                )
-                .await?;
-            client.batch_execute("COMMIT").await?;
-            Ok(())
-        };
-        let result = deleted.await;
-        if result.is_err() {
-            let _ = client.batch_execute("ROLLBACK").await;
-        }
-        result
+        let (store, id) = (self.detached(), id.clone());
+        spawned(async move { store.delete_txn(&id).await }).await
     }
 
     async fn set_description(&self, id: &CollectionId, meta: Description) -> Result<CatalogEntry> {
-        let client = self.client().await?;
-        client.batch_execute("BEGIN").await?;
-        let updated = async {
-            lock_collection(&client, id).await?;
-            let n = client
-                .execute(
-                    "UPDATE hamn.collections SET title = $2, description = $3, keywords = $4, \
-                     theme = $5, publisher = $6, licence = $7, conforms_to = $8, \
-                     version = nextval('hamn.version_seq'), updated = now() WHERE id = $1",
-                    &[
-                        &id.as_str(),
-                        &meta.title,
-                        &meta.description,
-                        &meta.keywords,
-                        &meta.theme,
-                        &meta.publisher,
-                        &meta.licence,
-                        &meta.conforms_to,
-                    ],
-                )
-                .await?;
-            if n == 0 {
-                return Err(StoreError::NotFound(id.clone()));
-            }
-            let (entry, _) = current(&client, id, false)
-                .await?
-                .ok_or_else(|| StoreError::NotFound(id.clone()))?;
-            client
-                .execute(
-                    "SELECT pg_notify($1, $2)",
-                    &[&NOTIFY_CHANNEL, &format!("{id}:{}", entry.version)],
-                )
-                .await?;
-            client.batch_execute("COMMIT").await?;
-            Ok(entry)
-        };
-        let result = updated.await;
-        if result.is_err() {
-            let _ = client.batch_execute("ROLLBACK").await;
-        }
-        result
+        let (store, id) = (self.detached(), id.clone());
+        spawned(async move { store.set_description_txn(&id, meta).await }).await
     }
 
     async fn put_record(&self, kind: RecordKind, key: &str, doc: &serde_json::Value) -> Result<()> {
@@ -389,6 +424,17 @@ impl Store for PostgisStore {
             )
             .await?
             > 0)
+    }
+
+    async fn delete_records(&self, kind: RecordKind, keys: &[String]) -> Result<()> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "DELETE FROM hamn.records WHERE kind = $1 AND key = ANY($2)",
+                &[&kind.as_str(), &keys],
+            )
+            .await?;
+        Ok(())
     }
 
     async fn begin_ingest(&self, plan: IngestPlan) -> Result<Box<dyn IngestSink>> {
