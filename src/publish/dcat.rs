@@ -121,13 +121,7 @@ impl RdfFormat {
     /// `application/rdf+json` (RDF/JSON) is not a format these parsers read: None.
     pub fn guess(content_type: Option<&str>, file_name: Option<&str>) -> Option<Self> {
         if let Some(content_type) = content_type {
-            let essence = content_type
-                .split(';')
-                .next()
-                .unwrap_or_default()
-                .trim()
-                .to_ascii_lowercase();
-            let from_type = match essence.as_str() {
+            let from_type = match super::fetch::essence(content_type).as_str() {
                 "application/rdf+xml" | "application/xml" | "text/xml" => Some(Self::RdfXml),
                 "text/turtle" | "application/x-turtle" | "application/turtle" => Some(Self::Turtle),
                 "application/n-triples" | "text/n-triples" => Some(Self::NTriples),

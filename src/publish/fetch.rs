@@ -850,15 +850,19 @@ const KNOWN_EXTENSIONS: &[&str] = &[
     "zip",
 ];
 
-/// The extension for a Content-Type (parameters ignored), if hamn knows one.
-fn extension_for(content_type: &str) -> Option<&'static str> {
-    let essence = content_type
+/// A media type without its parameters, in lower case (`Text/CSV; charset=utf-8` → `text/csv`).
+pub fn essence(content_type: &str) -> String {
+    content_type
         .split(';')
         .next()
         .unwrap_or_default()
         .trim()
-        .to_ascii_lowercase();
-    Some(match essence.as_str() {
+        .to_ascii_lowercase()
+}
+
+/// The extension for a Content-Type (parameters ignored), if hamn knows one.
+fn extension_for(content_type: &str) -> Option<&'static str> {
+    Some(match essence(content_type).as_str() {
         "application/geo+json" | "application/vnd.geo+json" | "application/json" | "text/json" => {
             "geojson"
         }
