@@ -285,6 +285,14 @@ impl Publisher {
         Box::pin(self.run(id, work, watch))
     }
 
+    /// The job queued or running for a source, if any.
+    fn live_job(&self, source_key: &str) -> Option<JobRecord> {
+        lock(&self.live)
+            .values()
+            .find(|l| l.source_key.as_deref() == Some(source_key))
+            .map(|l| l.record.clone())
+    }
+
     fn busy(&self, source_key: &str) -> bool {
         lock(&self.live)
             .values()
@@ -634,7 +642,12 @@ impl Publisher {
         };
         self.put_source(collection.as_str(), &SourceDoc::Url(source.clone()))
             .await?;
-        let job = self.refresh(&collection, by).await?;
+        // The scheduler may have queued the first check already (the source is due at once):
+        // then that job is the answer.
+        let job = match self.refresh(&collection, by).await? {
+            Some(job) => Some(job),
+            None => self.live_job(collection.as_str()),
+        };
         Ok((source, job))
     }
 
@@ -821,7 +834,10 @@ impl Publisher {
         };
         self.put_source(&key, &SourceDoc::Catalog(source.clone()))
             .await?;
-        let job = self.harvest(&key, by).await?;
+        let job = match self.harvest(&key, by).await? {
+            Some(job) => Some(job),
+            None => self.live_job(&key),
+        };
         Ok((key, source, job))
     }
 
