@@ -18,5 +18,6 @@ pub mod demo;
 pub mod engine;
 pub mod ingest;
 pub mod publish;
+pub mod search;
 pub mod store;
 pub mod tiles;

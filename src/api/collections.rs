@@ -14,6 +14,7 @@ use super::{
 };
 use crate::catalog::{AttrType, CatalogEntry, CollectionId};
 use crate::engine::{Lookup, Snapshot};
+use crate::search::{fold, Document, Query, Score};
 
 /// The collection a path names, or 404. An id that is not a valid slug cannot name one.
 pub fn snapshot(state: &AppState, raw: &str) -> Result<Arc<Snapshot>, ApiError> {
@@ -73,14 +74,104 @@ pub fn collection_json(entry: &CatalogEntry, base: &str) -> Json {
     doc
 }
 
+/// The query parameters of `/collections`.
+const LIST_PARAMS: &[&str] = &["f", "q", "bbox", "theme"];
+
+/// What `/collections` was asked to find: `q` (see `crate::search`), `bbox` (the extent
+/// intersects it; CRS84, as on items, an antimeridian box is two) and `theme` (equal, case
+/// ignored). An empty value is no filter, so an HTML form's empty fields change nothing.
+pub struct Search {
+    q: Option<Query>,
+    bbox: Option<Vec<[f64; 4]>>,
+    theme: Option<String>,
+}
+
+impl Search {
+    pub fn parse(params: &Params) -> Result<Self, ApiError> {
+        let given = |name: &str| params.get(name).filter(|v| !v.trim().is_empty());
+        let q = match given("q") {
+            Some(q) => Query::parse(q).map_err(|e| ApiError::BadRequest(e.to_string()))?,
+            None => None,
+        };
+        let bbox = given("bbox")
+            .map(|b| super::items::parse_bbox(b, None))
+            .transpose()?;
+        let theme = given("theme").map(|t| fold(t.trim()));
+        Ok(Self { q, bbox, theme })
+    }
+
+    /// Whether anything filters the list.
+    pub fn active(&self) -> bool {
+        self.q.is_some() || self.bbox.is_some() || self.theme.is_some()
+    }
+
+    /// The entries that match, best first (by `q`, then title), or all in catalog order when
+    /// there is no `q`.
+    pub fn run<'a>(&self, entries: &[&'a CatalogEntry]) -> Vec<&'a CatalogEntry> {
+        let mut hits: Vec<(Score, String, &CatalogEntry)> = entries
+            .iter()
+            .filter(|e| match &self.theme {
+                Some(t) => e
+                    .meta
+                    .theme
+                    .as_deref()
+                    .is_some_and(|th| fold(th.trim()) == *t),
+                None => true,
+            })
+            .filter(|e| match &self.bbox {
+                Some(boxes) => e.extent.is_some_and(|x| {
+                    let [w, s, ea, n] = x.0;
+                    boxes
+                        .iter()
+                        .any(|b| w <= b[2] && ea >= b[0] && s <= b[3] && n >= b[1])
+                }),
+                None => true,
+            })
+            .filter_map(|e| {
+                let score = match &self.q {
+                    Some(q) => q.score(&Document::new(
+                        &e.meta.title,
+                        &e.meta.keywords,
+                        e.meta.description.as_deref(),
+                    ))?,
+                    None => Score::default(),
+                };
+                Some((score, fold(&e.meta.title), *e))
+            })
+            .collect();
+        if self.q.is_some() {
+            hits.sort_by(|a, b| {
+                b.0.cmp(&a.0)
+                    .then_with(|| a.1.cmp(&b.1))
+                    .then_with(|| a.2.id.cmp(&b.2.id))
+            });
+        }
+        hits.into_iter().map(|(_, _, e)| e).collect()
+    }
+}
+
 pub async fn list(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let q = Params::parse(req.query_string(), &["f"])?;
-    let format = negotiate(&req, q.get("f"))?;
+    let params = Params::parse(req.query_string(), LIST_PARAMS)?;
+    let format = negotiate(&req, params.get("f"))?;
+    let search = Search::parse(&params)?;
     let base = base_url(&req)?;
     let all = state.engine.list();
+    let entries: Vec<&CatalogEntry> = all.iter().map(|s| &s.entry).collect();
+    let found = search.run(&entries);
     if format == Format::Html {
         return Ok(super::html::collections(
-            &all.iter().map(|s| &s.entry).collect::<Vec<_>>(),
+            &found,
+            entries.len(),
+            &super::html::SearchForm {
+                q: params.get("q").unwrap_or(""),
+                bbox: params.get("bbox").unwrap_or(""),
+                theme: params.get("theme").unwrap_or(""),
+                themes: themes(&entries),
+                json: format!(
+                    "{base}/collections?{}",
+                    params.rebuild(&["f"], &[("f", "json".into())])
+                ),
+            },
             &base,
         ));
     }
@@ -89,19 +180,40 @@ pub async fn list(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRe
         .map(|s| format!("{}.{}", s.entry.id, s.version()))
         .collect::<Vec<_>>()
         .join(",");
-    let (etag, fresh) = etag_check(&req, &format!("c{:x}", fxhash(&tag)));
+    let query = params.rebuild(&[], &[]);
+    let (etag, fresh) = etag_check(&req, &format!("c{:x}", fxhash(&format!("{tag}?{query}"))));
     if fresh {
         return Ok(not_modified(&etag));
     }
-    let body = json!({
-        "links": [{"href": format!("{base}/collections"), "rel": "self", "type": JSON}],
-        "collections": all.iter().map(|s| collection_json(&s.entry, &base)).collect::<Vec<_>>(),
+    let self_href = if query.is_empty() {
+        format!("{base}/collections")
+    } else {
+        format!("{base}/collections?{query}")
+    };
+    let mut body = json!({
+        "links": [{"href": self_href, "rel": "self", "type": JSON}],
+        "collections": found.iter().map(|e| collection_json(e, &base)).collect::<Vec<_>>(),
     });
+    if search.active() {
+        body["numberMatched"] = json!(found.len());
+        body["numberReturned"] = json!(found.len());
+    }
     Ok(HttpResponse::Ok()
         .insert_header((header::CONTENT_TYPE, JSON))
         .insert_header((header::ETAG, etag))
         .insert_header((header::CACHE_CONTROL, "no-cache"))
         .body(body.to_string()))
+}
+
+/// The themes of `entries`, each once, sorted (the HTML form's choices).
+pub fn themes(entries: &[&CatalogEntry]) -> Vec<String> {
+    let mut t: Vec<String> = entries
+        .iter()
+        .filter_map(|e| e.meta.theme.clone())
+        .collect();
+    t.sort();
+    t.dedup();
+    t
 }
 
 pub async fn one(

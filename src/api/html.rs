@@ -55,6 +55,7 @@ pub fn landing(base: &str, map: Markup) -> HttpResponse {
         &[],
         html! {
             p { "Open geodata from Swedish municipalities, served as OGC API – Features." }
+            (search_form(base, &SearchForm { q: "", bbox: "", theme: "", themes: Vec::new(), json: String::new() }, false))
             ul {
                 li { a href={ (base) "/collections" } { "Collections" } }
                 li {
@@ -76,20 +77,76 @@ fn opt(s: &Option<String>) -> &str {
     s.as_deref().unwrap_or("")
 }
 
-pub fn collections(entries: &[&CatalogEntry], base: &str) -> HttpResponse {
+/// The values of the collection search form, as the request gave them.
+pub struct SearchForm<'a> {
+    pub q: &'a str,
+    pub bbox: &'a str,
+    pub theme: &'a str,
+    /// The themes to choose from.
+    pub themes: Vec<String>,
+    /// This search as JSON (the page's own "Also as JSON" link drops the search).
+    pub json: String,
+}
+
+/// A plain GET form to `/collections` (no script): words, and on the collections page also
+/// a theme and a bounding box.
+fn search_form(base: &str, form: &SearchForm<'_>, full: bool) -> Markup {
+    html! {
+        form.search method="get" action={ (base) "/collections" } role="search" {
+            label { "Search collections " input type="search" name="q" value=(form.q) maxlength=(crate::search::MAX_QUERY_CHARS) placeholder="e.g. parkering, badplatser, Malmö"; }
+            @if full {
+                " "
+                label { "theme "
+                    select name="theme" {
+                        option value="" { "any" }
+                        @for t in &form.themes {
+                            option value=(t) selected[t.eq_ignore_ascii_case(form.theme)] { (t) }
+                        }
+                    }
+                }
+                " "
+                label { "bbox " input type="text" name="bbox" value=(form.bbox) size="28" placeholder="west,south,east,north (lon/lat)"; }
+            }
+            " "
+            button type="submit" { "Search" }
+        }
+    }
+}
+
+pub fn collections(
+    entries: &[&CatalogEntry],
+    total: usize,
+    form: &SearchForm<'_>,
+    base: &str,
+) -> HttpResponse {
+    let searched =
+        !(form.q.trim().is_empty() && form.bbox.trim().is_empty() && form.theme.trim().is_empty());
     page(
         "Collections",
         &[("hamn", format!("{base}/"))],
         html! {
-            table {
-                tr { th { "collection" } th { "theme" } th { "publisher" } th { "features" } th { "licence" } }
-                @for e in entries {
-                    tr {
-                        td { a href={ (base) "/collections/" (e.id) } { (e.meta.title) } br; code { (e.id) } }
-                        td { (opt(&e.meta.theme)) }
-                        td { (opt(&e.meta.publisher)) }
-                        td { (e.feature_count) }
-                        td { (opt(&e.meta.licence)) }
+            (search_form(base, form, true))
+            @if searched {
+                p.muted {
+                    (entries.len()) " of " (total) " collections match. "
+                    a href=(form.json) { "This search as JSON" }
+                    " · "
+                    a href={ (base) "/collections" } { "Show all" }
+                }
+            }
+            @if entries.is_empty() {
+                p { "No collection matches." }
+            } @else {
+                table {
+                    tr { th { "collection" } th { "theme" } th { "publisher" } th { "features" } th { "licence" } }
+                    @for e in entries {
+                        tr {
+                            td { a href={ (base) "/collections/" (e.id) } { (e.meta.title) } br; code { (e.id) } }
+                            td { (opt(&e.meta.theme)) }
+                            td { (opt(&e.meta.publisher)) }
+                            td { (e.feature_count) }
+                            td { (opt(&e.meta.licence)) }
+                        }
                     }
                 }
             }

@@ -312,6 +312,10 @@ pub const CONFORMANCE: &[&str] = &[
     "http://www.opengis.net/spec/cql2/1.0/conf/temporal-functions",
     "http://www.opengis.net/spec/cql2/1.0/conf/arithmetic",
     "http://www.opengis.net/spec/cql2/1.0/conf/property-property",
+    // A draft, declared at 0.0 as ldproxy declares Records drafts: /collections is searched
+    // with q and bbox (see collections::Search); datetime, type, ids and externalIds are not
+    // offered yet.
+    "http://www.opengis.net/spec/ogcapi-records-1/0.0/conf/local-resources-catalog",
     "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/core",
     "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/tileset",
     "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/tilesets-list",

@@ -370,6 +370,39 @@ fn item_params(limits: Limits) -> Vec<ParameterBuilder> {
     ]
 }
 
+/// Parameters of `/collections`: the search (OGC API – Records, local resources catalog).
+fn collection_search_params() -> Vec<ParameterBuilder> {
+    vec![
+        ParameterBuilder::new()
+            .name("q")
+            .parameter_in(ParameterIn::Query)
+            .required(Required::False)
+            .description(Some(
+                "Words to find in collections' titles, keywords and descriptions. Case and accents \
+                 are ignored (malmo finds Malmö) and Swedish endings too (parkeringar finds \
+                 parkering); a word also finds compounds ending in it (parkering finds \
+                 miljöparkering), but not words it merely begins (bad does not find badplatser). \
+                 Every word must match; commas separate alternatives. Title matches come first, \
+                 then keyword matches, then description matches. Empty: no filter.",
+            ))
+            .schema(Some(
+                ObjectBuilder::new()
+                    .schema_type(SchemaType::String)
+                    .max_length(Some(crate::search::MAX_QUERY_CHARS)),
+            )),
+        string_param(
+            "bbox",
+            "minx,miny,maxx,maxy (or 6 numbers with heights) in CRS84: collections whose extent \
+             intersects it. West greater than east crosses the antimeridian. Empty: no filter.",
+        ),
+        string_param(
+            "theme",
+            "Collections with this theme (case ignored), e.g. parking. Empty: no filter.",
+        ),
+        f_param(true),
+    ]
+}
+
 /// Builds the document for the collections being served.
 pub fn document(collections: &[std::sync::Arc<Snapshot>], base: &str, limits: Limits) -> Json {
     let ids: Vec<&str> = collections.iter().map(|s| s.entry.id.as_str()).collect();
@@ -402,7 +435,7 @@ pub fn document(collections: &[std::sync::Arc<Snapshot>], base: &str, limits: Li
                 "Collections",
                 JSON,
                 "collections",
-                vec![f_param(true)],
+                collection_search_params(),
             ))),
         )
         .path(
@@ -666,6 +699,8 @@ fn schemas() -> Json {
             "required": ["links", "collections"],
             "properties": {
                 "links": links,
+                "numberMatched": {"type": "integer", "minimum": 0},
+                "numberReturned": {"type": "integer", "minimum": 0},
                 "collections": {
                     "type": "array",
                     "items": {"$ref": "#/components/schemas/collection"},
