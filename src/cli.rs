@@ -185,6 +185,9 @@ pub struct ServeArgs {
     /// How often the scheduler looks for sources that are due, in seconds.
     #[arg(long, env = "HAMN_SCHEDULE_SECONDS", default_value_t = 5)]
     pub schedule_seconds: u64,
+    /// The DCAT-AP-SE catalog at /datasets/dcat.
+    #[command(flatten)]
+    pub dcat: crate::config::DcatArgs,
 }
 
 #[derive(Debug, clap::Args)]
@@ -454,6 +457,16 @@ async fn serve(
 ) -> anyhow::Result<()> {
     let origin =
         crate::api::origin::Origin::new(args.public_url.as_deref(), &args.trusted_proxies)?;
+    let dcat =
+        crate::api::dcat::CatalogSettings::new(args.dcat.clone().or(config.file.dcat.clone()))
+            .map_err(|e| anyhow::anyhow!("DCAT catalog settings: {e}"))?;
+    let missing = dcat.missing();
+    if !missing.is_empty() {
+        tracing::warn!(
+            missing = %missing.join(", "),
+            "the DCAT-AP-SE catalog at /datasets/dcat is incomplete (its description says so): dataportal.se needs these settings"
+        );
+    }
     let store: Arc<dyn crate::store::Store> = Arc::from(config.open_store().await?);
     let embedded = matches!(config.store, StoreConfig::Embedded { .. });
     // Demo data only when asked for (scripts/run.sh asks): a production store, embedded or
@@ -564,6 +577,7 @@ async fn serve(
             .then(|| std::time::Duration::from_secs(args.ready_max_refresh_age)),
         admin,
         read_keys,
+        dcat: Arc::new(dcat),
     });
     // The access log follows HAMN_LOG like every other line (target `access`, level info).
     let access_log = if args.access_log && tracing::enabled!(target: "access", tracing::Level::INFO)

@@ -21,7 +21,7 @@ pub enum LogFormat {
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct GlobalArgs {
     /// TOML configuration file (keys: database_url, data_dir, bind, demo_data, allow_gdal_paths,
-    /// allow_any_gdal_driver).
+    /// allow_any_gdal_driver, and a [dcat] table).
     #[arg(long, global = true, env = "HAMN_CONFIG")]
     pub config: Option<PathBuf>,
     /// PostgreSQL/PostGIS URL (postgres://user:pass@host/db). Without it, hamn uses the embedded store.
@@ -58,6 +58,72 @@ pub struct FileConfig {
     pub demo_data: Option<PathBuf>,
     pub allow_gdal_paths: Option<bool>,
     pub allow_any_gdal_driver: Option<bool>,
+    /// The DCAT-AP-SE catalog at /datasets/dcat (a `[dcat]` table; see `DcatArgs`).
+    pub dcat: Option<DcatArgs>,
+}
+
+/// Settings of the DCAT-AP-SE catalog at `/datasets/dcat` (see `api::dcat`), as `hamn serve`
+/// flags, `HAMN_DCAT_*` variables or keys of the TOML file's `[dcat]` table (without the
+/// `dcat-` prefix, `_` for `-`). Checked at start-up by `api::dcat::CatalogSettings::new`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, clap::Args, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DcatArgs {
+    /// Catalog title, in the catalog's language (Swedish by default) [default: "Öppna geodata
+    /// från <publisher>"].
+    #[arg(long = "dcat-title", env = "HAMN_DCAT_TITLE")]
+    pub title: Option<String>,
+    /// Catalog title in English (optional translation).
+    #[arg(long = "dcat-title-en", env = "HAMN_DCAT_TITLE_EN")]
+    pub title_en: Option<String>,
+    /// Catalog description, in the catalog's language.
+    #[arg(long = "dcat-description", env = "HAMN_DCAT_DESCRIPTION")]
+    pub description: Option<String>,
+    /// Catalog description in English (optional translation).
+    #[arg(long = "dcat-description-en", env = "HAMN_DCAT_DESCRIPTION_EN")]
+    pub description_en: Option<String>,
+    /// Who publishes the catalog, e.g. "Härryda kommun" (mandatory in DCAT-AP-SE).
+    #[arg(long = "dcat-publisher", env = "HAMN_DCAT_PUBLISHER")]
+    pub publisher: Option<String>,
+    /// The publisher's organisationsnummer (10 digits, e.g. 2120001439): its URI becomes
+    /// http://dataportal.se/organisation/SE<orgnr>, as dataportal.se expects.
+    #[arg(long = "dcat-publisher-orgnr", env = "HAMN_DCAT_PUBLISHER_ORGNR")]
+    pub publisher_orgnr: Option<String>,
+    /// ADMS publisher type URI [default: http://purl.org/adms/publishertype/LocalAuthority].
+    #[arg(long = "dcat-publisher-type", env = "HAMN_DCAT_PUBLISHER_TYPE")]
+    pub publisher_type: Option<String>,
+    /// Contact point name (a vcard:Organization) [default: the publisher].
+    #[arg(long = "dcat-contact-name", env = "HAMN_DCAT_CONTACT_NAME")]
+    pub contact_name: Option<String>,
+    /// Contact point e-mail, e.g. geodata@harryda.se.
+    #[arg(long = "dcat-contact-email", env = "HAMN_DCAT_CONTACT_EMAIL")]
+    pub contact_email: Option<String>,
+    /// Licence of the catalog (its metadata): a URI or an SPDX id [default: CC0,
+    /// http://creativecommons.org/publicdomain/zero/1.0/].
+    #[arg(long = "dcat-licence", env = "HAMN_DCAT_LICENCE")]
+    pub licence: Option<String>,
+    /// Language of the catalog's and the collections' texts: sv, en, fi, nb, da or de
+    /// [default: sv].
+    #[arg(long = "dcat-language", env = "HAMN_DCAT_LANGUAGE")]
+    pub language: Option<String>,
+}
+
+impl DcatArgs {
+    /// Each setting from `self` (flags, environment) where given, else from `file`.
+    pub fn or(self, file: DcatArgs) -> DcatArgs {
+        DcatArgs {
+            title: self.title.or(file.title),
+            title_en: self.title_en.or(file.title_en),
+            description: self.description.or(file.description),
+            description_en: self.description_en.or(file.description_en),
+            publisher: self.publisher.or(file.publisher),
+            publisher_orgnr: self.publisher_orgnr.or(file.publisher_orgnr),
+            publisher_type: self.publisher_type.or(file.publisher_type),
+            contact_name: self.contact_name.or(file.contact_name),
+            contact_email: self.contact_email.or(file.contact_email),
+            licence: self.licence.or(file.licence),
+            language: self.language.or(file.language),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -95,6 +161,7 @@ pub struct Config {
 pub struct FileConfigValues {
     pub bind: Option<String>,
     pub demo_data: Option<PathBuf>,
+    pub dcat: DcatArgs,
 }
 
 impl Config {
@@ -131,6 +198,7 @@ impl Config {
             file: FileConfigValues {
                 bind: file.bind,
                 demo_data: file.demo_data,
+                dcat: file.dcat.unwrap_or_default(),
             },
         })
     }
@@ -197,6 +265,35 @@ mod tests {
                 dir: "hamn-data".into()
             }
         );
+    }
+
+    #[test]
+    fn dcat_settings_from_flags_over_the_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("hamn.toml");
+        std::fs::write(
+            &file,
+            "[dcat]\npublisher = \"Från filen\"\ncontact_email = \"a@b.se\"\n",
+        )
+        .expect("write");
+        let c = Config::resolve(&GlobalArgs {
+            config: Some(file.clone()),
+            ..Default::default()
+        })
+        .expect("config");
+        let flags = DcatArgs {
+            publisher: Some("Från flaggan".into()),
+            ..Default::default()
+        };
+        let merged = flags.or(c.file.dcat.clone());
+        assert_eq!(merged.publisher.as_deref(), Some("Från flaggan"));
+        assert_eq!(merged.contact_email.as_deref(), Some("a@b.se"));
+        std::fs::write(&file, "[dcat]\npublsher = \"typo\"\n").expect("write");
+        assert!(Config::resolve(&GlobalArgs {
+            config: Some(file),
+            ..Default::default()
+        })
+        .is_err());
     }
 
     #[test]

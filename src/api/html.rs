@@ -64,6 +64,11 @@ pub fn landing(base: &str, map: Markup) -> HttpResponse {
                 }
                 li { a href={ (base) "/conformance" } { "Conformance classes" } }
                 li {
+                    a href={ (base) "/datasets/dcat" } { "DCAT-AP-SE catalog" }
+                    " (RDF/XML, for dataportal.se; also "
+                    a href={ (base) "/datasets/dcat?f=ttl" } { "Turtle" } ")"
+                }
+                li {
                     a href={ (base) "/tiles/WebMercatorQuad/tilejson.json" } { "TileJSON of all collections" }
                     " (for MapLibre, QGIS)"
                 }

@@ -6,6 +6,7 @@ pub mod access_log;
 pub mod admin;
 mod admin_html;
 mod collections;
+pub mod dcat;
 pub mod heavy;
 mod html;
 mod items;
@@ -67,6 +68,8 @@ pub struct AppState {
     pub admin: Option<admin::Admin>,
     /// API keys for the read API (see `keys`); None or mode off: open.
     pub read_keys: Option<Arc<keys::ReadKeys>>,
+    /// The settings of the DCAT-AP-SE catalog at `/datasets/dcat` (see `dcat`).
+    pub dcat: Arc<dcat::CatalogSettings>,
 }
 
 /// Every error a handler can return, with its status. The body is always
@@ -283,6 +286,7 @@ async fn landing(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRes
                 {"href": format!("{base}/tiles"), "rel": "http://www.opengis.net/def/rel/ogc/1.0/tilesets-vector", "type": JSON, "title": "Vector tiles of all collections"},
                 {"href": format!("{base}/tileMatrixSets"), "rel": "http://www.opengis.net/def/rel/ogc/1.0/tiling-schemes", "type": JSON, "title": "Tile matrix sets"},
                 {"href": format!("{base}/health"), "rel": "status", "type": JSON, "title": "Health"},
+                {"href": format!("{base}{}", dcat::PATH), "rel": "describedby", "type": "application/rdf+xml", "title": "DCAT-AP-SE catalog of the collections (for dataportal.se)"},
             ]
         }),
         JSON,
@@ -448,6 +452,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(resource("/api", openapi::api))
     .service(resource("/api.html", openapi::api_html))
     .service(resource("/health", health))
+    .service(resource(dcat::PATH, dcat::catalog))
     .service(resource("/ready", ready))
     .service(resource("/metrics", metrics::metrics))
     .service(resource("/collections", collections::list))

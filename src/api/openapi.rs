@@ -246,6 +246,56 @@ fn with_unavailable(item: PathItem) -> PathItem {
     })
 }
 
+/// `/datasets/dcat`: the catalog in four RDF serialisations, RDF/XML by default.
+fn dcat_catalog() -> PathItem {
+    let text = || {
+        ContentBuilder::new()
+            .schema(ObjectBuilder::new().schema_type(SchemaType::String))
+            .build()
+    };
+    let ok = ResponseBuilder::new()
+        .description(
+            "The collections as a DCAT-AP-SE catalog (a dcat:Catalog, a dcat:Dataset per \
+             collection, a dcat:DataService for this API), the document dataportal.se harvests",
+        )
+        .content("application/rdf+xml", text())
+        .content("text/turtle", text())
+        .content(
+            "application/ld+json",
+            ContentBuilder::new()
+                .schema(ObjectBuilder::new().schema_type(SchemaType::Value))
+                .build(),
+        )
+        .content("application/n-triples", text());
+    let f = ParameterBuilder::new()
+        .name("f")
+        .parameter_in(ParameterIn::Query)
+        .required(Required::False)
+        .description(Some(
+            "Serialisation: rdf (RDF/XML, the default), ttl (Turtle), jsonld (JSON-LD) or nt \
+             (N-Triples); without it, Accept chooses",
+        ))
+        .schema(Some(
+            ObjectBuilder::new()
+                .schema_type(SchemaType::String)
+                .enum_values(Some(["rdf", "ttl", "jsonld", "nt"])),
+        ));
+    let op = OperationBuilder::new()
+        .operation_id(Some("getDcatCatalog"))
+        .summary(Some(
+            "DCAT-AP-SE catalog of the collections (for dataportal.se)",
+        ))
+        .parameter(f)
+        .response("200", ok)
+        .response("400", error("Bad request (JSON {code, description})"))
+        .response("406", error("Not acceptable"));
+    with_etag(
+        PathItemBuilder::new()
+            .operation(PathItemType::Get, op)
+            .build(),
+    )
+}
+
 fn tms_param() -> ParameterBuilder {
     let ids: Vec<&str> = crate::tiles::tms::Tms::ALL.iter().map(|t| t.id()).collect();
     ParameterBuilder::new()
@@ -428,6 +478,7 @@ pub fn document(collections: &[std::sync::Arc<Snapshot>], base: &str, limits: Li
                 vec![f_param(false)],
             ),
         )
+        .path(super::dcat::PATH, dcat_catalog())
         .path(
             "/collections",
             with_etag(with_html(get(
