@@ -369,6 +369,9 @@ pub fn publisher_type_of(name: &str) -> Option<String> {
 struct Builder {
     triples: Vec<Triple>,
     lang: &'static str,
+    /// Objects of `dcterms:conformsTo`, typed `dcterms:Standard` at the end (DCAT-AP-SE's
+    /// forms pick conformsTo values by that type).
+    standards: std::collections::BTreeSet<String>,
 }
 
 impl Builder {
@@ -401,6 +404,12 @@ impl Builder {
     fn link(&mut self, s: &NamedNode, p: NamedNode, iri: &str) -> Result<(), String> {
         let o = Self::iri(iri)?;
         self.add(s, p, o);
+        Ok(())
+    }
+
+    fn conforms(&mut self, s: &NamedNode, standard: &str) -> Result<(), String> {
+        self.link(s, term(ns::DCT, "conformsTo"), standard)?;
+        self.standards.insert(standard.to_string());
         Ok(())
     }
 
@@ -437,6 +446,7 @@ pub fn graph(
     let mut g = Builder {
         triples: Vec::new(),
         lang: settings.language.0,
+        standards: Default::default(),
     };
     let doc = format!("{base}{PATH}");
     let catalog = Builder::iri(&format!("{doc}#catalog"))?;
@@ -539,7 +549,7 @@ pub fn graph(
         Literal::new_simple_literal(super::GEOJSON),
     );
     for c in CONFORMANCE {
-        g.link(&service, dct("conformsTo"), c)?;
+        g.conforms(&service, c)?;
     }
     g.link(&service, dct("license"), &settings.licence)?;
     if let Some((_, p)) = &publisher {
@@ -592,6 +602,12 @@ pub fn graph(
             (None, Some((_, p))) => g.add(&dataset, dct("publisher"), p.clone()),
             (None, None) => {}
         }
+    }
+    let api_doc = Builder::iri(&openapi)?;
+    g.local(&api_doc, dct("title"), "API-beskrivning (OpenAPI 3.0)");
+    for standard in std::mem::take(&mut g.standards) {
+        let s = Builder::iri(&standard)?;
+        g.a(&s, dct("Standard"));
     }
     Ok(grouped(g.triples))
 }
@@ -655,7 +671,7 @@ fn dataset(
     }
     for c in &meta.conforms_to {
         if http_uri(c) {
-            g.link(&d, dct("conformsTo"), c)?;
+            g.conforms(&d, c)?;
         }
     }
     g.typed(&d, dct("issued"), datetime(&entry.created), xsd("dateTime"));
@@ -721,7 +737,7 @@ fn dataset(
         g.link(&dist, dcat("accessURL"), &access)?;
         g.add(&dist, dct("format"), Literal::new_simple_literal(format));
         g.add(&dist, dcat("accessService"), service.clone());
-        g.link(&dist, dct("conformsTo"), openapi)?;
+        g.conforms(&dist, openapi)?;
         if let Some(l) = &licence {
             g.link(&dist, dct("license"), l)?;
         }
