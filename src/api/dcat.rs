@@ -839,7 +839,8 @@ pub async fn catalog(
         .map(|s| format!("{}.{}", s.entry.id, s.version()))
         .collect::<Vec<_>>()
         .join(",");
-    let tag = super::collections::fxhash(&format!("{base}|{media}|{versions}"));
+    // The settings too: a restart with another publisher must not leave caches stale.
+    let tag = super::collections::fxhash(&format!("{base}|{media}|{versions}|{:?}", state.dcat));
     let (etag, fresh) = etag_check(&req, &format!("d{tag:x}"));
     if fresh {
         return Ok(not_modified(&etag));
