@@ -774,13 +774,8 @@ fn choose(req: &HttpRequest, f: Option<&str>) -> Result<(&'static str, RdfFormat
                 ))
             });
     }
-    let accept = req
-        .headers()
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("*/*");
-    for part in accept.split(',') {
-        let media = part.split(';').next().unwrap_or("").trim();
+    let accept = super::accept_header(req);
+    for media in super::media_types(accept) {
         let index = match media {
             ""
             | "*/*"

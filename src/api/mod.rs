@@ -216,13 +216,8 @@ pub fn negotiate(req: &HttpRequest, f: Option<&str>) -> Result<Format, ApiError>
             ))),
         };
     }
-    let accept = req
-        .headers()
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("*/*");
-    for part in accept.split(',') {
-        let media = part.split(';').next().unwrap_or("").trim();
+    let accept = accept_header(req);
+    for media in media_types(accept) {
         match media {
             "text/html" | "application/xhtml+xml" => return Ok(Format::Html),
             ""
@@ -239,6 +234,22 @@ pub fn negotiate(req: &HttpRequest, f: Option<&str>) -> Result<Format, ApiError>
         "cannot answer Accept: {}; this server offers application/json, application/geo+json and text/html",
         quote(accept)
     )))
+}
+
+/// The request's `Accept` header (`*/*` when it has none or it is not text).
+pub fn accept_header(req: &HttpRequest) -> &str {
+    req.headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("*/*")
+}
+
+/// The media types an `Accept` header lists, in its order, without parameters (q-values are
+/// not weighed: clients list what they prefer first).
+pub fn media_types(accept: &str) -> impl Iterator<Item = &str> {
+    accept
+        .split(',')
+        .map(|part| part.split(';').next().unwrap_or("").trim())
 }
 
 /// An ETag from the parts that make the response what it is; answers 304 when it matches.
