@@ -266,6 +266,71 @@ pub enum CollectionsAction {
     Show { id: CollectionId },
     /// Delete a collection and its data.
     Delete { id: CollectionId },
+    /// Change a collection's metadata (title, description, keywords, theme, publisher,
+    /// licence, conformsTo); the features stay as they are, the version changes.
+    Edit(Box<EditArgs>),
+}
+
+/// What `collections edit` changes: only the options given; an empty value clears a field.
+#[derive(Debug, clap::Args)]
+pub struct EditArgs {
+    pub id: CollectionId,
+    #[arg(long)]
+    pub title: Option<String>,
+    #[arg(long)]
+    pub description: Option<String>,
+    /// Comma-separated keywords (replace the old ones; "" clears them).
+    #[arg(long)]
+    pub keywords: Option<String>,
+    #[arg(long)]
+    pub theme: Option<String>,
+    #[arg(long)]
+    pub publisher: Option<String>,
+    #[arg(long)]
+    pub licence: Option<String>,
+    /// Comma-separated URIs of standards the data conforms to ("" clears them).
+    #[arg(long)]
+    pub conforms_to: Option<String>,
+}
+
+impl EditArgs {
+    /// The metadata after the edit.
+    fn apply(
+        &self,
+        mut meta: crate::catalog::Description,
+    ) -> anyhow::Result<crate::catalog::Description> {
+        let text = |v: &Option<String>| v.as_ref().map(|s| s.trim().to_string());
+        let list = |v: &Option<String>| {
+            v.as_ref().map(|s| {
+                s.split(',')
+                    .map(|k| k.trim().to_string())
+                    .filter(|k| !k.is_empty())
+                    .collect::<Vec<_>>()
+            })
+        };
+        if let Some(t) = text(&self.title) {
+            if t.is_empty() {
+                anyhow::bail!("--title cannot be empty: a collection needs a title");
+            }
+            meta.title = t;
+        }
+        let optional = |v: &Option<String>, old: Option<String>| match text(v) {
+            Some(t) if t.is_empty() => None,
+            Some(t) => Some(t),
+            None => old,
+        };
+        meta.description = optional(&self.description, meta.description);
+        meta.theme = optional(&self.theme, meta.theme);
+        meta.publisher = optional(&self.publisher, meta.publisher);
+        meta.licence = optional(&self.licence, meta.licence);
+        if let Some(k) = list(&self.keywords) {
+            meta.keywords = k;
+        }
+        if let Some(c) = list(&self.conforms_to) {
+            meta.conforms_to = c;
+        }
+        Ok(meta)
+    }
 }
 
 impl IngestArgs {
@@ -394,6 +459,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 CollectionsAction::Delete { id } => {
                     store.delete(&id).await?;
                     println!("deleted {id}");
+                }
+                CollectionsAction::Edit(edit) => {
+                    let entry = store
+                        .get(&edit.id)
+                        .await?
+                        .ok_or_else(|| anyhow::anyhow!("collection '{}' not found", edit.id))?;
+                    let meta = edit.apply(entry.meta)?;
+                    let entry = store.set_description(&edit.id, meta).await?;
+                    println!("{}: metadata changed, version {}", entry.id, entry.version);
                 }
             }
         }

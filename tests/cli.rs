@@ -27,6 +27,8 @@ fn every_command_explains_itself() {
         vec!["ingest", "--help"],
         vec!["collections", "--help"],
         vec!["collections", "list", "--help"],
+        vec!["collections", "edit", "--help"],
+        vec!["tokens", "create", "--help"],
         vec!["migrate", "--help"],
     ] {
         let o = run(hamn_cmd().args(&args));
@@ -310,6 +312,42 @@ async fn collections_list_show_delete() {
         assert_eq!(shown["licence"], "CC0-1.0");
         assert_eq!(shown["keywords"], serde_json::json!(["bad", "strand"]));
         assert_eq!(shown["feature_count"], 9);
+        // Edit: only what is given changes; "" clears; the features stay.
+        let o = run(store.hamn().args([
+            "collections",
+            "edit",
+            "harryda-badplatser",
+            "--description",
+            "Nio kommunala badplatser.",
+            "--licence",
+            "",
+            "--conforms-to",
+            "https://dataportal.se/specifications/badplatser/1.0",
+        ]));
+        assert!(o.status.success(), "{}", stderr(&o));
+        let o = run(store
+            .hamn()
+            .args(["collections", "show", "harryda-badplatser"]));
+        let edited: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON");
+        assert_eq!(edited["title"], "Badplatser i Härryda");
+        assert_eq!(edited["description"], "Nio kommunala badplatser.");
+        assert_eq!(edited["licence"], serde_json::Value::Null);
+        assert_eq!(edited["keywords"], serde_json::json!(["bad", "strand"]));
+        assert_eq!(
+            edited["conforms_to"],
+            serde_json::json!(["https://dataportal.se/specifications/badplatser/1.0"])
+        );
+        assert_eq!(edited["feature_count"], 9);
+        assert!(edited["version"].as_i64() > shown["version"].as_i64());
+        let o =
+            run(store
+                .hamn()
+                .args(["collections", "edit", "harryda-badplatser", "--title", " "]));
+        assert!(!o.status.success() && stderr(&o).contains("title"));
+        let o = run(store
+            .hamn()
+            .args(["collections", "edit", "nowhere", "--title", "x"]));
+        assert!(!o.status.success() && stderr(&o).contains("not found"));
         let o = run(store
             .hamn()
             .args(["collections", "delete", "harryda-badplatser"]));
