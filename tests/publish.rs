@@ -451,19 +451,29 @@ async fn uploads_are_ingested_and_bad_ones_change_nothing() {
             tcp.write_all(&geojson(50, "half"))
                 .expect("part of the body");
         }
-        std::thread::sleep(Duration::from_millis(1000));
+        // The server notices the closed connection and drops what it spooled: waited for (up
+        // to 20 s, so a loaded machine does not fail the test), then no job may have come.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let left: Vec<_> = match &store.dir {
+                Some(dir) => std::fs::read_dir(dir.path().join("spool"))
+                    .expect("spool")
+                    .flatten()
+                    .map(|e| e.path())
+                    .collect(),
+                None => Vec::new(),
+            };
+            if left.is_empty() {
+                break;
+            }
+            assert!(Instant::now() < deadline, "left in the spool: {left:?}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        std::thread::sleep(Duration::from_millis(300));
         let after = get_auth(&format!("{base}/admin/jobs"), &admin).json["jobs"]
             .as_array()
             .map(Vec::len);
         assert_eq!(before, after, "{kind}: a broken-off upload made a job");
-        if let Some(dir) = &store.dir {
-            let left: Vec<_> = std::fs::read_dir(dir.path().join("spool"))
-                .expect("spool")
-                .flatten()
-                .map(|e| e.path())
-                .collect();
-            assert!(left.is_empty(), "left in the spool: {left:?}");
-        }
 
         // A broken file: the job fails with the reason, the served version stays.
         let mut broken = geojson(40, "b");
