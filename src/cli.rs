@@ -40,11 +40,24 @@ pub enum Command {
     },
     /// Apply pending database migrations (also done at start-up). Safe to run twice.
     Migrate,
+    /// The themes hamn ships (shared schemas for data from many publishers): list, or show one.
+    Themes {
+        #[command(subcommand)]
+        action: ThemesAction,
+    },
     /// Tokens for the admin API: create (printed once), list, revoke.
     Tokens {
         #[command(subcommand)]
         action: TokensAction,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ThemesAction {
+    /// One line per theme: id, version, title, conformsTo.
+    List,
+    /// A theme's attributes: name, type, required, code list, description.
+    Show { id: String },
 }
 
 /// What a new token may do: exactly one of these.
@@ -201,7 +214,8 @@ pub struct IngestArgs {
     #[arg(long)]
     pub layer: Option<String>,
     /// create: fail if the collection exists; replace: swap in the new data whole; append: add to it.
-    #[arg(long, value_enum, default_value = "create")]
+    /// (Not with --theme: a theme ingest always replaces the one source's part.)
+    #[arg(long, value_enum, default_value = "create", conflicts_with_all = ["theme", "mapping"])]
     pub mode: IngestMode,
     /// Ingest even when the file is unchanged (same SHA-256) since the last ingest.
     #[arg(long)]
@@ -237,9 +251,30 @@ pub struct IngestArgs {
     /// Licence, preferably an SPDX id such as CC0-1.0 or CC-BY-4.0.
     #[arg(long)]
     pub licence: Option<String>,
-    /// Theme, e.g. parking, noise, traffic, bathing.
+    /// A free category for search and the catalog, e.g. parking, noise, traffic, bathing.
+    #[arg(long)]
+    pub category: Option<String>,
+    /// Map the file into this theme's shared collection (`hamn themes` lists them), as the
+    /// part of the publisher given by --source-org; that publisher's earlier part is replaced
+    /// whole, other publishers' parts stay.
     #[arg(long)]
     pub theme: Option<String>,
+    /// With --theme: who published the file, as a municipality code (1281) or an
+    /// organisation number (212000-1124); stored as `source` on every feature.
+    #[arg(long)]
+    pub source_org: Option<String>,
+    /// With --theme: source columns to theme attributes, "namn=name,beskr=description"
+    /// (columns named as the theme's attributes need no mapping).
+    #[arg(long)]
+    pub map: Option<String>,
+    /// With --theme: a TOML file with theme, source, id_field, strict, [map] and [codes.<attribute>]
+    /// (the options given here override it).
+    #[arg(long)]
+    pub mapping: Option<PathBuf>,
+    /// With --theme: reject features that do not fit the theme (missing required value, value
+    /// not in the code list, wrong type) instead of keeping them with a warning.
+    #[arg(long)]
+    pub strict: bool,
     /// Comma-separated keywords.
     #[arg(long, value_delimiter = ',')]
     pub keywords: Vec<String>,
@@ -266,9 +301,16 @@ pub enum CollectionsAction {
     Show { id: CollectionId },
     /// Delete a collection and its data.
     Delete { id: CollectionId },
-    /// Change a collection's metadata (title, description, keywords, theme, publisher,
+    /// Change a collection's metadata (title, description, keywords, category, publisher,
     /// licence, conformsTo); the features stay as they are, the version changes.
     Edit(Box<EditArgs>),
+    /// Remove one publisher's features from a theme collection; the others stay.
+    RemoveSource {
+        id: CollectionId,
+        /// The municipality code or organisation number the features were ingested with.
+        #[arg(long)]
+        source_org: String,
+    },
 }
 
 /// What `collections edit` changes: only the options given; an empty value clears a field.
@@ -282,8 +324,9 @@ pub struct EditArgs {
     /// Comma-separated keywords (replace the old ones; "" clears them).
     #[arg(long)]
     pub keywords: Option<String>,
+    /// A free category, e.g. parking.
     #[arg(long)]
-    pub theme: Option<String>,
+    pub category: Option<String>,
     #[arg(long)]
     pub publisher: Option<String>,
     #[arg(long)]
@@ -320,7 +363,7 @@ impl EditArgs {
             None => old,
         };
         meta.description = optional(&self.description, meta.description);
-        meta.theme = optional(&self.theme, meta.theme);
+        meta.theme = optional(&self.category, meta.theme);
         meta.publisher = optional(&self.publisher, meta.publisher);
         meta.licence = optional(&self.licence, meta.licence);
         if let Some(k) = list(&self.keywords) {
@@ -334,8 +377,47 @@ impl EditArgs {
 }
 
 impl IngestArgs {
-    fn options(&self, config: &Config) -> IngestOptions {
-        IngestOptions {
+    /// The theme ingest the options ask for, if any: the mapping file first, then the flags.
+    fn theme(&self) -> anyhow::Result<Option<ingest::ThemeIngest>> {
+        let mut mapping = match &self.mapping {
+            Some(path) => crate::theme::Mapping::from_file(path).map_err(anyhow::Error::msg)?,
+            None => crate::theme::Mapping::default(),
+        };
+        let theme_id = self.theme.clone().or_else(|| mapping.theme.clone());
+        let Some(theme_id) = theme_id else {
+            if self.source_org.is_some() || self.map.is_some() || self.strict {
+                anyhow::bail!("--source-org, --map and --strict go with --theme (or a --mapping file naming a theme)");
+            }
+            return Ok(None);
+        };
+        let theme = crate::theme::find(&theme_id).map_err(anyhow::Error::msg)?;
+        let source = self
+            .source_org
+            .clone()
+            .or_else(|| mapping.source.clone())
+            .ok_or_else(|| anyhow::anyhow!("--theme {theme_id}: say whose data it is with --source-org (a municipality code such as 1281, or an organisation number)"))?
+            .parse()
+            .map_err(anyhow::Error::msg)?;
+        if let Some(pairs) = &self.map {
+            for (from, to) in
+                crate::theme::Mapping::parse_pairs(pairs).map_err(anyhow::Error::msg)?
+            {
+                mapping.map.insert(from, to);
+            }
+        }
+        if self.id_field.is_some() {
+            mapping.id_field = self.id_field.clone();
+        }
+        mapping.strict |= self.strict;
+        Ok(Some(ingest::ThemeIngest {
+            theme,
+            source,
+            mapping,
+        }))
+    }
+
+    fn options(&self, config: &Config) -> anyhow::Result<IngestOptions> {
+        Ok(IngestOptions {
             input: self.file.clone(),
             collection: self.collection.clone(),
             layer: self.layer.clone(),
@@ -359,7 +441,7 @@ impl IngestArgs {
                     .map(|k| k.trim().to_string())
                     .filter(|k| !k.is_empty())
                     .collect(),
-                theme: self.theme.clone(),
+                theme: self.category.clone(),
                 publisher: self.publisher.clone(),
                 licence: self.licence.clone(),
                 conforms_to: self.conforms_to.clone(),
@@ -369,7 +451,8 @@ impl IngestArgs {
             allow_any_gdal_driver: config.allow_any_gdal_driver,
             progress: !self.quiet && std::io::stderr().is_terminal(),
             watch: None,
-        }
+            theme: self.theme()?,
+        })
     }
 }
 
@@ -433,11 +516,56 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         },
         Command::Ingest(args) => {
             let store = config.open_store().await?;
-            let reports = ingest::ingest(store.as_ref(), &args.options(&config)).await?;
+            let options = args.options(&config)?;
+            let reports = ingest::ingest(store.as_ref(), &options).await?;
             for r in reports {
                 print!("{r}");
             }
         }
+        Command::Themes { action } => match action {
+            ThemesAction::List => {
+                for t in crate::theme::themes().values() {
+                    println!(
+                        "{}\t{}\t{} ({})\t{}",
+                        t.id, t.version, t.title, t.title_en, t.conforms_to
+                    );
+                }
+            }
+            ThemesAction::Show { id } => {
+                let t = crate::theme::find(&id).map_err(anyhow::Error::msg)?;
+                println!(
+                    "{} — {} ({}), version {}",
+                    t.id, t.title, t.title_en, t.version
+                );
+                println!(
+                    "conformsTo: {}\nspecification: {}",
+                    t.conforms_to, t.specification
+                );
+                if let (Some(lat), Some(lon)) = (&t.latitude, &t.longitude) {
+                    println!(
+                        "geometry: {:?} (CSV columns {lat}, {lon}, WGS 84)",
+                        t.geometry
+                    );
+                } else {
+                    println!("geometry: {:?}", t.geometry);
+                }
+                for a in &t.attributes {
+                    println!(
+                        "  {}\t{:?}{}{}\t{}{}",
+                        a.name,
+                        a.kind,
+                        a.format.map(|f| format!(" ({f:?})")).unwrap_or_default(),
+                        if a.required { ", required" } else { "" },
+                        a.description,
+                        if a.codes.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" [codes: {}]", a.codes.join(", "))
+                        }
+                    );
+                }
+            }
+        },
         Command::Collections { action } => {
             let store = config.open_store().await?;
             match action {
@@ -459,6 +587,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 CollectionsAction::Delete { id } => {
                     store.delete(&id).await?;
                     println!("deleted {id}");
+                }
+                CollectionsAction::RemoveSource { id, source_org } => {
+                    let org: crate::theme::SourceOrg =
+                        source_org.parse().map_err(anyhow::Error::msg)?;
+                    let (entry, removed) = ingest::remove_source(store.as_ref(), &id, &org).await?;
+                    println!(
+                        "{}: removed {removed} features of source {org}, version {} ({} features in the collection)",
+                        entry.id, entry.version, entry.feature_count
+                    );
                 }
                 CollectionsAction::Edit(edit) => {
                     let entry = store

@@ -13,6 +13,47 @@ use crate::store::{IngestMode, Store};
 #[serde(deny_unknown_fields)]
 pub struct Manifest {
     pub collection: Vec<DemoCollection>,
+    /// Parts of theme collections, ingested after the collections, in order.
+    #[serde(default)]
+    pub theme: Vec<DemoThemePart>,
+}
+
+/// One `[[theme]]` of the manifest: a file mapped into a theme collection as one publisher's
+/// part, as `hamn ingest FILE --theme … --source-org … --map …` does.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DemoThemePart {
+    pub theme: String,
+    pub file: PathBuf,
+    pub source: String,
+    pub id_field: Option<String>,
+    #[serde(default)]
+    pub map: std::collections::BTreeMap<String, String>,
+    pub publisher: Option<String>,
+    pub licence: Option<String>,
+}
+
+impl DemoThemePart {
+    pub fn ingest_options(&self, dir: &Path) -> Result<IngestOptions, String> {
+        let theme = crate::theme::find(&self.theme)?;
+        Ok(IngestOptions {
+            theme: Some(ingest::ThemeIngest {
+                theme,
+                source: self.source.parse()?,
+                mapping: crate::theme::Mapping {
+                    id_field: self.id_field.clone(),
+                    map: self.map.clone(),
+                    ..Default::default()
+                },
+            }),
+            meta: MetaOptions {
+                publisher: self.publisher.clone(),
+                licence: self.licence.clone(),
+                ..Default::default()
+            },
+            ..IngestOptions::new(dir.join(&self.file).display().to_string())
+        })
+    }
 }
 
 /// One `[[collection]]` of the manifest.
@@ -25,7 +66,7 @@ pub struct DemoCollection {
     pub description: Option<String>,
     pub publisher: Option<String>,
     pub licence: Option<String>,
-    pub theme: Option<String>,
+    pub category: Option<String>,
     #[serde(default)]
     pub keywords: Vec<String>,
     pub layer: Option<String>,
@@ -86,7 +127,7 @@ impl DemoCollection {
                 title: Some(self.title.clone()),
                 description: self.description.clone(),
                 keywords: self.keywords.clone(),
-                theme: self.theme.clone(),
+                theme: self.category.clone(),
                 publisher: self.publisher.clone(),
                 licence: self.licence.clone(),
                 conforms_to: Vec::new(),
@@ -110,6 +151,23 @@ pub async fn load(store: &dyn Store, dir: &Path) -> Result<Vec<IngestReport>, De
                 reports.extend(r);
             }
             Err(e) => tracing::error!(collection = %c.id, error = %e, "demo data not loaded"),
+        }
+    }
+    for part in &manifest.theme {
+        let result = match part.ingest_options(dir) {
+            Ok(o) => ingest::ingest(store, &o).await.map_err(|e| e.to_string()),
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(r) => {
+                for report in &r {
+                    tracing::info!(collection = %report.collection, source = %part.source, features = report.feature_count, "demo theme part loaded");
+                }
+                reports.extend(r);
+            }
+            Err(e) => {
+                tracing::error!(theme = %part.theme, source = %part.source, error = %e, "demo theme part not loaded")
+            }
         }
     }
     Ok(reports)

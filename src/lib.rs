@@ -4,7 +4,7 @@
 //! Modules, one concept each: `catalog` (what a collection is), `ingest` (files → rows),
 //! `store` (where rows live, atomically), `collation` (the order of text), `engine` (in-memory snapshots that answer
 //! queries), `api` (HTTP), `config` and `cli` (how it is run),
-//! `demo` (the bundled demo data).
+//! `demo` (the bundled demo data), `theme` (shared schemas that many publishers' files map into).
 
 pub mod api;
 pub mod auth;
@@ -20,4 +20,5 @@ pub mod ingest;
 pub mod publish;
 pub mod search;
 pub mod store;
+pub mod theme;
 pub mod tiles;

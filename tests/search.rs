@@ -38,7 +38,7 @@ fn search_collections() {
 
     // No search: every collection, no counts.
     let (all, doc) = search(base, "");
-    assert_eq!(all.len(), 8, "{all:?}");
+    assert_eq!(all.len(), 9, "{all:?}");
     assert!(doc.get("numberMatched").is_none());
     // Empty values (an HTML form's empty fields) are no filter either.
     let (same, _) = search(base, "q=&bbox=&theme=");
@@ -62,10 +62,15 @@ fn search_collections() {
 
     // Stemming: badplats finds Badplatser; the title hit ranks above the keyword hit.
     let (found, _) = search(base, "q=badplats");
-    assert_eq!(found, ["harryda-badplatser", "hav-bathing-waters"]);
+    assert_eq!(
+        found,
+        ["badplatser", "harryda-badplatser", "hav-bathing-waters"]
+    );
     assert_eq!(search(base, "q=Badplatserna").0, found);
-    // …but a prefix is not a word: bad finds nothing.
-    assert_eq!(search(base, "q=bad").0, Vec::<String>::new());
+    // …but a prefix is not a word: badpl finds nothing, and bad only the theme collection
+    // that has it as a keyword.
+    assert_eq!(search(base, "q=badpl").0, Vec::<String>::new());
+    assert_eq!(search(base, "q=bad").0, ["badplatser"]);
 
     // parkeringar finds the compound miljöparkering.
     let (found, _) = search(base, "q=parkeringar");
@@ -87,13 +92,14 @@ fn search_collections() {
     assert_eq!(
         sorted(found),
         [
+            "badplatser",
             "hav-bathing-waters",
             "malmo-miljoparkering",
             "noise-malmo-lund-synthetic",
             "traffic-counts-malmo-lund-synthetic"
         ]
     );
-    assert_eq!(doc["numberMatched"], 4);
+    assert_eq!(doc["numberMatched"], 5);
     // A box across the antimeridian is two boxes: this one reaches east only to 11°E, so
     // Viborg (9.4°E) is in and Gävleborg (17°E) out.
     let (found, _) = search(base, "bbox=170,54,11,60");
@@ -169,7 +175,7 @@ fn html_search_form() {
     assert!(landing.contains(r#"name="q""#));
 
     let html = page(&format!("{}/collections?f=html&q=badplats&theme=", s.base));
-    assert!(html.contains("2 of 8 collections match"), "{html}");
+    assert!(html.contains("3 of 9 collections match"), "{html}");
     assert!(html.contains("Badplatser (bathing sites), Härryda kommun"));
     assert!(!html.contains("Miljöparkering (street-cleaning"));
     assert!(html.contains(r#"value="badplats""#));

@@ -14,10 +14,12 @@ fn first_start_serves_the_demo_data() {
     let (status, doc) = get(&format!("{}/collections", server.base));
     assert_eq!(status, 200);
     let collections = doc["collections"].as_array().expect("collections");
+    let themes: std::collections::BTreeSet<&str> =
+        manifest.theme.iter().map(|t| t.theme.as_str()).collect();
     assert_eq!(
         collections.len(),
-        manifest.collection.len(),
-        "every demo collection loads"
+        manifest.collection.len() + themes.len(),
+        "every demo collection and theme collection loads"
     );
     let count = |id: &str| {
         collections
@@ -28,6 +30,8 @@ fn first_start_serves_the_demo_data() {
     };
     assert_eq!(count("malmo-miljoparkering"), Some(2261));
     assert_eq!(count("copenhagen-osm-parking"), Some(597));
+    // The theme collection: Härryda's 9 sites and HaV's 2,684 bathing waters in one schema.
+    assert_eq!(count("badplatser"), Some(2693));
     for c in collections {
         assert!(c["title"].as_str().is_some_and(|t| !t.is_empty()));
         assert!(
@@ -218,7 +222,7 @@ fn ready_and_metrics_tell_the_truth() {
     assert!(ready["lastRefreshAgeSeconds"]
         .as_u64()
         .is_some_and(|a| a < 60));
-    assert_eq!(ready["collections"], 8);
+    assert_eq!(ready["collections"], 9);
 
     for _ in 0..3 {
         fetch(&format!(

@@ -286,12 +286,33 @@ async fn schema_document(
             json!({"format": "geometry-any", "$ref": "https://geojson.org/schema/Geometry.json"}),
         );
     }
+    // A theme collection's attributes carry the theme's descriptions, code lists and formats.
+    let theme = crate::theme::by_conformance(&s.entry.meta.conforms_to);
     for a in &s.entry.attributes {
         if kind == SchemaKind::Sortables && !super::items::sortable(a.kind) {
             continue;
         }
         let mut schema = schema_of(a.kind);
         schema["title"] = Json::String(a.name.clone());
+        if let Some(t) = theme.and_then(|t| t.attribute(&a.name)) {
+            if t.kind.attr_type() == a.kind {
+                if !t.description.is_empty() {
+                    schema["description"] = Json::String(t.description.clone());
+                }
+                if !t.codes.is_empty() {
+                    schema["enum"] = json!(t.codes);
+                }
+                if let Some(f) = t.format.and_then(crate::theme::Format::json_schema) {
+                    schema["format"] = Json::String(f.into());
+                }
+            }
+        } else if theme.is_some() && a.name == crate::theme::SOURCE {
+            schema["description"] = Json::String(
+                "The publisher: a municipality code (four digits) or an organisation number".into(),
+            );
+        } else if theme.is_some() && a.name == crate::theme::SOURCE_ID {
+            schema["description"] = Json::String("The publisher's own id of the feature".into());
+        }
         props.insert(a.name.clone(), schema);
     }
     let name = match kind {

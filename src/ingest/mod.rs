@@ -104,6 +104,16 @@ pub struct IngestOptions {
     pub progress: bool,
     /// For a caller that watches and may stop the ingest (the admin API's jobs).
     pub watch: Option<IngestWatch>,
+    /// Map the file into a theme collection as one publisher's part of it.
+    pub theme: Option<ThemeIngest>,
+}
+
+/// A theme ingest: which theme, whose part, and how the publisher's columns map.
+#[derive(Debug, Clone)]
+pub struct ThemeIngest {
+    pub theme: &'static crate::theme::Theme,
+    pub source: crate::theme::SourceOrg,
+    pub mapping: crate::theme::Mapping,
 }
 
 /// Shared with whoever runs an ingest in the background: features written so far, the
@@ -139,6 +149,7 @@ impl IngestOptions {
             allow_any_gdal_driver: false,
             progress: false,
             watch: None,
+            theme: None,
         }
     }
 }
@@ -173,6 +184,8 @@ pub struct IngestReport {
     pub feature_count: u64,
     pub repaired: Vec<(u64, String)>,
     pub rejected: Vec<(u64, String)>,
+    /// Kept, although they do not fit the theme (a theme ingest without --strict).
+    pub unfit: Vec<(u64, String)>,
     pub warnings: Vec<String>,
     pub seconds: f64,
 }
@@ -188,20 +201,29 @@ impl fmt::Display for IngestReport {
         }
         writeln!(
             f,
-            "{}: version {} — read {}, stored {}, repaired {}, rejected {} in {:.2} s ({} features in the collection)",
+            "{}: version {} — read {}, stored {}, repaired {}, rejected {}{} in {:.2} s ({} features in the collection)",
             self.collection,
             self.version,
             self.read,
             self.stored,
             self.repaired.len(),
             self.rejected.len(),
+            if self.unfit.is_empty() {
+                String::new()
+            } else {
+                format!(", kept but not fitting the theme {}", self.unfit.len())
+            },
             self.seconds,
             self.feature_count
         )?;
         for w in &self.warnings {
             writeln!(f, "  warning: {w}")?;
         }
-        for (what, list) in [("repaired", &self.repaired), ("rejected", &self.rejected)] {
+        for (what, list) in [
+            ("repaired", &self.repaired),
+            ("rejected", &self.rejected),
+            ("not fitting the theme (kept)", &self.unfit),
+        ] {
             for (row, why) in list.iter().take(20) {
                 writeln!(f, "  {what} feature {row}: {why}")?;
             }
@@ -269,6 +291,30 @@ pub async fn ingest(
     if chosen.is_empty() {
         return Err(IngestError::NoLayers);
     }
+    if let Some(t) = &opts.theme {
+        if chosen.len() > 1 {
+            return Err(IngestError::Options(format!(
+                "the source has {} layers ({}); a theme ingest reads one: name it with --layer",
+                chosen.len(),
+                layers.join(", ")
+            )));
+        }
+        let id = match &opts.collection {
+            Some(id) => id.clone(),
+            None => t
+                .theme
+                .id
+                .parse()
+                .map_err(|e: crate::catalog::InvalidCollectionId| {
+                    IngestError::Options(e.to_string())
+                })?,
+        };
+        let (index, _) = chosen[0].clone();
+        let title = t.theme.title.clone();
+        return Ok(vec![
+            ingest_layer(store, opts, prepared, dataset.take(), index, id, title).await?,
+        ]);
+    }
     let multi = chosen.len() > 1;
     let stem = std::path::Path::new(&prepared.name)
         .file_stem()
@@ -309,7 +355,24 @@ async fn ingest_layer(
 ) -> Result<IngestReport, IngestError> {
     let started = Instant::now();
     let existing = store.get(&id).await?;
-    if let Some(old) = &existing {
+    let theme = opts.theme.as_ref();
+    // A theme ingest replaces one publisher's part of the shared collection: an append that
+    // leaves that publisher's old features out.
+    let mode = if theme.is_some() {
+        IngestMode::Append
+    } else {
+        opts.mode
+    };
+    if let (Some(t), Some(old)) = (theme, &existing) {
+        if !old.meta.conforms_to.contains(&t.theme.conforms_to) {
+            return Err(IngestError::Options(format!(
+                "collection '{id}' exists and is not a collection of the theme {} (it does not \
+                 conform to {}); give another id with --collection",
+                t.theme.id, t.theme.conforms_to
+            )));
+        }
+    }
+    if let (Some(old), None) = (&existing, theme) {
         if opts.mode == IngestMode::Create {
             return Err(StoreError::AlreadyExists(id).into());
         }
@@ -323,6 +386,7 @@ async fn ingest_layer(
                 feature_count: old.feature_count,
                 repaired: Vec::new(),
                 rejected: Vec::new(),
+                unfit: Vec::new(),
                 warnings: Vec::new(),
                 seconds: started.elapsed().as_secs_f64(),
             });
@@ -348,6 +412,11 @@ async fn ingest_layer(
 
     let mut warnings = prepared.warnings.clone();
     warnings.extend(schema.warnings.iter().cloned());
+    let columns: Vec<String> = schema
+        .fields
+        .iter()
+        .map(|f| f.attribute.name.clone())
+        .collect();
     let find = |name: &str| {
         schema
             .fields
@@ -355,37 +424,67 @@ async fn ingest_layer(
             .find(|f| f.attribute.name == name)
             .ok_or_else(|| IngestError::NoSuchField {
                 field: name.to_string(),
-                available: schema
-                    .fields
-                    .iter()
-                    .map(|f| f.attribute.name.clone())
-                    .collect::<Vec<_>>()
-                    .join(", "),
+                available: columns.join(", "),
             })
     };
-    let id_field = opts
-        .id_field
-        .as_deref()
-        .map(find)
-        .transpose()?
-        .map(|f| f.index);
+    let mut mapper = match theme {
+        None => None,
+        Some(t) => {
+            let coordinates: Vec<String> = match schema.geometry {
+                GeometrySource::Native => Vec::new(),
+                GeometrySource::Columns { x, y, .. } => vec![x, y],
+                GeometrySource::Wkt(i) => vec![i],
+            }
+            .into_iter()
+            .filter_map(|i| schema.fields.iter().find(|f| f.index == i))
+            .map(|f| f.attribute.name.clone())
+            .collect();
+            let m = crate::theme::Mapper::new(
+                t.theme,
+                t.source.clone(),
+                &t.mapping,
+                &columns,
+                &coordinates,
+            )
+            .map_err(IngestError::Options)?;
+            warnings.extend(m.warnings.iter().cloned());
+            Some(m)
+        }
+    };
+    // The attributes as they will be stored, before any merge with the stored collection.
+    let attributes: Vec<crate::catalog::Attribute> = match &mapper {
+        Some(m) => m.attributes().to_vec(),
+        None => schema.fields.iter().map(|f| f.attribute.clone()).collect(),
+    };
+    let id_field = match (&mapper, opts.id_field.as_deref()) {
+        (None, Some(name)) => Some(find(name)?.index),
+        _ => None,
+    };
     let datetime_name = match &opts.datetime_field {
         Some(name) => {
-            let f = find(name)?;
-            if !f.attribute.kind.is_temporal() {
+            let a = attributes.iter().find(|a| &a.name == name).ok_or_else(|| {
+                IngestError::NoSuchField {
+                    field: name.clone(),
+                    available: attributes
+                        .iter()
+                        .map(|a| a.name.clone())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                }
+            })?;
+            if !a.kind.is_temporal() {
                 return Err(IngestError::Options(format!(
                     "--datetime-field {name}: the field is {:?}, not a date or date-time",
-                    f.attribute.kind
+                    a.kind
                 )));
             }
             Some(name.clone())
         }
         None => {
-            let temporal: Vec<&str> = schema
-                .fields
+            let temporal: Vec<&str> = attributes
                 .iter()
-                .filter(|f| f.attribute.kind.is_temporal())
-                .map(|f| f.attribute.name.as_str())
+                .filter(|a| a.kind.is_temporal())
+                .map(|a| a.name.as_str())
                 .collect();
             match temporal.as_slice() {
                 [one] => Some((*one).to_string()),
@@ -396,31 +495,54 @@ async fn ingest_layer(
 
     let plan = IngestPlan {
         id: id.clone(),
-        mode: opts.mode,
-        attributes: schema.fields.iter().map(|f| f.attribute.clone()).collect(),
+        mode,
+        attributes,
+        replacing: theme.map(|t| crate::store::AttributeMatch {
+            attribute: t
+                .theme
+                .source_attribute
+                .clone()
+                .unwrap_or_else(|| crate::theme::SOURCE.to_string()),
+            value: t.source.to_string(),
+        }),
     };
     let mut sink = store.begin_ingest(plan).await?;
+    if let Some(m) = mapper.as_mut() {
+        m.arrange(sink.attributes());
+    }
     let row_plan = RowPlan {
-        targets: sink
-            .attributes()
-            .iter()
-            .map(|a| {
-                let src = schema
-                    .fields
-                    .iter()
-                    .find(|f| f.attribute.name == a.name)
-                    .map(|f| f.index);
-                (src, a.kind)
-            })
-            .collect(),
+        targets: match &mapper {
+            // The mapper reads every column as the source has it and builds the stored row.
+            Some(_) => schema
+                .fields
+                .iter()
+                .map(|f| (Some(f.index), f.attribute.kind))
+                .collect(),
+            None => sink
+                .attributes()
+                .iter()
+                .map(|a| {
+                    let src = schema
+                        .fields
+                        .iter()
+                        .find(|f| f.attribute.name == a.name)
+                        .map(|f| f.index);
+                    (src, a.kind)
+                })
+                .collect(),
+        },
         id_field,
-        ids_from_source_fid: sink.previous().is_none() || opts.mode != IngestMode::Append,
+        ids_from_source_fid: sink.previous().is_none() || mode != IngestMode::Append,
         datetime_target: datetime_name
             .as_ref()
             .and_then(|n| sink.attributes().iter().position(|a| &a.name == n)),
         first_fid: sink.first_fid(),
         batch_size: 2000,
+        shape: None,
     };
+    let mapper = mapper.map(Arc::new);
+    let mut row_plan = row_plan;
+    row_plan.shape = mapper.clone().map(|m| m as Arc<dyn reader::Shape>);
 
     let progress = if opts.progress {
         let bar = indicatif::ProgressBar::new(schema.feature_count.unwrap_or(0));
@@ -477,6 +599,14 @@ async fn ingest_layer(
             first,
         });
     }
+    if let Some(m) = mapper.as_ref().filter(|m| m.numbered() > 0) {
+        warnings.push(format!(
+            "{} features have an empty {}: numbered in file order instead, so their ids \
+             change if the file's order does",
+            m.numbered(),
+            m.id_column_name().unwrap_or("id column")
+        ));
+    }
     if stats.null_geometries > 0 && native {
         warnings.push(format!(
             "{} features have no geometry (kept, served with null geometry)",
@@ -511,7 +641,7 @@ async fn ingest_layer(
         ));
     }
 
-    let previous = if opts.mode == IngestMode::Append {
+    let previous = if mode == IngestMode::Append {
         sink.previous().cloned()
     } else {
         None
@@ -543,40 +673,55 @@ async fn ingest_layer(
             (x, y) => x.or(y),
         };
     }
-    let entry = CatalogEntry {
-        id: id.clone(),
-        meta: Description {
-            // A title someone gave is kept across re-ingests; one hamn made from the previous
-            // file's name (or layer) follows the new file.
-            title: meta.title.clone().unwrap_or_else(|| {
-                let made_up = existing.as_ref().is_some_and(|e| {
+    let mut description = Description {
+        // A title someone gave is kept across re-ingests; one hamn made from the previous
+        // file's name (or layer) follows the new file.
+        title: meta.title.clone().unwrap_or_else(|| {
+            let made_up = theme.is_none()
+                && existing.as_ref().is_some_and(|e| {
                     let stem = std::path::Path::new(&e.source.name)
                         .file_stem()
                         .map(|s| s.to_string_lossy().into_owned());
                     stem.as_deref() == Some(old_meta.title.as_str())
                         || e.source.layer == old_meta.title
                 });
-                if old_meta.title.is_empty() || made_up {
-                    default_title
-                } else {
-                    old_meta.title.clone()
-                }
-            }),
-            description: pick(&meta.description, &old_meta.description),
-            keywords: if meta.keywords.is_empty() {
-                old_meta.keywords.clone()
+            if old_meta.title.is_empty() || made_up {
+                default_title
             } else {
-                meta.keywords.clone()
-            },
-            theme: pick(&meta.theme, &old_meta.theme),
-            publisher: pick(&meta.publisher, &old_meta.publisher),
-            licence: pick(&meta.licence, &old_meta.licence),
-            conforms_to: if meta.conforms_to.is_empty() {
-                old_meta.conforms_to.clone()
-            } else {
-                meta.conforms_to.clone()
-            },
+                old_meta.title.clone()
+            }
+        }),
+        description: pick(&meta.description, &old_meta.description),
+        keywords: if meta.keywords.is_empty() {
+            old_meta.keywords.clone()
+        } else {
+            meta.keywords.clone()
         },
+        theme: pick(&meta.theme, &old_meta.theme),
+        publisher: pick(&meta.publisher, &old_meta.publisher),
+        licence: pick(&meta.licence, &old_meta.licence),
+        conforms_to: if meta.conforms_to.is_empty() {
+            old_meta.conforms_to.clone()
+        } else {
+            meta.conforms_to.clone()
+        },
+    };
+    if let Some(t) = theme.map(|t| t.theme) {
+        // A theme collection describes itself by its theme until someone says otherwise.
+        description.description = description
+            .description
+            .or_else(|| Some(t.description.clone()));
+        if description.keywords.is_empty() {
+            description.keywords = t.keywords.clone();
+        }
+        description.theme = description.theme.or_else(|| Some(t.id.clone()));
+        if !description.conforms_to.contains(&t.conforms_to) {
+            description.conforms_to.insert(0, t.conforms_to.clone());
+        }
+    }
+    let entry = CatalogEntry {
+        id: id.clone(),
+        meta: description,
         source: SourceInfo {
             name: prepared.name.clone(),
             sha256: prepared.sha256.clone(),
@@ -585,7 +730,12 @@ async fn ingest_layer(
         },
         attributes: sink.attributes().to_vec(),
         geometry_types,
-        id_field: opts.id_field.clone(),
+        // A theme collection's ids are `<source>:<source_id>`, made by the mapping.
+        id_field: if theme.is_some() {
+            None
+        } else {
+            opts.id_field.clone()
+        },
         datetime_field: datetime_name,
         feature_count,
         extent,
@@ -605,9 +755,55 @@ async fn ingest_layer(
         feature_count: stored.feature_count,
         repaired: stats.repaired,
         rejected: stats.rejected,
+        unfit: stats.unfit,
         warnings,
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// Removes one publisher's features from a theme collection (an append that keeps everything
+/// else, under the same lock as any ingest). Returns the new entry and how many were removed.
+pub async fn remove_source(
+    store: &dyn Store,
+    id: &CollectionId,
+    source: &crate::theme::SourceOrg,
+) -> Result<(CatalogEntry, u64), IngestError> {
+    let Some(current) = store.get(id).await? else {
+        return Err(StoreError::NotFound(id.clone()).into());
+    };
+    let Some(theme) = crate::theme::by_conformance(&current.meta.conforms_to) else {
+        return Err(IngestError::Options(format!(
+            "collection '{id}' is not a theme collection: delete it, or ingest with --mode replace"
+        )));
+    };
+    let attribute = theme
+        .source_attribute
+        .clone()
+        .unwrap_or_else(|| crate::theme::SOURCE.to_string());
+    let sink = store
+        .begin_ingest(IngestPlan {
+            id: id.clone(),
+            mode: IngestMode::Append,
+            attributes: current.attributes.clone(),
+            replacing: Some(crate::store::AttributeMatch {
+                attribute,
+                value: source.to_string(),
+            }),
+        })
+        .await?;
+    let Some(kept) = sink.previous().cloned() else {
+        return Err(StoreError::NotFound(id.clone()).into());
+    };
+    let before = current.feature_count;
+    if kept.feature_count == before {
+        return Err(IngestError::Options(format!(
+            "collection '{id}' has no features of source {source}"
+        )));
+    }
+    let mut entry = kept;
+    entry.updated = Utc::now();
+    let stored = sink.commit(entry).await?;
+    Ok((stored.clone(), before.saturating_sub(stored.feature_count)))
 }
 
 /// A collection with metadata and no features yet: the publisher uploads into it, or gives it
@@ -622,6 +818,7 @@ pub async fn create_empty(
             id: id.clone(),
             mode: IngestMode::Create,
             attributes: Vec::new(),
+            replacing: None,
         })
         .await?;
     let now = Utc::now();

@@ -376,6 +376,8 @@ pub struct ReadStats {
     pub temporal: Option<(DateTime<Utc>, DateTime<Utc>)>,
     pub null_geometries: u64,
     pub at_null_island: u64,
+    /// Features kept although they do not fit the theme they were mapped to, and why.
+    pub unfit: Vec<(u64, String)>,
     pub dropped_z: bool,
     /// Geometries with arcs (or curve types) turned into straight segments.
     pub linearised: u64,
@@ -393,6 +395,29 @@ pub struct RowPlan {
     pub datetime_target: Option<usize>,
     pub first_fid: i64,
     pub batch_size: usize,
+    /// Turns the values read (in `targets` order) into the stored row, or rejects the feature:
+    /// the mapping of a source into a theme. `None`: stored as read.
+    pub shape: Option<std::sync::Arc<dyn Shape>>,
+}
+
+/// A row reshaped for storage, and what did not fit but was kept.
+pub struct Shaped {
+    pub values: Vec<Value>,
+    pub id: String,
+    pub problems: Vec<String>,
+}
+
+/// Reshapes each feature's values (see [`RowPlan::shape`]).
+pub trait Shape: Send + Sync {
+    /// `geometry`: the GeoJSON type of the feature's geometry, `None` without one. `Err` rejects
+    /// the feature with the reason given.
+    fn shape(
+        &self,
+        row: u64,
+        values: Vec<Value>,
+        id: String,
+        geometry: Option<&'static str>,
+    ) -> Result<Shaped, String>;
 }
 
 /// Reads every feature of the layer, sending rows in batches to `send`. Returns when the layer
@@ -434,14 +459,8 @@ pub fn read_rows(
             }
         };
         let geometry = match geometry {
-            Some(g) => match to_wgs84_wkb(g, transform.as_ref(), &mut stats) {
-                Ok(Some((wkb, repaired))) => {
-                    if let Some(what) = repaired {
-                        stats.repaired.push((row_no, what));
-                    }
-                    Some(wkb)
-                }
-                Ok(None) => None,
+            Some(g) => match to_wgs84_wkb(g, transform.as_ref()) {
+                Ok(converted) => converted,
                 Err(reason) => {
                     stats.rejected.push((row_no, reason));
                     continue;
@@ -449,9 +468,6 @@ pub fn read_rows(
             },
             None => None,
         };
-        if geometry.is_none() {
-            stats.null_geometries += 1;
-        }
         let values: Vec<Value> = plan
             .targets
             .iter()
@@ -483,7 +499,37 @@ pub fn read_rows(
                 reason,
             });
         }
-        if let Some(t) = plan.datetime_target.and_then(|i| instant(&values[i])) {
+        let (values, id) = match &plan.shape {
+            None => (values, id),
+            Some(shape) => match shape.shape(row_no, values, id, geometry.as_ref().map(|g| g.kind))
+            {
+                Ok(shaped) => {
+                    stats
+                        .unfit
+                        .extend(shaped.problems.into_iter().map(|p| (row_no, p)));
+                    (shaped.values, shaped.id)
+                }
+                Err(reason) => {
+                    stats.rejected.push((row_no, reason));
+                    continue;
+                }
+            },
+        };
+        // Kept: only now does the feature count in the layer's statistics.
+        let geometry = match geometry {
+            Some(g) => {
+                stats.count_geometry(&g);
+                if let Some(what) = g.repaired {
+                    stats.repaired.push((row_no, what));
+                }
+                Some(g.wkb)
+            }
+            None => {
+                stats.null_geometries += 1;
+                None
+            }
+        };
+        if let Some(t) = plan.datetime_target.and_then(|i| values[i].instant()) {
             stats.temporal = Some(match stats.temporal {
                 None => (t, t),
                 Some((a, b)) => (a.min(t), b.max(t)),
@@ -530,14 +576,6 @@ pub fn read_rows(
     Ok(stats)
 }
 
-fn instant(v: &Value) -> Option<DateTime<Utc>> {
-    match v {
-        Value::Date(d) => d.and_hms_opt(0, 0, 0).map(|t| Utc.from_utc_datetime(&t)),
-        Value::DateTime(t) => Some(t.with_timezone(&Utc)),
-        _ => None,
-    }
-}
-
 fn feature_geometry<'f>(
     f: &'f Feature,
     how: &GeometrySource,
@@ -571,15 +609,35 @@ fn feature_geometry<'f>(
     }
 }
 
-/// A geometry as stored (ISO WKB) and, if it was repaired, what was done.
-type Converted = (Vec<u8>, Option<String>);
+/// A geometry as stored (ISO WKB), what was repaired, and what the layer's statistics learn
+/// from it once the feature is kept.
+struct Converted {
+    wkb: Vec<u8>,
+    repaired: Option<String>,
+    kind: &'static str,
+    envelope: [f64; 4],
+    linearised: bool,
+    dropped_z: bool,
+}
+
+impl ReadStats {
+    fn count_geometry(&mut self, g: &Converted) {
+        self.linearised += u64::from(g.linearised);
+        self.dropped_z |= g.dropped_z;
+        if g.envelope == [0.0; 4] {
+            self.at_null_island += 1;
+        }
+        self.extent = Bbox::expand(self.extent, g.envelope);
+        if !self.geometry_types.contains(g.kind) {
+            self.geometry_types.insert(g.kind.to_string());
+        }
+    }
+}
 
 /// Reprojects, drops Z, repairs. `Ok(None)`: an empty geometry (stored as none).
-/// The `Option<String>` in the result says what was repaired.
 fn to_wgs84_wkb(
     geom: Cow<'_, Geometry>,
     transform: Option<&CoordTransform>,
-    stats: &mut ReadStats,
 ) -> Result<Option<Converted>, String> {
     if geom.is_empty() {
         return Ok(None);
@@ -587,12 +645,10 @@ fn to_wgs84_wkb(
     // Arcs are linearised before reprojection: an arc is a circle in the source CRS, not in
     // longitude/latitude, so its vertices are placed there and then moved.
     let geom = match super::gdal_ext::linear_geometry(&geom) {
-        Some(linear) => {
-            stats.linearised += 1;
-            Cow::Owned(linear)
-        }
-        None => geom,
+        Some(linear) => (Cow::Owned(linear), true),
+        None => (geom, false),
     };
+    let (geom, linearised) = geom;
     // The feature's own geometry is borrowed; a copy is made only when it must change.
     let mut geom = match transform {
         Some(ct) => Cow::Owned(
@@ -601,10 +657,9 @@ fn to_wgs84_wkb(
         ),
         None => geom,
     };
-    if gdal::vector::geometry_type_has_z(geom.geometry_type())
-        || gdal::vector::geometry_type_has_m(geom.geometry_type())
-    {
-        stats.dropped_z = true;
+    let dropped_z = gdal::vector::geometry_type_has_z(geom.geometry_type())
+        || gdal::vector::geometry_type_has_m(geom.geometry_type());
+    if dropped_z {
         geom.to_mut().flatten_to_2d();
     }
     let mut repaired = None;
@@ -637,15 +692,15 @@ fn to_wgs84_wkb(
             env.MinX, env.MinY
         ));
     }
-    if env.MinX == 0.0 && env.MaxX == 0.0 && env.MinY == 0.0 && env.MaxY == 0.0 {
-        stats.at_null_island += 1;
-    }
-    stats.extent = Bbox::expand(stats.extent, [env.MinX, env.MinY, env.MaxX, env.MaxY]);
-    stats
-        .geometry_types
-        .insert(type_name(gdal::vector::geometry_type_flatten(geom.geometry_type())).to_string());
     let wkb = geom.wkb().map_err(|e| e.to_string())?;
-    Ok(Some((wkb, repaired)))
+    Ok(Some(Converted {
+        wkb,
+        repaired,
+        kind: type_name(gdal::vector::geometry_type_flatten(geom.geometry_type())),
+        envelope: [env.MinX, env.MinY, env.MaxX, env.MaxY],
+        linearised,
+        dropped_z,
+    }))
 }
 
 /// The GeoJSON name of a (flattened) OGR geometry type.

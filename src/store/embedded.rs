@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use gdal::spatial_ref::{AxisMappingStrategy, SpatialRef};
 use gdal::vector::{
     Feature, FieldDefn, FieldValue, Geometry, LayerAccess, LayerOptions, OGRFieldType,
@@ -26,7 +26,7 @@ use super::{
     IngestMode, IngestPlan, IngestSink, RecordKind, Result, Row, Store, StoreError, StoredFeature,
     Value,
 };
-use crate::catalog::{AttrType, Attribute, CatalogEntry, CollectionId, Description};
+use crate::catalog::{AttrType, Attribute, Bbox, CatalogEntry, CollectionId, Description};
 
 const CATALOG_FILE: &str = "catalog.json";
 /// Records of the publishing side (tokens, jobs, sources), one file for all: they are few and
@@ -454,10 +454,17 @@ impl Store for EmbeddedStore {
             .as_ref()
             .map(|o| self.collections_dir().join(&o.file));
         let (path, attrs) = (partial.clone(), attributes.clone());
-        let (dataset, first_fid) = blocking(move || {
+        let replacing = plan.replacing.clone();
+        let mut previous = previous;
+        let old_entry = append_to.as_ref().map(|o| o.entry.clone());
+        let (dataset, first_fid, kept) = blocking(move || {
             let Some(old_path) = old_path else {
-                return Ok((create_gpkg(&path, &attrs)?, 1));
+                return Ok((create_gpkg(&path, &attrs)?, 1, None));
             };
+            if let (Some(m), Some(old)) = (replacing, old_entry) {
+                return copy_except(&old_path, &path, &attrs, old, &m)
+                    .map(|(ds, fid, kept)| (ds, fid, Some(kept)));
+            }
             std::fs::copy(&old_path, &path).map_err(|e| StoreError::io(&path, e))?;
             let ds = open_gpkg(&path, true)?;
             let max_fid = {
@@ -474,9 +481,12 @@ impl Store for EmbeddedStore {
                 }
                 max
             };
-            Ok((ds, max_fid + 1))
+            Ok((ds, max_fid + 1, None))
         })
         .await?;
+        if let (Some(kept), Some(p)) = (kept, previous.as_mut()) {
+            p.entry = kept;
+        }
         Ok(Box::new(EmbeddedSink {
             store_dir: self.dir.clone(),
             plan,
@@ -559,6 +569,87 @@ fn write_rows(ds: &mut Dataset, attributes: &[Attribute], rows: &[Row]) -> Resul
     }
     txn.commit()?;
     Ok(())
+}
+
+/// For an append that replaces one publisher's part: a new file with the old features except
+/// those matching `m`, and the old entry with the kept features' count, extent, geometry types
+/// and temporal extent.
+fn copy_except(
+    old_path: &Path,
+    path: &Path,
+    attributes: &[Attribute],
+    mut old: CatalogEntry,
+    m: &super::AttributeMatch,
+) -> Result<(Dataset, i64, CatalogEntry)> {
+    let features = read_features(old_path, &old.attributes)?;
+    let at = old
+        .attributes
+        .iter()
+        .position(|a| a.name == m.attribute && a.kind == AttrType::Text);
+    let temporal_at = old
+        .datetime_field
+        .as_ref()
+        .and_then(|n| old.attributes.iter().position(|a| &a.name == n));
+    let mut ds = create_gpkg(path, attributes)?;
+    let mut rows = Vec::new();
+    let mut extent = None;
+    let mut types = std::collections::BTreeSet::new();
+    let mut temporal: Option<[DateTime<Utc>; 2]> = None;
+    let mut max_fid = 0;
+    let mut kept = 0;
+    for f in features {
+        if at.is_some_and(|i| matches!(&f.values[i], Value::Text(v) if *v == m.value)) {
+            continue;
+        }
+        if let Some(wkb) = &f.geometry {
+            let g = Geometry::from_wkb(wkb)?;
+            let e = g.envelope();
+            extent = Bbox::expand(extent, [e.MinX, e.MinY, e.MaxX, e.MaxY]);
+            types.insert(geometry_name(&g));
+        }
+        if let Some(t) = temporal_at.and_then(|i| f.values[i].instant()) {
+            temporal = Some(match temporal {
+                None => [t, t],
+                Some([a, b]) => [a.min(t), b.max(t)],
+            });
+        }
+        max_fid = max_fid.max(f.fid);
+        kept += 1;
+        let mut values = f.values;
+        values.resize(attributes.len(), Value::Null);
+        rows.push(Row {
+            fid: f.fid,
+            id: f.id,
+            values,
+            geometry: f.geometry,
+        });
+        if rows.len() >= 2000 {
+            write_rows(&mut ds, attributes, &rows)?;
+            rows.clear();
+        }
+    }
+    write_rows(&mut ds, attributes, &rows)?;
+    old.feature_count = kept;
+    old.extent = extent;
+    old.geometry_types = types.into_iter().collect();
+    old.temporal_extent = temporal;
+    Ok((ds, max_fid + 1, old))
+}
+
+/// The GeoJSON name of a geometry's type (OGR names it in capitals).
+fn geometry_name(g: &Geometry) -> String {
+    let name = g.geometry_name();
+    match name.as_str() {
+        "POINT" => "Point",
+        "LINESTRING" => "LineString",
+        "POLYGON" => "Polygon",
+        "MULTIPOINT" => "MultiPoint",
+        "MULTILINESTRING" => "MultiLineString",
+        "MULTIPOLYGON" => "MultiPolygon",
+        "GEOMETRYCOLLECTION" => "GeometryCollection",
+        _ => return name,
+    }
+    .to_string()
 }
 
 /// Ids must be unique, as the PostGIS store enforces with an index.

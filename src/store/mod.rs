@@ -82,6 +82,18 @@ pub struct IngestPlan {
     pub id: CollectionId,
     pub mode: IngestMode,
     pub attributes: Vec<Attribute>,
+    /// Append only: the existing features whose text attribute equals a value are left out of
+    /// the new version. This is how one publisher's part of a shared (theme) collection is
+    /// replaced or removed whole while the other publishers' features stay, under the same
+    /// lock as any append.
+    pub replacing: Option<AttributeMatch>,
+}
+
+/// `attribute = value`, compared as text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttributeMatch {
+    pub attribute: String,
+    pub value: String,
 }
 
 /// Rows for one ingest go here; nothing is visible to readers until [`IngestSink::commit`].
@@ -96,7 +108,9 @@ pub trait IngestSink: Send {
     /// features when appending).
     fn first_fid(&self) -> i64;
     /// The collection as it was when this ingest began (appends merge counts and extents with
-    /// it; the store holds it locked for appends, so it is still current at commit).
+    /// it; the store holds it locked for appends, so it is still current at commit). With
+    /// [`IngestPlan::replacing`], its count, extent, geometry types and temporal extent are
+    /// those of the features kept.
     fn previous(&self) -> Option<&CatalogEntry>;
     async fn write(&mut self, rows: Vec<Row>) -> Result<()>;
     /// Makes the new version visible and returns the catalog entry as stored. `entry.version`,

@@ -602,19 +602,38 @@ impl PgSink {
                 table_ref(&table)
             ))
             .await?;
-        if let (Some((old, old_table)), IngestMode::Append) = (&previous, self.plan.mode) {
+        let mut previous = previous;
+        if let (Some((old, old_table)), IngestMode::Append) = (&mut previous, self.plan.mode) {
             let cols: String = old
                 .attributes
                 .iter()
                 .map(|a| format!(", {}", quote_ident(&a.column)))
                 .collect();
-            client
-                .batch_execute(&format!(
-                    "INSERT INTO {} (hamn_fid, hamn_id, geom{cols}) SELECT hamn_fid, hamn_id, geom{cols} FROM {}",
-                    table_ref(&table),
-                    table_ref(old_table)
-                ))
-                .await?;
+            let copy = format!(
+                "INSERT INTO {} (hamn_fid, hamn_id, geom{cols}) SELECT hamn_fid, hamn_id, geom{cols} FROM {}",
+                table_ref(&table),
+                table_ref(old_table)
+            );
+            let leave_out = self.plan.replacing.as_ref().and_then(|m| {
+                old.attributes
+                    .iter()
+                    .find(|a| a.name == m.attribute && a.kind == AttrType::Text)
+                    .map(|a| (a.column.clone(), m.value.clone()))
+            });
+            match &leave_out {
+                Some((column, value)) => {
+                    client
+                        .execute(
+                            &format!("{copy} WHERE {} IS DISTINCT FROM $1", quote_ident(column)),
+                            &[value],
+                        )
+                        .await?;
+                }
+                None => client.batch_execute(&copy).await?,
+            }
+            if self.plan.replacing.is_some() {
+                kept_stats(client, &table, old).await?;
+            }
             let max: Option<i64> = client
                 .query_one(
                     &format!("SELECT max(hamn_fid) FROM {}", table_ref(&table)),
@@ -644,6 +663,65 @@ impl PgSink {
         self.previous = previous;
         Ok(())
     }
+}
+
+/// Describes the features an append kept from the old version (count, extent, geometry types,
+/// temporal extent) in `entry`, for an ingest that replaces one publisher's part.
+async fn kept_stats(client: &Object, table: &str, entry: &mut CatalogEntry) -> Result<()> {
+    let t = table_ref(table);
+    let row = client
+        .query_one(
+            &format!(
+                "SELECT count(*), ST_XMin(ST_Extent(geom)), ST_YMin(ST_Extent(geom)), \
+                 ST_XMax(ST_Extent(geom)), ST_YMax(ST_Extent(geom)) FROM {t}"
+            ),
+            &[],
+        )
+        .await?;
+    let count: i64 = row.get(0);
+    entry.feature_count = u64::try_from(count).unwrap_or(0);
+    let corners: [Option<f64>; 4] = [row.get(1), row.get(2), row.get(3), row.get(4)];
+    entry.extent = match corners {
+        [Some(a), Some(b), Some(c), Some(d)] => Some(Bbox([a, b, c, d])),
+        _ => None,
+    };
+    let types = client
+        .query(
+            &format!("SELECT DISTINCT ST_GeometryType(geom) FROM {t} WHERE geom IS NOT NULL"),
+            &[],
+        )
+        .await?;
+    let mut names: Vec<String> = types
+        .iter()
+        .filter_map(|r| r.get::<_, Option<String>>(0))
+        .map(|n| n.trim_start_matches("ST_").to_string())
+        .collect();
+    names.sort();
+    entry.geometry_types = names;
+    let temporal = entry
+        .datetime_field
+        .as_ref()
+        .and_then(|name| entry.attributes.iter().find(|a| &a.name == name))
+        .filter(|a| a.kind.is_temporal());
+    entry.temporal_extent = match temporal {
+        None => None,
+        Some(a) => {
+            // A date is the instant of its midnight in UTC, as ingest reads it.
+            let col = match a.kind {
+                AttrType::Date => {
+                    format!("({}::timestamp AT TIME ZONE 'UTC')", quote_ident(&a.column))
+                }
+                _ => quote_ident(&a.column),
+            };
+            let row = client
+                .query_one(&format!("SELECT min({col}), max({col}) FROM {t}"), &[])
+                .await?;
+            let first: Option<DateTime<Utc>> = row.get(0);
+            let last: Option<DateTime<Utc>> = row.get(1);
+            first.zip(last).map(|(a, b)| [a, b])
+        }
+    };
+    Ok(())
 }
 
 fn sql_param_type(kind: AttrType) -> Type {

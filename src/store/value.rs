@@ -21,6 +21,18 @@ pub enum Value {
 }
 
 impl Value {
+    /// A date or date-time as an instant (a date at its midnight in UTC), for temporal extents.
+    pub fn instant(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        use chrono::TimeZone;
+        match self {
+            Value::Date(d) => d
+                .and_hms_opt(0, 0, 0)
+                .map(|t| chrono::Utc.from_utc_datetime(&t)),
+            Value::DateTime(t) => Some(t.with_timezone(&chrono::Utc)),
+            _ => None,
+        }
+    }
+
     /// The value as JSON, the way the API serves it.
     pub fn to_json(&self) -> serde_json::Value {
         use serde_json::Value as J;
