@@ -311,9 +311,9 @@ pub fn data_theme(theme: &str) -> Option<String> {
     }
     let word = t.to_lowercase();
     let code = match word.as_str() {
-        "parking" | "parkering" | "traffic" | "trafik" | "transit" | "transport"
-        | "kollektivtrafik" | "public transport" | "roads" | "vägar" | "gator" | "cykel"
-        | "cycling" => "TRAN",
+        "parking" | "parkering" | "laddplatser" | "charging" | "traffic" | "trafik" | "transit"
+        | "transport" | "kollektivtrafik" | "public transport" | "roads" | "vägar" | "gator"
+        | "cykel" | "cycling" => "TRAN",
         "bathing" | "bad" | "badplatser" | "badvatten" | "environment" | "miljö" | "noise"
         | "buller" | "nature" | "natur" | "naturvård" | "water" | "vatten" | "climate"
         | "klimat" => "ENVI",
@@ -658,6 +658,23 @@ fn dataset(
         .filter(|s| !s.is_empty())
         .unwrap_or(title);
     g.local(&d, dct("description"), description);
+    // A theme collection whose title and description are still the theme's has them in both
+    // Swedish and English: the theme gives both.
+    if let Some(t) = crate::theme::by_conformance(&meta.conforms_to) {
+        let own = meta.description.as_deref().map(str::trim);
+        for (p, sv, en, given) in [
+            ("title", &t.title, &t.title_en, Some(title)),
+            ("description", &t.description, &t.description_en, own),
+        ] {
+            if given == Some(sv.as_str()) {
+                match g.lang {
+                    "sv" => g.text(&d, dct(p), en, "en"),
+                    "en" => g.text(&d, dct(p), sv, "sv"),
+                    _ => {}
+                }
+            }
+        }
+    }
     g.add(&d, dct("identifier"), Literal::new_simple_literal(&url));
     g.link(&d, dcat("landingPage"), &format!("{url}?f=html"))?;
     for k in &meta.keywords {
