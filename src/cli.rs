@@ -198,6 +198,11 @@ pub struct ServeArgs {
     /// How often the scheduler looks for sources that are due, in seconds.
     #[arg(long, env = "HAMN_SCHEDULE_SECONDS", default_value_t = 5)]
     pub schedule_seconds: u64,
+    /// A MapLibre style (an http or https URL of its style.json) the maps draw under the
+    /// collections instead of the offline background of land and borders. Browsers fetch it and
+    /// whatever it names (tiles, fonts) themselves, so it suits deployments with internet.
+    #[arg(long, env = "HAMN_BASEMAP_STYLE")]
+    pub basemap_style: Option<String>,
     /// The DCAT-AP-SE catalog at /datasets/dcat.
     #[command(flatten)]
     pub dcat: crate::config::DcatArgs,
@@ -678,6 +683,11 @@ async fn serve(
             "the DCAT-AP-SE catalog at /datasets/dcat is incomplete (its description says so): dataportal.se needs these settings"
         );
     }
+    let basemap_style = crate::api::map::basemap_style(
+        args.basemap_style
+            .clone()
+            .or(config.file.basemap_style.clone()),
+    )?;
     let store: Arc<dyn crate::store::Store> = Arc::from(config.open_store().await?);
     let embedded = matches!(config.store, StoreConfig::Embedded { .. });
     // Demo data only when asked for (scripts/run.sh asks): a production store, embedded or
@@ -789,6 +799,7 @@ async fn serve(
         admin,
         read_keys,
         dcat: Arc::new(dcat),
+        basemap_style,
     });
     // The access log follows HAMN_LOG like every other line (target `access`, level info).
     let access_log = if args.access_log && tracing::enabled!(target: "access", tracing::Level::INFO)

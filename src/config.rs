@@ -21,7 +21,7 @@ pub enum LogFormat {
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct GlobalArgs {
     /// TOML configuration file (keys: database_url, data_dir, bind, demo_data, allow_gdal_paths,
-    /// allow_any_gdal_driver, and a [dcat] table).
+    /// allow_any_gdal_driver, basemap_style, and a [dcat] table).
     #[arg(long, global = true, env = "HAMN_CONFIG")]
     pub config: Option<PathBuf>,
     /// PostgreSQL/PostGIS URL (postgres://user:pass@host/db). Without it, hamn uses the embedded store.
@@ -58,6 +58,8 @@ pub struct FileConfig {
     pub demo_data: Option<PathBuf>,
     pub allow_gdal_paths: Option<bool>,
     pub allow_any_gdal_driver: Option<bool>,
+    /// A MapLibre style URL for the maps' background (see `ServeArgs::basemap_style`).
+    pub basemap_style: Option<String>,
     /// The DCAT-AP-SE catalog at /datasets/dcat (a `[dcat]` table; see `DcatArgs`).
     pub dcat: Option<DcatArgs>,
 }
@@ -161,6 +163,7 @@ pub struct Config {
 pub struct FileConfigValues {
     pub bind: Option<String>,
     pub demo_data: Option<PathBuf>,
+    pub basemap_style: Option<String>,
     pub dcat: DcatArgs,
 }
 
@@ -198,6 +201,7 @@ impl Config {
             file: FileConfigValues {
                 bind: file.bind,
                 demo_data: file.demo_data,
+                basemap_style: file.basemap_style,
                 dcat: file.dcat.unwrap_or_default(),
             },
         })
@@ -232,7 +236,7 @@ mod tests {
         let file = dir.path().join("hamn.toml");
         std::fs::write(
             &file,
-            "data_dir = \"/from/file\"\nbind = \"0.0.0.0:9000\"\n",
+            "data_dir = \"/from/file\"\nbind = \"0.0.0.0:9000\"\nbasemap_style = \"https://maps.example.se/style.json\"\n",
         )
         .expect("write");
         let mut args = GlobalArgs {
@@ -247,6 +251,10 @@ mod tests {
             }
         );
         assert_eq!(c.file.bind.as_deref(), Some("0.0.0.0:9000"));
+        assert_eq!(
+            c.file.basemap_style.as_deref(),
+            Some("https://maps.example.se/style.json")
+        );
         args.data_dir = Some("/from/flag".into());
         let c = Config::resolve(&args).expect("config");
         assert_eq!(

@@ -986,7 +986,21 @@ fn html_pages_for_people() {
         ),
         None,
     );
-    assert!(items.contains("<svg") && (items.contains("<path") || items.contains("<circle")));
+    // The same map as the collection's, with the page's own features to highlight (their
+    // GeoJSON in the page) and the offline background; the table works without the script.
+    let highlight = items
+        .split("window.HAMN_MAP.highlight = ")
+        .nth(1)
+        .and_then(|rest| rest.split("</script>").next())
+        .expect("the page's features in the page");
+    let highlight: Json = serde_json::from_str(highlight.trim_end_matches(';')).expect("JSON");
+    assert_eq!(highlight["type"], "FeatureCollection");
+    assert_eq!(highlight["features"].as_array().map(Vec::len), Some(5));
+    assert!(
+        items.contains("/assets/maplibre-gl/viewer.js")
+            && items.contains("/assets/world/world.geojson")
+    );
+    assert!(!items.contains("<svg"));
     assert_eq!(
         items.matches("<tr><td><a href=").count(),
         5,
@@ -1000,7 +1014,43 @@ fn html_pages_for_people() {
         &format!("{}/collections/harryda-badplatser/items/1?f=html", s.base),
         None,
     );
-    assert!(one.contains("<svg") && one.contains("<circle"));
+    assert!(
+        one.contains("window.HAMN_MAP.highlight = ")
+            && one.contains("\"highlightTitle\":\"This feature\"")
+    );
+    // The map's assets: MapLibre, the viewer, the background and where it comes from.
+    for (path, ty) in [
+        ("maplibre-gl/maplibre-gl.js", "text/javascript"),
+        ("maplibre-gl/viewer.js", "text/javascript"),
+        ("world/world.geojson", "application/geo+json"),
+        ("world/README.txt", "text/plain"),
+    ] {
+        let r = fetch(&format!("{}/assets/{path}", s.base));
+        assert_eq!(r.status(), 200, "{path}");
+        assert!(
+            r.content_type().starts_with(ty),
+            "{path}: {}",
+            r.content_type()
+        );
+        assert!(
+            r.header("cache-control")
+                .is_some_and(|c| c.contains("max-age")),
+            "{path}"
+        );
+    }
+    let (_, world) = get(&format!("{}/assets/world/world.geojson", s.base));
+    assert_eq!(world["features"][0]["properties"]["kind"], "land");
+    for missing in [
+        "world/nothing.json",
+        "maplibre-gl/world.geojson",
+        "other/viewer.js",
+    ] {
+        assert_eq!(
+            fetch(&format!("{}/assets/{missing}", s.base)).status(),
+            404,
+            "{missing}"
+        );
+    }
     // JSON stays the default for clients that do not ask for HTML.
     let (status, _) = get(&format!("{}/collections", s.base));
     assert_eq!(status, 200);

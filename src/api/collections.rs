@@ -225,14 +225,17 @@ pub async fn one(
     let q = Params::parse(req.query_string(), &["f"])?;
     if negotiate(&req, q.get("f"))? == Format::Html {
         let base = base_url(&req)?;
-        let tilejson = format!(
-            "{base}/collections/{}/tiles/WebMercatorQuad/tilejson.json",
-            s.entry.id
-        );
+        let tilejson = super::map::collection_tilejson(&base, &s.entry.id);
         return Ok(super::html::collection(
             &s.entry,
             &base,
-            super::map::block(std::slice::from_ref(&s), &tilejson, &base),
+            super::map::block(&super::map::MapView {
+                layers: std::slice::from_ref(&s),
+                tilejson: &tilejson,
+                base: &base,
+                basemap: state.basemap_style.as_deref(),
+                highlight: None,
+            }),
         ));
     }
     let (etag, fresh) = etag_check(&req, &format!("{}-v{}", s.entry.id, s.version()));

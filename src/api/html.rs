@@ -1,7 +1,8 @@
 //! HTML pages for people with a browser: the same resources as the JSON API, rendered on the
 //! server with maud, which escapes every interpolated value unless told otherwise (only the
 //! map's configuration script is, and it is escaped for a script body in `map`). Nothing is
-//! fetched from elsewhere. Features on item pages are drawn as an inline SVG.
+//! fetched from elsewhere (but a configured `--basemap-style`). Every page with features has the same map (`map::block`): items and
+//! feature pages draw theirs highlighted.
 
 use actix_web::http::header;
 use actix_web::HttpResponse;
@@ -9,11 +10,11 @@ use maud::{html, Markup, DOCTYPE};
 use serde_json::Value as Json;
 
 use crate::catalog::CatalogEntry;
-use crate::engine::snapshot::{Feature, Geom};
+use crate::engine::snapshot::Feature;
 
 const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:72rem;margin:1.5rem auto;padding:0 1rem;color:#222}\
 a{color:#0b5cad}table{border-collapse:collapse;font-size:.9rem}td,th{border:1px solid #ddd;padding:.2rem .45rem;text-align:left;vertical-align:top}\
-th{background:#f4f4f4}nav{margin-bottom:1rem}code{background:#f3f3f3;padding:0 .2rem}svg{border:1px solid #ccc;background:#f8fbff}\
+th{background:#f4f4f4}nav{margin-bottom:1rem}code{background:#f3f3f3;padding:0 .2rem}\
 .muted{color:#666}";
 
 /// An HTML response of `markup`.
@@ -207,97 +208,6 @@ pub fn collection(e: &CatalogEntry, base: &str, map: Markup) -> HttpResponse {
     )
 }
 
-/// An SVG drawing of features, fitted to their extent (equirectangular, corrected for latitude).
-fn svg(features: &[&Feature]) -> Markup {
-    let mut b = [
-        f64::INFINITY,
-        f64::INFINITY,
-        f64::NEG_INFINITY,
-        f64::NEG_INFINITY,
-    ];
-    for f in features {
-        let Some(g) = &f.geometry else { continue };
-        use geo::CoordsIter;
-        for c in g.to_geo().coords_iter() {
-            b = [b[0].min(c.x), b[1].min(c.y), b[2].max(c.x), b[3].max(c.y)];
-        }
-    }
-    if !b[0].is_finite() {
-        return html! {};
-    }
-    let k = ((b[1] + b[3]) / 2.0).to_radians().cos().max(0.1);
-    let (w, h) = (((b[2] - b[0]) * k).max(1e-9), (b[3] - b[1]).max(1e-9));
-    let scale = 640.0 / w.max(h);
-    let (width, height) = ((w * scale).max(40.0) + 20.0, (h * scale).max(40.0) + 20.0);
-    let px = |x: f64, y: f64| ((x - b[0]) * k * scale + 10.0, (b[3] - y) * scale + 10.0);
-    let mut shapes = Vec::new();
-    for f in features {
-        let Some(g) = &f.geometry else { continue };
-        match g {
-            Geom::Point(x, y) => {
-                let (cx, cy) = px(*x, *y);
-                shapes.push(html! {
-                    circle cx=(format!("{cx:.1}")) cy=(format!("{cy:.1}")) r="3" fill="#d9480f" { title { (f.id) } }
-                });
-            }
-            Geom::Shape(shape) => {
-                let mut d = String::new();
-                let mut ring = |coords: &mut dyn Iterator<Item = geo::Coord<f64>>, close: bool| {
-                    for (i, c) in coords.enumerate() {
-                        let (x, y) = px(c.x, c.y);
-                        d.push_str(&format!("{}{x:.1} {y:.1} ", if i == 0 { "M" } else { "L" }));
-                    }
-                    if close {
-                        d.push('Z');
-                    }
-                };
-                let mut polygons = false;
-                use geo::CoordsIter;
-                match shape.as_ref() {
-                    geo::Geometry::Polygon(p) => {
-                        polygons = true;
-                        ring(&mut p.exterior().coords().copied(), true);
-                        for r in p.interiors() {
-                            ring(&mut r.coords().copied(), true);
-                        }
-                    }
-                    geo::Geometry::MultiPolygon(mp) => {
-                        polygons = true;
-                        for p in mp {
-                            ring(&mut p.exterior().coords().copied(), true);
-                            for r in p.interiors() {
-                                ring(&mut r.coords().copied(), true);
-                            }
-                        }
-                    }
-                    geo::Geometry::LineString(l) => ring(&mut l.coords().copied(), false),
-                    geo::Geometry::MultiLineString(ml) => {
-                        for l in ml {
-                            ring(&mut l.coords().copied(), false);
-                        }
-                    }
-                    other => {
-                        for c in other.coords_iter() {
-                            let (x, y) = px(c.x, c.y);
-                            d.push_str(&format!("M{x:.1} {y:.1} l0.1 0 "));
-                        }
-                    }
-                }
-                shapes.push(if polygons {
-                    html! { path d=(d) fill="#1971c2" fill-opacity="0.35" stroke="#1971c2" fill-rule="evenodd" { title { (f.id) } } }
-                } else {
-                    html! { path d=(d) fill="none" stroke="#1971c2" stroke-width="1.5" { title { (f.id) } } }
-                });
-            }
-        }
-    }
-    html! {
-        svg xmlns="http://www.w3.org/2000/svg" width=(format!("{width:.0}")) height=(format!("{height:.0}")) {
-            @for s in &shapes { (s) }
-        }
-    }
-}
-
 pub struct ItemsPage<'a> {
     pub entry: &'a CatalogEntry,
     pub features: Vec<&'a Feature>,
@@ -315,7 +225,7 @@ fn cell(v: Json) -> String {
     }
 }
 
-pub fn items(p: &ItemsPage<'_>, base: &str) -> HttpResponse {
+pub fn items(p: &ItemsPage<'_>, base: &str, map: Markup) -> HttpResponse {
     let e = p.entry;
     let nav = html! {
         @if let Some(h) = &p.prev { a href=(h) { "previous" } }
@@ -324,7 +234,7 @@ pub fn items(p: &ItemsPage<'_>, base: &str) -> HttpResponse {
     };
     let body = html! {
         p { (p.features.len()) " of " (p.matched) " features. " (nav) }
-        (svg(&p.features))
+        (map)
         table {
             tr {
                 th { "id" }
@@ -355,7 +265,7 @@ pub fn items(p: &ItemsPage<'_>, base: &str) -> HttpResponse {
     )
 }
 
-pub fn item(e: &CatalogEntry, f: &Feature, base: &str) -> HttpResponse {
+pub fn item(e: &CatalogEntry, f: &Feature, base: &str, map: Markup) -> HttpResponse {
     page(
         &format!("{} {}", e.meta.title, f.id),
         &[
@@ -368,7 +278,7 @@ pub fn item(e: &CatalogEntry, f: &Feature, base: &str) -> HttpResponse {
             ("features", format!("{base}/collections/{}/items", e.id)),
         ],
         html! {
-            (svg(&[f]))
+            (map)
             table {
                 @for (a, v) in e.attributes.iter().zip(f.values.iter()) {
                     tr { th { (a.name) } td { (cell(v.to_json())) } }

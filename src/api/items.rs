@@ -601,19 +601,28 @@ pub async fn items(
                 .and_then(|l| l["href"].as_str())
                 .map(str::to_string)
         };
+        let features: Vec<_> = page
+            .items
+            .iter()
+            .map(|&i| &s.features[i as usize])
+            .collect();
+        let map = super::map::block(&super::map::MapView {
+            layers: std::slice::from_ref(&s),
+            tilejson: &super::map::collection_tilejson(&base, &s.entry.id),
+            base: &base,
+            basemap: state.basemap_style.as_deref(),
+            highlight: Some(&features),
+        });
         return Ok(super::html::items(
             &super::html::ItemsPage {
                 entry: &s.entry,
-                features: page
-                    .items
-                    .iter()
-                    .map(|&i| &s.features[i as usize])
-                    .collect(),
+                features,
                 matched: page.matched,
                 next: href("next"),
                 prev: href("prev"),
             },
             &base,
+            map,
         ));
     }
 
@@ -723,7 +732,15 @@ pub async fn item(
         ))
     })?;
     if format == Format::Html {
-        return Ok(super::html::item(&s.entry, f, &base_url(&req)?));
+        let base = base_url(&req)?;
+        let map = super::map::block(&super::map::MapView {
+            layers: std::slice::from_ref(&s),
+            tilejson: &super::map::collection_tilejson(&base, &s.entry.id),
+            base: &base,
+            basemap: state.basemap_style.as_deref(),
+            highlight: Some(&[f]),
+        });
+        return Ok(super::html::item(&s.entry, f, &base, map));
     }
     let (etag, fresh) = etag_check(
         &req,

@@ -11,7 +11,7 @@ pub mod heavy;
 mod html;
 mod items;
 pub mod keys;
-mod map;
+pub mod map;
 pub mod metrics;
 pub mod openapi;
 pub mod origin;
@@ -70,6 +70,9 @@ pub struct AppState {
     pub read_keys: Option<Arc<keys::ReadKeys>>,
     /// The settings of the DCAT-AP-SE catalog at `/datasets/dcat` (see `dcat`).
     pub dcat: Arc<dcat::CatalogSettings>,
+    /// A MapLibre style URL the maps draw under the collections instead of the offline
+    /// background (`--basemap-style`; see `map`).
+    pub basemap_style: Option<String>,
 }
 
 /// Every error a handler can return, with its status. The body is always
@@ -282,7 +285,16 @@ async fn landing(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRes
     if format == Format::Html {
         let layers = state.engine.list();
         let tilejson = format!("{base}/tiles/WebMercatorQuad/tilejson.json");
-        return Ok(html::landing(&base, map::block(&layers, &tilejson, &base)));
+        return Ok(html::landing(
+            &base,
+            map::block(&map::MapView {
+                layers: &layers,
+                tilejson: &tilejson,
+                base: &base,
+                basemap: state.basemap_style.as_deref(),
+                highlight: None,
+            }),
+        ));
     }
     Ok(json_response(
         json!({
@@ -494,7 +506,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         "/tiles/{tms}/tilejson.json",
         tiles::dataset_tilejson,
     ))
-    .service(resource("/assets/maplibre-gl/{file}", map::asset))
+    .service(resource("/assets/{dir}/{file}", map::asset))
     .service(resource("/tileMatrixSets", tiles::tile_matrix_sets))
     .configure(admin::configure)
     .service(resource("/tileMatrixSets/{tms}", tiles::tile_matrix_set))
