@@ -551,34 +551,74 @@ fn tile_caching_and_versions() {
     }
 }
 
-/// The map pages in a real browser: tiles requested, features drawn, a click shows attributes.
-#[test]
-fn map_pages_draw_features_in_a_browser() {
+/// One map page in headless Chromium (tests/browser/map.js): its report, with the pixels of the
+/// map canvas counted by colour (`extra`: more colours to count, {"name": "#rrggbb"}). A
+/// screenshot of the page is left in the target directory's browser-screenshots/`name`.png.
+fn map_page(url: &str, name: &str, extra: &Json) -> Json {
     let script = repo().join("tests/browser/map.js");
     let modules = repo().join("tests/browser/node_modules/playwright-core");
     assert!(
         modules.exists(),
         "playwright-core is missing: `bash scripts/deps.sh browser` installs it (the test command does)"
     );
+    let shots = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("browser-screenshots");
+    std::fs::create_dir_all(&shots).expect("screenshot directory");
+    let out = std::process::Command::new("node")
+        .arg(&script)
+        .arg(url)
+        .arg(extra.to_string())
+        .env("HAMN_SCREENSHOT", shots.join(format!("{name}.png")))
+        .output()
+        .expect("node");
+    let report: Json = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("{url}: {}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(report["errors"], serde_json::json!([]), "{url}");
+    report
+}
+
+/// The share of the map's pixels in the colour `name` (see `map_page`).
+fn share(report: &Json, name: &str) -> f64 {
+    let total = report["pixels"]["total"].as_f64().unwrap_or(0.0);
+    report["pixels"][name].as_f64().unwrap_or(0.0) / total.max(1.0)
+}
+
+/// A map's background is drawn: land and sea each cover a good share of it.
+fn assert_background(page: &str, report: &Json, sea: bool) {
+    let (land_share, sea_share) = (share(report, "land"), share(report, "sea"));
+    assert!(
+        land_share > 0.15,
+        "{page}: land covers {:.1}% of the map, expected more than 15%: {report}",
+        land_share * 100.0
+    );
+    if sea {
+        assert!(
+            sea_share > 0.05,
+            "{page}: sea covers {:.1}% of the map, expected more than 5%: {report}",
+            sea_share * 100.0
+        );
+    }
+}
+
+/// The map pages in a real browser: the offline background drawn under the features, tiles
+/// requested, features drawn (in the collections' colours, or the page's own highlighted over
+/// dimmed tiles), and a click shows attributes.
+#[test]
+fn map_pages_draw_features_in_a_browser() {
     let (s, _dir) = demo_server();
-    for (page, layer_word) in [
-        (format!("{}/?f=html", s.base), ""),
+    let none = serde_json::json!({});
+    // Landing and collection pages: every collection in its own colour.
+    for (page, name, layer_word) in [
+        (format!("{}/?f=html", s.base), "landing", ""),
         (
             format!(
                 "{}/collections/traffic-counts-malmo-lund-synthetic?f=html",
                 s.base
             ),
+            "collection",
             "adt",
         ),
     ] {
-        let out = std::process::Command::new("node")
-            .arg(&script)
-            .arg(&page)
-            .output()
-            .expect("node");
-        let report: Json = serde_json::from_slice(&out.stdout)
-            .unwrap_or_else(|_| panic!("{page}: {}", String::from_utf8_lossy(&out.stderr)));
-        assert_eq!(report["errors"], serde_json::json!([]), "{page}");
+        let report = map_page(&page, name, &none);
         assert!(
             report["tiles"].as_u64().is_some_and(|n| n > 0),
             "{page}: no tile requested: {report}"
@@ -586,7 +626,18 @@ fn map_pages_draw_features_in_a_browser() {
         assert_eq!(report["tileErrors"], 0, "{page}");
         assert!(
             report["rendered"].as_u64().is_some_and(|n| n > 0),
-            "{page}: blank map: {report}"
+            "{page}: no feature rendered: {report}"
+        );
+        assert_background(&page, &report, true);
+        assert!(
+            report["pixels"]["palette"]
+                .as_u64()
+                .is_some_and(|n| n > 100),
+            "{page}: hardly a pixel in the collections' colours: {report}"
+        );
+        assert_eq!(
+            report["pixels"]["highlight"], 0,
+            "{page}: nothing is highlighted here"
         );
         let popup = report["popup"].as_str().unwrap_or_default();
         assert!(
@@ -594,6 +645,149 @@ fn map_pages_draw_features_in_a_browser() {
             "{page}: popup {popup:?}"
         );
     }
+    // Items and feature pages: the page's features highlighted, the collection's tiles dimmed
+    // (drawn, but in none of the collection colours).
+    for (page, name, sea, title) in [
+        (
+            format!(
+                "{}/collections/copenhagen-osm-parking/items?f=html&limit=20",
+                s.base
+            ),
+            "items",
+            true,
+            "Features on this page",
+        ),
+        (
+            format!("{}/collections/harryda-badplatser/items/1?f=html", s.base),
+            "item",
+            false,
+            "This feature",
+        ),
+    ] {
+        let report = map_page(&page, name, &none);
+        assert!(
+            report["tiles"].as_u64().is_some_and(|n| n > 0),
+            "{page}: no tile of the collection requested: {report}"
+        );
+        assert_eq!(report["tileErrors"], 0, "{page}");
+        assert_background(&page, &report, sea);
+        assert!(
+            report["highlighted"].as_u64().is_some_and(|n| n > 0),
+            "{page}: the page's features are not on the map: {report}"
+        );
+        assert!(
+            report["pixels"]["highlight"]
+                .as_u64()
+                .is_some_and(|n| n > 50),
+            "{page}: hardly a pixel in the highlight colour: {report}"
+        );
+        assert_eq!(
+            report["pixels"]["palette"], 0,
+            "{page}: the collection's tiles are drawn in full colour, not dimmed: {report}"
+        );
+        let popup = report["popup"].as_str().unwrap_or_default();
+        assert!(popup.starts_with(title), "{page}: popup {popup:?}");
+    }
+}
+
+/// A style.json at a local URL for `--basemap-style`: one background layer in `colour`. Counts
+/// the requests it answers.
+fn style_server(colour: &str) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!(
+        "http://{}/style.json",
+        listener.local_addr().expect("address")
+    );
+    let body = serde_json::json!({
+        "version": 8,
+        "sources": {},
+        "layers": [{"id": "basemap", "type": "background", "paint": {"background-color": colour}}],
+    })
+    .to_string();
+    let served = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = served.clone();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf);
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nAccess-Control-Allow-Origin: *\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    (url, served)
+}
+
+/// With `--basemap-style`, the maps draw that style and the collections on top of it; a style
+/// that cannot be had gives the offline background instead of a blank map.
+#[test]
+fn maps_draw_a_configured_basemap_style_or_fall_back_offline() {
+    let (s, dir) = demo_server();
+    drop(s);
+    let store = ["--data-dir".to_string(), dir.path().display().to_string()];
+    let page = "/collections/traffic-counts-malmo-lund-synthetic?f=html";
+    let (url, served) = style_server("#3b2f63");
+    let with_style = start(&store, &["--basemap-style", &url]);
+    let html = ureq::get(&format!("{}{page}", with_style.base))
+        .call()
+        .expect("page")
+        .into_string()
+        .expect("text");
+    assert!(html.contains(&format!("\"basemap\":\"{url}\"")), "{html}");
+    let report = map_page(
+        &format!("{}{page}", with_style.base),
+        "basemap",
+        &serde_json::json!({"basemap": "#3b2f63"}),
+    );
+    assert!(
+        served.load(std::sync::atomic::Ordering::SeqCst) > 0,
+        "the browser never asked for the style"
+    );
+    assert!(
+        share(&report, "basemap") > 0.5,
+        "the basemap style's background is not drawn: {report}"
+    );
+    assert_eq!(
+        report["pixels"]["land"], 0,
+        "the offline background is drawn too: {report}"
+    );
+    assert!(
+        report["pixels"]["palette"]
+            .as_u64()
+            .is_some_and(|n| n > 100),
+        "no features over the basemap: {report}"
+    );
+    drop(with_style);
+    // Nothing listens there: the style cannot be had.
+    let gone = format!("http://127.0.0.1:{}/style.json", free_port());
+    let without = start(&store, &["--basemap-style", &gone]);
+    let report = map_page(
+        &format!("{}{page}", without.base),
+        "basemap-missing",
+        &serde_json::json!({}),
+    );
+    assert_background(page, &report, true);
+    assert!(
+        report["pixels"]["palette"]
+            .as_u64()
+            .is_some_and(|n| n > 100),
+        "no features over the fallback background: {report}"
+    );
+    // Not a URL: hamn refuses to start.
+    let o = hamn_cmd()
+        .args(&store)
+        .args(["serve", "--basemap-style", "ftp://example.com/style.json"])
+        .output()
+        .expect("serve");
+    assert!(
+        !o.status.success() && String::from_utf8_lossy(&o.stderr).contains("basemap style"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
 }
 
 /// Per-collection zoom ranges: given at ingest, kept in the catalog, obeyed by tiles and TileJSON.
