@@ -8,6 +8,7 @@
 (function () {
   "use strict";
   var cfg = window.HAMN_MAP;
+  document.getElementById("map-block").style.display = "flex";
   var palette = ["#d9480f", "#1971c2", "#2b8a3e", "#862e9c", "#e67700", "#0b7285", "#c2255c", "#5c940d"];
   var colours = { sea: "#b3d1e6", land: "#f2efe6", border: "#a08fa8", context: "#6c7a89", highlight: "#e6007e" };
   window.hamnColours = { sea: colours.sea, land: colours.land, highlight: colours.highlight, palette: palette };

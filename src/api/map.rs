@@ -174,7 +174,8 @@ pub fn block(v: &MapView<'_>) -> Markup {
     let base = v.base;
     html! {
         link rel="stylesheet" href={ (base) "/assets/maplibre-gl/maplibre-gl.css" };
-        div style="display:flex;gap:1rem;align-items:flex-start;flex-wrap:wrap" {
+        // Shown by the viewer's script: without JavaScript, no empty box above the table.
+        div #map-block style="display:none;gap:1rem;align-items:flex-start;flex-wrap:wrap" {
             div #map style="flex:1 1 40rem;height:32rem;border:1px solid #ccc" {}
             div #layers style="flex:0 0 16rem;font-size:.9rem" { strong { "Layers" } }
         }
