@@ -433,6 +433,7 @@ impl IngestArgs {
                 x_field: self.x_field.clone(),
                 y_field: self.y_field.clone(),
                 wkt_field: self.wkt_field.clone(),
+                xy_hint: None,
             },
             id_field: self.id_field.clone(),
             datetime_field: self.datetime_field.clone(),

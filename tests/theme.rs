@@ -475,3 +475,62 @@ fn a_theme_collection_is_served_with_the_themes_schema() {
     assert_eq!(f["properties"]["name"], "Frökens udde");
     assert_eq!(f["properties"]["source"], HARRYDA);
 }
+
+/// A theme whose coordinate columns have names of their own (the parking schema's Ylat/Xlong)
+/// reads them without options; codes are written as the theme writes them; the theme's own
+/// publisher column holds the source.
+#[tokio::test]
+async fn a_themes_coordinate_columns_and_publisher_column_are_used() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let file = tmp.path().join("p.csv");
+    std::fs::write(
+        &file,
+        "id,nom,Ylat,Xlong,type_usagers,gratuit,nb_places,hauteur_max,type_ouvrage\n\
+         P1,Triangeln,55.5940,13.0000,Tous,nej,450,2.10 m,Ouvrage\n\
+         P2,Möllevången,55.5900,13.0080,abonnés,ja,\"1 200\",,enclos_en_surface\n",
+    )
+    .expect("write");
+    for store in each_store().await {
+        let kind = store.kind;
+        let mut o = IngestOptions::new(file.display().to_string());
+        o.theme = Some(ThemeIngest {
+            theme: theme::find("parkering").expect("parkering"),
+            source: "1280".parse().expect("org"),
+            mapping: Mapping::default(),
+        });
+        let r = store.ingest(&o).await.expect("parking");
+        assert_eq!(r[0].stored, 2, "{kind}");
+        assert_eq!(
+            r[0].unfit,
+            [(2, "hauteur_max: required value missing".to_string())],
+            "{kind}"
+        );
+        let entry = store.entry("parkering").await;
+        assert_eq!(
+            entry.attributes[0].name, "source_id",
+            "{kind}: the theme has its own publisher column"
+        );
+        let features = store.features("parkering").await;
+        let p1 = features.iter().find(|f| f.id == "1280:P1").expect("P1");
+        assert_eq!(value(&entry, p1, "num_siret"), "1280");
+        assert_eq!(value(&entry, p1, "type_usagers"), "tous");
+        assert_eq!(value(&entry, p1, "type_ouvrage"), "ouvrage");
+        assert_eq!(value(&entry, p1, "gratuit"), false);
+        let p2 = features.iter().find(|f| f.id == "1280:P2").expect("P2");
+        assert_eq!(value(&entry, p2, "nb_places"), 1200);
+        let (x, y) = vertices(p1.geometry.as_deref().expect("geometry"))[0];
+        assert!(
+            (x - 13.0).abs() < 1e-9 && (y - 55.594).abs() < 1e-9,
+            "{kind}: {x} {y}"
+        );
+        // Its removal leaves an empty collection, not an error.
+        let (e, n) = ingest::remove_source(
+            store.store.as_ref(),
+            &id("parkering"),
+            &"1280".parse().expect("org"),
+        )
+        .await
+        .expect("remove");
+        assert_eq!((n, e.feature_count, e.extent), (2, 0, None), "{kind}");
+    }
+}

@@ -400,7 +400,10 @@ async fn ingest_layer(
     )
     .map_err(IngestError::Options)?;
     let p = prepared.clone();
-    let read_opts = opts.read.clone();
+    let mut read_opts = opts.read.clone();
+    if let Some(t) = theme.map(|t| t.theme) {
+        read_opts.xy_hint = t.longitude.clone().zip(t.latitude.clone());
+    }
     let schema = blocking(move || {
         let ds = match dataset {
             Some(ds) => ds,

@@ -86,6 +86,9 @@ pub struct ReadOptions {
     pub x_field: Option<String>,
     pub y_field: Option<String>,
     pub wkt_field: Option<String>,
+    /// Coordinate columns (x, y) to use when the source has both and names no others: a
+    /// theme's longitude/latitude columns.
+    pub xy_hint: Option<(String, String)>,
 }
 
 pub fn open(source: &PreparedSource) -> Result<Dataset, IngestError> {
@@ -259,7 +262,11 @@ pub fn analyse(
         };
         let xy = match (&opts.x_field, &opts.y_field) {
             (Some(x), Some(y)) => Some((find_named(x)?, find_named(y)?)),
-            (None, None) => coords::find_xy(&field_names),
+            (None, None) => opts
+                .xy_hint
+                .as_ref()
+                .and_then(|(x, y)| find_named(x).ok().zip(find_named(y).ok()))
+                .or_else(|| coords::find_xy(&field_names)),
             _ => {
                 return Err(IngestError::Options(
                     "give both --x-field and --y-field".into(),
