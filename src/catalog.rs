@@ -273,6 +273,55 @@ pub struct Description {
     /// `https://dataportal.se/specifications/badplatser/1.0`); from a harvested catalog.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conforms_to: Vec<String>,
+    /// The language the title, description and keywords are written in (a tag from
+    /// [`LANGUAGES`]); `None`: the catalog's language.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
+}
+
+/// The languages texts may be tagged with: tag and its IRI in the EU language vocabulary
+/// (what DCAT-AP-SE's dct:language takes).
+pub const LANGUAGES: [(&str, &str); 6] = [
+    (
+        "sv",
+        "http://publications.europa.eu/resource/authority/language/SWE",
+    ),
+    (
+        "en",
+        "http://publications.europa.eu/resource/authority/language/ENG",
+    ),
+    (
+        "fi",
+        "http://publications.europa.eu/resource/authority/language/FIN",
+    ),
+    (
+        "nb",
+        "http://publications.europa.eu/resource/authority/language/NOB",
+    ),
+    (
+        "da",
+        "http://publications.europa.eu/resource/authority/language/DAN",
+    ),
+    (
+        "de",
+        "http://publications.europa.eu/resource/authority/language/DEU",
+    ),
+];
+
+/// A language as given (`sv`, `EN` …) as its tag in [`LANGUAGES`], or why not.
+pub fn language_tag(given: &str) -> Result<&'static str, String> {
+    let g = given.trim();
+    LANGUAGES
+        .iter()
+        .find(|(tag, _)| tag.eq_ignore_ascii_case(g))
+        .map(|(tag, _)| *tag)
+        .ok_or_else(|| {
+            format!(
+                "language {:?}: use one of {}",
+                g.chars().take(20).collect::<String>(),
+                LANGUAGES.map(|(t, _)| t).join(", ")
+            )
+        })
 }
 
 /// Where the data came from.

@@ -259,6 +259,10 @@ pub struct IngestArgs {
     /// A free category for search and the catalog, e.g. parking, noise, traffic, bathing.
     #[arg(long)]
     pub category: Option<String>,
+    /// The language title, description and keywords are written in: sv, en, fi, nb, da, de
+    /// [default: the catalog's, --dcat-language].
+    #[arg(long)]
+    pub language: Option<String>,
     /// Map the file into this theme's shared collection (`hamn themes` lists them), as the
     /// part of the publisher given by --source-org; that publisher's earlier part is replaced
     /// whole, other publishers' parts stay.
@@ -332,6 +336,9 @@ pub struct EditArgs {
     /// A free category, e.g. parking.
     #[arg(long)]
     pub category: Option<String>,
+    /// The language of title, description and keywords (sv, en …; "" for the catalog's).
+    #[arg(long)]
+    pub language: Option<String>,
     #[arg(long)]
     pub publisher: Option<String>,
     #[arg(long)]
@@ -371,6 +378,14 @@ impl EditArgs {
         meta.theme = optional(&self.category, meta.theme);
         meta.publisher = optional(&self.publisher, meta.publisher);
         meta.licence = optional(&self.licence, meta.licence);
+        meta.language = match optional(&self.language, meta.language) {
+            Some(l) => Some(
+                crate::catalog::language_tag(&l)
+                    .map_err(anyhow::Error::msg)?
+                    .to_string(),
+            ),
+            None => None,
+        };
         if let Some(k) = list(&self.keywords) {
             meta.keywords = k;
         }
@@ -451,6 +466,13 @@ impl IngestArgs {
                 publisher: self.publisher.clone(),
                 licence: self.licence.clone(),
                 conforms_to: self.conforms_to.clone(),
+                language: self
+                    .language
+                    .as_deref()
+                    .map(crate::catalog::language_tag)
+                    .transpose()
+                    .map_err(anyhow::Error::msg)?
+                    .map(str::to_string),
             },
             zoom: (self.min_zoom, self.max_zoom),
             allow_gdal_paths: config.allow_gdal_paths,

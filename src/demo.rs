@@ -67,6 +67,8 @@ pub struct DemoCollection {
     pub publisher: Option<String>,
     pub licence: Option<String>,
     pub category: Option<String>,
+    /// The language of title, description and keywords [default: the catalog's].
+    pub language: Option<String>,
     #[serde(default)]
     pub keywords: Vec<String>,
     pub layer: Option<String>,
@@ -132,6 +134,7 @@ impl DemoCollection {
                 publisher: self.publisher.clone(),
                 licence: self.licence.clone(),
                 conforms_to: Vec::new(),
+                language: self.language.clone(),
             },
             ..IngestOptions::new(dir.join(&self.file).display().to_string())
         }

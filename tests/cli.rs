@@ -323,6 +323,8 @@ async fn collections_list_show_delete() {
             "",
             "--conforms-to",
             "https://dataportal.se/specifications/badplatser/1.0",
+            "--language",
+            "SV",
         ]));
         assert!(o.status.success(), "{}", stderr(&o));
         let o = run(store
@@ -338,6 +340,20 @@ async fn collections_list_show_delete() {
             serde_json::json!(["https://dataportal.se/specifications/badplatser/1.0"])
         );
         assert_eq!(edited["feature_count"], 9);
+        assert_eq!(edited["language"], "sv");
+        let o = run(store.hamn().args([
+            "collections",
+            "edit",
+            "harryda-badplatser",
+            "--language",
+            "klingon",
+        ]));
+        assert!(!o.status.success());
+        assert!(
+            stderr(&o).contains("language \"klingon\": use one of sv, en"),
+            "{}",
+            stderr(&o)
+        );
         assert!(edited["version"].as_i64() > shown["version"].as_i64());
         let o =
             run(store

@@ -446,9 +446,20 @@ fn the_catalog_meets_dcat_ap_se_in_every_serialisation() {
         "\"Härryda kommun\"@sv",
         "a dcterms:PeriodOfTime",
         "dcat:startDate \"",
+        // A collection's texts in its own language (the demo's are English), its dct:language;
+        // a theme collection's title in Swedish and, from the theme, English.
+        "\"Badplatser (bathing sites), Härryda kommun\"@en",
+        "\"Badplatser\"@sv",
+        "\"Bathing sites\"@en",
+        "language/ENG>",
+        "language/SWE>",
     ] {
         assert!(ttl_text.contains(want), "{want} in the Turtle");
     }
+    assert!(
+        !ttl_text.contains("\"Badplatser (bathing sites), Härryda kommun\"@sv"),
+        "an English title tagged Swedish"
+    );
 
     // ETag per representation; 304 on a match.
     let first = fetch(&url);

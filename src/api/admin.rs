@@ -328,6 +328,7 @@ async fn create_collection(
         publisher: text("publisher", new.publisher, 200)?,
         licence: text("licence", new.licence, 200)?,
         conforms_to: texts("conformsTo", new.conforms_to, 500)?,
+        language: None,
     };
     let store = admin(&state)?.publisher.store().clone();
     let entry = crate::ingest::create_empty(store.as_ref(), &id, meta)

@@ -22,7 +22,7 @@ use oxrdfio::{RdfFormat, RdfSerializer};
 
 use super::params::Params;
 use super::{base_url, etag_check, not_modified, quote, ApiError, AppState, CONFORMANCE};
-use crate::catalog::CatalogEntry;
+use crate::catalog::{CatalogEntry, LANGUAGES};
 use crate::config::DcatArgs;
 use crate::engine::Snapshot;
 
@@ -89,34 +89,6 @@ impl Default for CatalogSettings {
         }
     }
 }
-
-/// Languages the catalog's texts may be in: tag and EU language vocabulary IRI.
-const LANGUAGES: [(&str, &str); 6] = [
-    (
-        "sv",
-        "http://publications.europa.eu/resource/authority/language/SWE",
-    ),
-    (
-        "en",
-        "http://publications.europa.eu/resource/authority/language/ENG",
-    ),
-    (
-        "fi",
-        "http://publications.europa.eu/resource/authority/language/FIN",
-    ),
-    (
-        "nb",
-        "http://publications.europa.eu/resource/authority/language/NOB",
-    ),
-    (
-        "da",
-        "http://publications.europa.eu/resource/authority/language/DAN",
-    ),
-    (
-        "de",
-        "http://publications.europa.eu/resource/authority/language/DEU",
-    ),
-];
 
 impl CatalogSettings {
     /// Checks the settings: an organisationsnummer of 10 digits (a `-` after the sixth is
@@ -650,14 +622,22 @@ fn dataset(
     } else {
         meta.title.trim()
     };
-    g.local(&d, dct("title"), title);
+    // The collection's texts in its own language, else the catalog's.
+    let lang = meta
+        .language
+        .as_deref()
+        .and_then(|l| LANGUAGES.iter().find(|(tag, _)| *tag == l))
+        .copied()
+        .unwrap_or(settings.language);
+    g.text(&d, dct("title"), title, lang.0);
+    g.link(&d, dct("language"), lang.1)?;
     let description = meta
         .description
         .as_deref()
         .map(str::trim)
         .filter(|s| !s.is_empty())
         .unwrap_or(title);
-    g.local(&d, dct("description"), description);
+    g.text(&d, dct("description"), description, lang.0);
     // A theme collection whose title and description are still the theme's has them in both
     // Swedish and English: the theme gives both.
     if let Some(t) = crate::theme::by_conformance(&meta.conforms_to) {
@@ -667,7 +647,7 @@ fn dataset(
             ("description", &t.description, &t.description_en, own),
         ] {
             if given == Some(sv.as_str()) {
-                match g.lang {
+                match lang.0 {
                     "sv" => g.text(&d, dct(p), en, "en"),
                     "en" => g.text(&d, dct(p), sv, "sv"),
                     _ => {}
@@ -680,7 +660,7 @@ fn dataset(
     for k in &meta.keywords {
         let k = k.trim();
         if !k.is_empty() {
-            g.local(&d, dcat("keyword"), k);
+            g.text(&d, dcat("keyword"), k, lang.0);
         }
     }
     if let Some(theme) = meta.theme.as_deref().and_then(data_theme) {

@@ -164,6 +164,8 @@ pub struct MetaOptions {
     pub publisher: Option<String>,
     pub licence: Option<String>,
     pub conforms_to: Vec<String>,
+    /// The language of the texts (a tag from `catalog::LANGUAGES`).
+    pub language: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -708,6 +710,7 @@ async fn ingest_layer(
         } else {
             meta.conforms_to.clone()
         },
+        language: pick(&meta.language, &old_meta.language),
     };
     if let Some(t) = theme.map(|t| t.theme) {
         // A theme collection describes itself by its theme until someone says otherwise.

@@ -251,6 +251,9 @@ pub struct Dataset {
     pub title: String,
     /// `dcterms:description`, language chosen as for the title.
     pub description: Option<String>,
+    /// The language of the title, when it is tagged with one hamn knows (not a machine
+    /// translation).
+    pub language: Option<String>,
     /// `foaf:name` of the dataset's `dcterms:publisher`, else of the catalog's.
     pub publisher: Option<String>,
     /// `dcterms:license` of the dataset, else of its chosen distribution ([`choose`]), else of
@@ -1166,8 +1169,13 @@ impl<'g> Reader<'g> {
     ) -> Dataset {
         let graph = self.graph;
         let uri = node_id(node);
-        let title = graph
-            .best_text(node, DCT_TITLE)
+        let best_title = graph.best_text(node, DCT_TITLE);
+        let language = best_title
+            .and_then(|(_, tag)| tag)
+            .filter(|tag| !tag.contains("-t-"))
+            .and_then(|tag| crate::catalog::language_tag(tag.split('-').next().unwrap_or(tag)).ok())
+            .map(str::to_string);
+        let title = best_title
             .map(|(t, _)| one_line(t, MAX_TITLE_CHARS))
             .unwrap_or_else(|| clip(&uri, MAX_TITLE_CHARS));
         let description = graph
@@ -1209,6 +1217,7 @@ impl<'g> Reader<'g> {
             identifier: graph.value(node, DCT_IDENTIFIER),
             title,
             description,
+            language,
             publisher: self.publisher(node).or_else(|| catalog_publisher.cloned()),
             licence: graph.value(node, DCT_LICENSE),
             themes: graph.iri_values(node, DCAT_THEME),

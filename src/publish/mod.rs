@@ -787,6 +787,7 @@ impl Publisher {
                 publisher: meta.publisher,
                 licence: meta.licence,
                 conforms_to: meta.conforms_to,
+                language: meta.language,
             },
             allow_any_gdal_driver: self.options.allow_any_gdal_driver,
             watch: Some(watch.clone()),
@@ -1097,6 +1098,7 @@ impl Publisher {
             publisher: ds.publisher.clone(),
             licence: ds.licence.clone(),
             conforms_to: ds.conforms_to.clone(),
+            language: ds.language.clone(),
         };
         let old = match existing.get(id.as_str()) {
             Some(SourceDoc::Url(s)) => Some(s.clone()),

@@ -35,6 +35,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0003_records",
         include_str!("../../migrations/0003_records.sql"),
     ),
+    (
+        "0004_language",
+        include_str!("../../migrations/0004_language.sql"),
+    ),
 ];
 
 /// Key of the advisory lock that serialises migrations between processes.
@@ -154,7 +158,7 @@ impl PostgisStore {
             let n = client
                 .execute(
                     "UPDATE hamn.collections SET title = $2, description = $3, keywords = $4, \
-                     theme = $5, publisher = $6, licence = $7, conforms_to = $8, \
+                     theme = $5, publisher = $6, licence = $7, conforms_to = $8, language = $9, \
                      version = nextval('hamn.version_seq'), updated = now() WHERE id = $1",
                     &[
                         &id.as_str(),
@@ -165,6 +169,7 @@ impl PostgisStore {
                         &meta.publisher,
                         &meta.licence,
                         &meta.conforms_to,
+                        &meta.language,
                     ],
                 )
                 .await?;
@@ -263,7 +268,7 @@ async fn apply_migrations(client: &Object) -> Result<Vec<&'static str>> {
 const ENTRY_COLUMNS: &str = "id, title, description, keywords, theme, publisher, licence, \
     source_name, source_sha256, source_layer, source_crs, attributes, geometry_types, id_field, \
     datetime_field, feature_count, extent, temporal_start, temporal_end, created, updated, \
-    version, data_table, min_zoom, max_zoom, conforms_to";
+    version, data_table, min_zoom, max_zoom, conforms_to, language";
 
 fn entry_from_row(row: &tokio_postgres::Row) -> Result<(CatalogEntry, String)> {
     let corrupt = |reason: String| StoreError::CorruptCatalog {
@@ -290,6 +295,7 @@ fn entry_from_row(row: &tokio_postgres::Row) -> Result<(CatalogEntry, String)> {
             publisher: row.get("publisher"),
             licence: row.get("licence"),
             conforms_to: row.get("conforms_to"),
+            language: row.get("language"),
         },
         source: SourceInfo {
             name: row.get("source_name"),
@@ -843,7 +849,7 @@ impl IngestSink for PgSink {
             .execute(
                 &format!(
                     "INSERT INTO hamn.collections ({ENTRY_COLUMNS}) VALUES \
-                     ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25,$26) \
+                     ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25,$26,$27) \
                      ON CONFLICT (id) DO UPDATE SET ({ENTRY_COLUMNS}) = \
                      (EXCLUDED.id, EXCLUDED.title, EXCLUDED.description, EXCLUDED.keywords, EXCLUDED.theme, \
                       EXCLUDED.publisher, EXCLUDED.licence, EXCLUDED.source_name, EXCLUDED.source_sha256, \
@@ -851,7 +857,7 @@ impl IngestSink for PgSink {
                       EXCLUDED.id_field, EXCLUDED.datetime_field, EXCLUDED.feature_count, EXCLUDED.extent, \
                       EXCLUDED.temporal_start, EXCLUDED.temporal_end, EXCLUDED.created, EXCLUDED.updated, \
                       EXCLUDED.version, EXCLUDED.data_table, EXCLUDED.min_zoom, EXCLUDED.max_zoom, \
-                      EXCLUDED.conforms_to)"
+                      EXCLUDED.conforms_to, EXCLUDED.language)"
                 ),
                 &[
                     &entry.id.as_str(),
@@ -880,6 +886,7 @@ impl IngestSink for PgSink {
                     &i16::from(entry.zoom.min()),
                     &i16::from(entry.zoom.max()),
                     &entry.meta.conforms_to,
+                    &entry.meta.language,
                 ],
             )
             .await?;
