@@ -121,6 +121,7 @@ impl DemoCollection {
                 y_field: self.y_field.clone(),
                 wkt_field: self.wkt_field.clone(),
                 xy_hint: None,
+                position_hint: None,
             },
             id_field: self.id_field.clone(),
             datetime_field: self.datetime_field.clone(),

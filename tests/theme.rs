@@ -534,3 +534,55 @@ async fn a_themes_coordinate_columns_and_publisher_column_are_used() {
         assert_eq!((n, e.feature_count, e.extent), (2, 0, None), "{kind}");
     }
 }
+
+/// The charging-point schema writes the position as "[lon,lat]" in one column: read as the
+/// geometry without options; an unreadable one rejects its feature.
+#[tokio::test]
+async fn a_position_column_is_the_geometry() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let file = tmp.path().join("ladd.csv");
+    std::fs::write(
+        &file,
+        "id_pdc_itinerance,nom_station,coordonneesXY,puissance_nominale,prise_type_2\n\
+         SE*LUN*E1,Bangatan,\"[13.1910, 55.7050]\",22,true\n\
+         SE*LUN*E2,Bangatan,\"[13.1912,55.7051]\",\"50,5\",false\n\
+         SE*LUN*E3,Stortorget,nowhere,11,true\n",
+    )
+    .expect("write");
+    for store in each_store().await {
+        let kind = store.kind;
+        let mut o = IngestOptions::new(file.display().to_string());
+        o.theme = Some(ThemeIngest {
+            theme: theme::find("laddplatser").expect("laddplatser"),
+            source: "1281".parse().expect("org"),
+            mapping: Mapping::default(),
+        });
+        let r = store.ingest(&o).await.expect("charging points");
+        assert_eq!((r[0].read, r[0].stored), (3, 2), "{kind}");
+        assert!(
+            r[0].rejected[0]
+                .1
+                .contains("unreadable position \"nowhere\""),
+            "{kind}: {:?}",
+            r[0].rejected
+        );
+        let entry = store.entry("laddplatser").await;
+        let features = store.features("laddplatser").await;
+        let e1 = features
+            .iter()
+            .find(|f| f.id == "1281:SE*LUN*E1")
+            .expect("E1");
+        let (x, y) = vertices(e1.geometry.as_deref().expect("geometry"))[0];
+        assert!(
+            (x - 13.191).abs() < 1e-9 && (y - 55.705).abs() < 1e-9,
+            "{kind}: {x} {y}"
+        );
+        let e2 = features
+            .iter()
+            .find(|f| f.id == "1281:SE*LUN*E2")
+            .expect("E2");
+        assert_eq!(value(&entry, e2, "puissance_nominale"), 50.5);
+        assert_eq!(value(&entry, e2, "prise_type_2"), false);
+        assert_eq!(entry.geometry_types, ["Point"]);
+    }
+}

@@ -405,6 +405,7 @@ async fn ingest_layer(
     let mut read_opts = opts.read.clone();
     if let Some(t) = theme.map(|t| t.theme) {
         read_opts.xy_hint = t.longitude.clone().zip(t.latitude.clone());
+        read_opts.position_hint = t.position.clone();
     }
     let schema = blocking(move || {
         let ds = match dataset {
@@ -438,7 +439,7 @@ async fn ingest_layer(
             let coordinates: Vec<String> = match schema.geometry {
                 GeometrySource::Native => Vec::new(),
                 GeometrySource::Columns { x, y, .. } => vec![x, y],
-                GeometrySource::Wkt(i) => vec![i],
+                GeometrySource::Wkt(i) | GeometrySource::Position(i) => vec![i],
             }
             .into_iter()
             .filter_map(|i| schema.fields.iter().find(|f| f.index == i))

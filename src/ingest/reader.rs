@@ -55,6 +55,9 @@ pub enum GeometrySource {
     Columns { x: usize, y: usize, swap: bool },
     /// WKT text in a column.
     Wkt(usize),
+    /// A WGS 84 point written `[lon,lat]` (or `lon,lat`) in one column, as the French
+    /// charging-point schema's `coordonneesXY`.
+    Position(usize),
 }
 
 /// An attribute as read from the source: where it is in the layer and what it becomes.
@@ -89,6 +92,8 @@ pub struct ReadOptions {
     /// Coordinate columns (x, y) to use when the source has both and names no others: a
     /// theme's longitude/latitude columns.
     pub xy_hint: Option<(String, String)>,
+    /// A `[lon,lat]` column to use when the source has it and names no other geometry.
+    pub position_hint: Option<String>,
 }
 
 pub fn open(source: &PreparedSource) -> Result<Dataset, IngestError> {
@@ -273,7 +278,14 @@ pub fn analyse(
                 ))
             }
         };
-        if let Some(w) = wkt {
+        let position = match (&opts.position_hint, &opts.wkt_field, &opts.x_field) {
+            (Some(p), None, None) => find_named(p).ok(),
+            _ => None,
+        };
+        if let Some(p) = position {
+            geometry = GeometrySource::Position(p);
+            guessed_crs = Some("EPSG:4326");
+        } else if let Some(w) = wkt {
             fields.retain(|f| f.index != w);
             geometry = GeometrySource::Wkt(w);
         } else if let Some((x, y)) = xy {
@@ -600,6 +612,25 @@ fn feature_geometry<'f>(
                         text.chars().take(60).collect::<String>()
                     )
                 }),
+            _ => Ok(None),
+        },
+        GeometrySource::Position(i) => match f.field_as_string(*i).ok().flatten() {
+            Some(text) if !text.trim().is_empty() => {
+                let inner = text.trim().trim_start_matches('[').trim_end_matches(']');
+                let parts: Vec<Option<f64>> = inner.split(',').map(coords::parse_number).collect();
+                match parts.as_slice() {
+                    [Some(x), Some(y)] => {
+                        let mut p = Geometry::empty(gdal::vector::OGRwkbGeometryType::wkbPoint)
+                            .map_err(|e| e.to_string())?;
+                        p.add_point_2d((*x, *y));
+                        Ok(Some(Cow::Owned(p)))
+                    }
+                    _ => Err(format!(
+                        "unreadable position {:?}: write [longitude,latitude]",
+                        text.chars().take(60).collect::<String>()
+                    )),
+                }
+            }
             _ => Ok(None),
         },
         GeometrySource::Columns { x, y, swap } => match (number(f, *x), number(f, *y)) {

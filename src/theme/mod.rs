@@ -53,6 +53,9 @@ pub struct Theme {
     /// Coordinate columns of the specification's CSV (WGS 84 degrees).
     pub latitude: Option<String>,
     pub longitude: Option<String>,
+    /// A column holding the position as `[longitude,latitude]` (WGS 84), for specifications
+    /// that write it so.
+    pub position: Option<String>,
     /// The specification's column for the publisher's own id of an object.
     pub id_attribute: Option<String>,
     /// The specification's column naming the publishing organisation.
