@@ -203,6 +203,14 @@ pub struct ServeArgs {
     /// whatever it names (tiles, fonts) themselves, so it suits deployments with internet.
     #[arg(long, env = "HAMN_BASEMAP_STYLE")]
     pub basemap_style: Option<String>,
+    /// Seconds browsers and CDNs may keep a document (landing page, collections, items …)
+    /// without asking again; 0: they revalidate each time with the ETag (a 304 when unchanged).
+    #[arg(long, env = "HAMN_CACHE_MAX_AGE", default_value_t = 0)]
+    pub cache_max_age: u32,
+    /// The same for a tile requested without its current version (`v=`, which the TileJSON's
+    /// tile URLs carry and which makes a tile immutable).
+    #[arg(long, env = "HAMN_TILE_MAX_AGE", default_value_t = 0)]
+    pub tile_max_age: u32,
     /// The DCAT-AP-SE catalog at /datasets/dcat.
     #[command(flatten)]
     pub dcat: crate::config::DcatArgs,
@@ -824,6 +832,10 @@ async fn serve(
         read_keys,
         dcat: Arc::new(dcat),
         basemap_style,
+        cache: crate::api::cache::CachePolicy {
+            max_age: args.cache_max_age,
+            tile_max_age: args.tile_max_age,
+        },
     });
     // The access log follows HAMN_LOG like every other line (target `access`, level info).
     let access_log = if args.access_log && tracing::enabled!(target: "access", tracing::Level::INFO)

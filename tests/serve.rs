@@ -431,3 +431,119 @@ async fn a_dropped_table_is_that_collections_failure_alone() {
         "a repeated name draws its layer once"
     );
 }
+
+/// Cache rules per kind of resource: documents and unversioned tiles for `--cache-max-age`
+/// and `--tile-max-age` (revalidated with the ETag when 0), tiles and assets addressed by
+/// version immutable; Last-Modified from the version's commit; Vary on what is negotiated.
+#[test]
+fn cache_rules_per_resource_kind() {
+    let header = |url: &str, name: &str| -> String {
+        fetch(url)
+            .header(name)
+            .unwrap_or_else(|| panic!("{url}: no {name}"))
+            .to_string()
+    };
+    let (s, _dir) = demo_server();
+    let base = &s.base;
+    let items = format!("{base}/collections/harryda-badplatser/items?limit=2");
+    assert_eq!(header(&items, "cache-control"), "no-cache");
+    let modified = header(&items, "last-modified");
+    assert!(modified.ends_with(" GMT"), "{modified}");
+    assert_eq!(
+        header(&format!("{base}/collections"), "cache-control"),
+        "no-cache"
+    );
+
+    // The TileJSON's tile URLs carry the version; such a tile is immutable, others are not.
+    let (_, tj) = get(&format!(
+        "{base}/collections/harryda-badplatser/tiles/WebMercatorQuad/tilejson.json"
+    ));
+    let template = tj["tiles"][0].as_str().expect("template").to_string();
+    let version = template
+        .split("v=")
+        .nth(1)
+        .expect("v= in the tile URL")
+        .to_string();
+    assert!(version.parse::<i64>().is_ok(), "{template}");
+    let tile =
+        |v: &str| format!("{base}/collections/harryda-badplatser/tiles/WebMercatorQuad/5/9/17{v}");
+    assert_eq!(
+        header(&tile(&format!("?v={version}")), "cache-control"),
+        "public, max-age=31536000, immutable"
+    );
+    assert_eq!(header(&tile(""), "cache-control"), "no-cache");
+    assert_eq!(header(&tile("?v=1"), "cache-control"), "no-cache");
+    let (_, all) = get(&format!("{base}/tiles/WebMercatorQuad/tilejson.json"));
+    let all_template = all["tiles"][0].as_str().expect("template");
+    let all_v = all_template.split("v=").nth(1).expect("v=");
+    assert_eq!(
+        header(
+            &format!("{base}/tiles/WebMercatorQuad/5/9/17?v={all_v}"),
+            "cache-control"
+        ),
+        "public, max-age=31536000, immutable"
+    );
+
+    // Assets linked from pages with their version.
+    let page = fetch(&format!("{base}/?f=html"))
+        .into_string()
+        .expect("html");
+    let js = page
+        .split("/assets/maplibre-gl/maplibre-gl.js?v=")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("versioned MapLibre URL")
+        .to_string();
+    assert_eq!(
+        header(
+            &format!("{base}/assets/maplibre-gl/maplibre-gl.js?v={js}"),
+            "cache-control"
+        ),
+        "public, max-age=31536000, immutable"
+    );
+    assert_eq!(
+        header(
+            &format!("{base}/assets/maplibre-gl/maplibre-gl.js"),
+            "cache-control"
+        ),
+        "public, max-age=86400"
+    );
+    // Negotiated documents vary on Accept (and, compressed, on Accept-Encoding).
+    let r = ureq::get(&items)
+        .set("Accept-Encoding", "gzip")
+        .call()
+        .expect("items");
+    let vary: Vec<String> = r.all("vary").iter().map(|v| v.to_lowercase()).collect();
+    assert!(
+        vary.iter().any(|v| v.contains("accept-encoding")),
+        "{vary:?}"
+    );
+    assert!(
+        vary.iter()
+            .any(|v| v.split(',').any(|p| p.trim() == "accept")),
+        "{vary:?}"
+    );
+    drop(s);
+
+    // Configured ages.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = start(
+        &["--data-dir".to_string(), dir.path().display().to_string()],
+        &["--cache-max-age", "30", "--tile-max-age", "600"],
+    );
+    let base = &s.base;
+    assert_eq!(
+        header(
+            &format!("{base}/collections/harryda-badplatser/items"),
+            "cache-control"
+        ),
+        "public, max-age=30"
+    );
+    assert_eq!(
+        header(
+            &format!("{base}/collections/harryda-badplatser/tiles/WebMercatorQuad/5/9/17"),
+            "cache-control"
+        ),
+        "public, max-age=600"
+    );
+}

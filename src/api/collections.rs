@@ -7,6 +7,7 @@ use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Value as Json};
 
+use super::cache::Kind;
 use super::params::Params;
 use super::{
     base_url, etag_check, negotiate, not_modified, quote, ApiError, AppState, Format, CRS84,
@@ -198,11 +199,12 @@ pub async fn list(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRe
         body["numberMatched"] = json!(found.len());
         body["numberReturned"] = json!(found.len());
     }
-    Ok(HttpResponse::Ok()
-        .insert_header((header::CONTENT_TYPE, JSON))
-        .insert_header((header::ETAG, etag))
-        .insert_header((header::CACHE_CONTROL, "no-cache"))
-        .body(body.to_string()))
+    let mut resp = HttpResponse::Ok();
+    resp.insert_header((header::CONTENT_TYPE, JSON))
+        .insert_header((header::ETAG, etag));
+    let modified = all.iter().map(|s| s.entry.updated).max();
+    state.cache.apply(&mut resp, Kind::Document, modified);
+    Ok(resp.body(body.to_string()))
 }
 
 /// The themes of `entries`, each once, sorted (the HTML form's choices).
@@ -242,11 +244,13 @@ pub async fn one(
     if fresh {
         return Ok(not_modified(&etag));
     }
-    Ok(HttpResponse::Ok()
-        .insert_header((header::CONTENT_TYPE, JSON))
-        .insert_header((header::ETAG, etag))
-        .insert_header((header::CACHE_CONTROL, "no-cache"))
-        .body(collection_json(&s.entry, &base_url(&req)?).to_string()))
+    let mut resp = HttpResponse::Ok();
+    resp.insert_header((header::CONTENT_TYPE, JSON))
+        .insert_header((header::ETAG, etag));
+    state
+        .cache
+        .apply(&mut resp, Kind::Document, Some(s.entry.updated));
+    Ok(resp.body(collection_json(&s.entry, &base_url(&req)?).to_string()))
 }
 
 /// JSON Schema type of an attribute type.

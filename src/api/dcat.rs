@@ -848,7 +848,10 @@ pub async fn catalog(
         .insert_header((header::CONTENT_TYPE, media))
         .insert_header((header::ETAG, etag))
         .insert_header((header::VARY, "Accept"))
-        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .insert_header((
+            header::CACHE_CONTROL,
+            state.cache.cache_control(super::cache::Kind::Document),
+        ))
         .body(body))
 }
 

@@ -669,8 +669,12 @@ pub async fn items(
         .insert_header(("Content-Crs", format!("<{}>", r.crs.uri())))
         .insert_header(("OGC-NumberMatched", matched.to_string()))
         .insert_header(("OGC-NumberReturned", returned.to_string()))
-        .insert_header((header::ETAG, etag))
-        .insert_header((header::CACHE_CONTROL, "no-cache"));
+        .insert_header((header::ETAG, etag));
+    state.cache.apply(
+        &mut resp,
+        super::cache::Kind::Document,
+        Some(s.entry.updated),
+    );
     if !header_links.is_empty() {
         resp.insert_header((header::LINK, header_links.join(", ")));
     }
@@ -769,12 +773,16 @@ pub async fn item(
     // The feature's JSON ends with '}': add the links before it.
     let json = encode(&s, f, crs, None)?;
     let body = format!("{},\"links\":{links}}}", &json[..json.len() - 1]);
-    Ok(HttpResponse::Ok()
-        .insert_header((header::CONTENT_TYPE, GEOJSON))
+    let mut resp = HttpResponse::Ok();
+    resp.insert_header((header::CONTENT_TYPE, GEOJSON))
         .insert_header(("Content-Crs", format!("<{}>", crs.uri())))
-        .insert_header((header::ETAG, etag))
-        .insert_header((header::CACHE_CONTROL, "no-cache"))
-        .body(body))
+        .insert_header((header::ETAG, etag));
+    state.cache.apply(
+        &mut resp,
+        super::cache::Kind::Document,
+        Some(s.entry.updated),
+    );
+    Ok(resp.body(body))
 }
 
 fn urlencode(s: &str) -> String {

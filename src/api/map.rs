@@ -23,9 +23,36 @@ const VIEWER_JS: &str = include_str!("map.js");
 const WORLD_GEOJSON: &[u8] = include_bytes!("../../assets/world/world.geojson");
 const WORLD_README: &[u8] = include_bytes!("../../assets/world/README.txt");
 
+/// A hash of every committed asset: pages link assets with `?v=` of it, so a browser or CDN
+/// keeps each for a year and an upgrade's new files have new URLs.
+pub fn assets_version() -> &'static str {
+    static VERSION: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        let mut all = Vec::new();
+        for part in [
+            MAPLIBRE_JS,
+            MAPLIBRE_CSS,
+            MAPLIBRE_LICENSE,
+            VIEWER_JS.as_bytes(),
+            WORLD_GEOJSON,
+            WORLD_README,
+        ] {
+            all.extend_from_slice(part);
+        }
+        format!(
+            "{:x}",
+            super::collections::fxhash(&String::from_utf8_lossy(&all))
+        )
+    });
+    &VERSION
+}
+
 /// `/assets/{dir}/{file}`: the committed MapLibre build, the viewer's script and the offline
-/// background.
-pub async fn asset(path: web::Path<(String, String)>) -> Result<HttpResponse, ApiError> {
+/// background. With `?v=` of the current [`assets_version`] immutable; else a day.
+pub async fn asset(
+    req: actix_web::HttpRequest,
+    path: web::Path<(String, String)>,
+    state: web::Data<super::AppState>,
+) -> Result<HttpResponse, ApiError> {
     let (dir, file) = path.into_inner();
     let (body, ty): (&'static [u8], &str) = match (dir.as_str(), file.as_str()) {
         ("maplibre-gl", "maplibre-gl.js") => (MAPLIBRE_JS, "text/javascript; charset=utf-8"),
@@ -41,9 +68,16 @@ pub async fn asset(path: web::Path<(String, String)>) -> Result<HttpResponse, Ap
             )))
         }
     };
+    let versioned = form_urlencoded::parse(req.query_string().as_bytes())
+        .any(|(k, v)| k == "v" && v == assets_version());
+    let cache = if versioned {
+        state.cache.cache_control(super::cache::Kind::Versioned)
+    } else {
+        "public, max-age=86400".to_string()
+    };
     Ok(HttpResponse::Ok()
         .insert_header((header::CONTENT_TYPE, ty))
-        .insert_header((header::CACHE_CONTROL, "public, max-age=86400"))
+        .insert_header((header::CACHE_CONTROL, cache))
         .body(body))
 }
 
@@ -151,7 +185,7 @@ pub fn block(v: &MapView<'_>) -> Markup {
     let config = json!({
         "tilejson": v.tilejson,
         // Drawn without a basemap style, and when that style cannot be had.
-        "world": format!("{}/assets/world/world.geojson", v.base),
+        "world": format!("{}/assets/world/world.geojson?v={}", v.base, assets_version()),
         "basemap": v.basemap,
         "bounds": fit.map(|b| [
             b[0].clamp(-180.0, 180.0),
@@ -173,7 +207,7 @@ pub fn block(v: &MapView<'_>) -> Markup {
     });
     let base = v.base;
     html! {
-        link rel="stylesheet" href={ (base) "/assets/maplibre-gl/maplibre-gl.css" };
+        link rel="stylesheet" href={ (base) "/assets/maplibre-gl/maplibre-gl.css?v=" (assets_version()) };
         // Shown by the viewer's script: without JavaScript, no empty box above the table.
         div #map-block style="display:none;gap:1rem;align-items:flex-start;flex-wrap:wrap" {
             div #map style="flex:1 1 40rem;height:32rem;border:1px solid #ccc" {}
@@ -189,14 +223,14 @@ pub fn block(v: &MapView<'_>) -> Markup {
             }
             "."
         }
-        script src={ (base) "/assets/maplibre-gl/maplibre-gl.js" } {}
+        script src={ (base) "/assets/maplibre-gl/maplibre-gl.js?v=" (assets_version()) } {}
         script {
             "window.HAMN_MAP = " (script_json(&config.to_string())) ";"
             @if let Some(h) = &highlight {
                 "\nwindow.HAMN_MAP.highlight = " (script_json(h)) ";"
             }
         }
-        script src={ (base) "/assets/maplibre-gl/viewer.js" } {}
+        script src={ (base) "/assets/maplibre-gl/viewer.js?v=" (assets_version()) } {}
     }
 }
 
@@ -285,7 +319,10 @@ mod tests {
             "</script><script>alert(1)</script>"
         );
         assert!(html.contains(r#""bounds":[12.5,57.5,12.5,57.5]"#), "{html}");
-        assert!(html.contains(r#""world":"http://h/assets/world/world.geojson""#));
+        assert!(html.contains(&format!(
+            r#""world":"http://h/assets/world/world.geojson?v={}""#,
+            assets_version()
+        )));
         assert!(html.contains(r#""highlightTitle":"Features on this page""#));
     }
 

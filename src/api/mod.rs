@@ -5,6 +5,7 @@
 pub mod access_log;
 pub mod admin;
 mod admin_html;
+pub mod cache;
 mod collections;
 pub mod dcat;
 pub mod heavy;
@@ -73,6 +74,8 @@ pub struct AppState {
     /// A MapLibre style URL the maps draw under the collections instead of the offline
     /// background (`--basemap-style`; see `map`).
     pub basemap_style: Option<String>,
+    /// How long responses may be cached (`--cache-max-age`, `--tile-max-age`; see `cache`).
+    pub cache: cache::CachePolicy,
 }
 
 /// Every error a handler can return, with its status. The body is always

@@ -113,6 +113,24 @@ fn chosen(state: &AppState, q: &Params) -> Result<Vec<Arc<Snapshot>>, ApiError> 
     }
 }
 
+/// What names the content of the layers' tiles: the collection's version for one, a hash of
+/// every id and version for several. A tile URL with `v=` equal to it is immutable.
+fn version_tag(layers: &[Arc<Snapshot>]) -> String {
+    match layers {
+        [one] => one.version().to_string(),
+        _ => format!(
+            "{:x}",
+            fxhash(
+                &layers
+                    .iter()
+                    .map(|s| format!("{}.{}", s.entry.id, s.version()))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            )
+        ),
+    }
+}
+
 fn tile_template(base: &str, collection: Option<&str>, query: &str) -> String {
     let tms = Tms::WebMercatorQuad.id();
     let path = match collection {
@@ -200,7 +218,10 @@ fn tilejson(layers: &[Arc<Snapshot>], base: &str, collection: Option<&str>, quer
         "tilejson": "3.0.0",
         "name": name,
         "scheme": "xyz",
-        "tiles": [tile_template(base, collection, query)],
+        "tiles": [tile_template(base, collection, &{
+            let v = format!("v={}", version_tag(layers));
+            if query.is_empty() { v } else { format!("{query}&{v}") }
+        })],
         "minzoom": minzoom,
         "maxzoom": maxzoom,
         "bounds": b,
@@ -411,8 +432,16 @@ pub async fn dataset_tilejson(
 }
 
 /// Query parameters a tile request takes: a CQL2 filter as on items.
-const TILE_PARAMS: &[&str] = &["f", "filter", "filter-lang", "filter-crs"];
-const DATASET_TILE_PARAMS: &[&str] = &["f", "collections", "filter", "filter-lang", "filter-crs"];
+/// `v`: the version the URL was made for (see `version_tag`).
+const TILE_PARAMS: &[&str] = &["f", "filter", "filter-lang", "filter-crs", "v"];
+const DATASET_TILE_PARAMS: &[&str] = &[
+    "f",
+    "collections",
+    "filter",
+    "filter-lang",
+    "filter-crs",
+    "v",
+];
 
 /// Parses `{z}/{y}/{x}`: not a number is 400; outside the tile matrix set is 404.
 fn tile_id(tms: Tms, z: &str, y: &str, x: &str) -> Result<TileId, ApiError> {
@@ -457,7 +486,7 @@ fn tile_queries(q: &Params, layers: &[Arc<Snapshot>]) -> Result<(Vec<Query>, Str
             ..Query::default()
         });
     }
-    let key = q.rebuild(&["f", "collections"], &[]);
+    let key = q.rebuild(&["f", "collections", "v"], &[]);
     Ok((queries, key))
 }
 
@@ -467,6 +496,8 @@ async fn tile_response(
     layers: Vec<Arc<Snapshot>>,
     tile: TileId,
     (queries, filter_key): (Vec<Query>, String),
+    // True when the URL's `v=` names the version served: the response never changes.
+    versioned: bool,
 ) -> Result<HttpResponse, ApiError> {
     let tag: String = layers
         .iter()
@@ -491,6 +522,7 @@ async fn tile_response(
     if fresh {
         return Ok(not_modified(&etag));
     }
+    let modified = layers.iter().map(|s| s.entry.updated).max();
     let opts = state.tile_options;
     let area = tile.lonlat_bounds(opts.buffer, opts.extent);
     let estimate: usize = layers
@@ -530,8 +562,13 @@ async fn tile_response(
         HttpResponse::Ok()
     };
     resp.insert_header((header::CONTENT_TYPE, MVT))
-        .insert_header((header::ETAG, etag))
-        .insert_header((header::CACHE_CONTROL, "no-cache"));
+        .insert_header((header::ETAG, etag));
+    let kind = if versioned {
+        super::cache::Kind::Versioned
+    } else {
+        super::cache::Kind::Tile
+    };
+    state.cache.apply(&mut resp, kind, modified);
     Ok(if bytes.is_empty() {
         resp.finish()
     } else {
@@ -561,8 +598,9 @@ pub async fn collection_tile(
         )));
     }
     let layers = vec![s];
+    let versioned = q.get("v") == Some(version_tag(&layers).as_str());
     let queries = tile_queries(&q, &layers)?;
-    tile_response(&req, &state, layers, tile, queries).await
+    tile_response(&req, &state, layers, tile, queries, versioned).await
 }
 
 pub async fn dataset_tile(
@@ -574,11 +612,13 @@ pub async fn dataset_tile(
     let tms = check_tms(&tms)?;
     let q = Params::parse(req.query_string(), DATASET_TILE_PARAMS)?;
     let tile = tile_id(tms, &z, &y, &x)?;
+    let all = chosen(&state, &q)?;
+    let versioned = q.get("v") == Some(version_tag(&all).as_str());
     // Collections outside their zoom range are left out of the tile.
-    let layers: Vec<Arc<Snapshot>> = chosen(&state, &q)?
+    let layers: Vec<Arc<Snapshot>> = all
         .into_iter()
         .filter(|s| s.entry.zoom.contains(tms.web_mercator_zoom(tile.z())))
         .collect();
     let queries = tile_queries(&q, &layers)?;
-    tile_response(&req, &state, layers, tile, queries).await
+    tile_response(&req, &state, layers, tile, queries, versioned).await
 }
