@@ -640,7 +640,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                         .await?
                         .ok_or_else(|| anyhow::anyhow!("collection '{}' not found", edit.id))?;
                     let meta = edit.apply(entry.meta)?;
-                    let entry = store.set_description(&edit.id, meta).await?;
+                    let entry = crate::changes::describe(store.as_ref(), &edit.id, meta).await?;
                     println!("{}: metadata changed, version {}", entry.id, entry.version);
                 }
             }

@@ -9,6 +9,7 @@
 pub mod api;
 pub mod auth;
 pub mod catalog;
+pub mod changes;
 pub mod cli;
 pub mod collation;
 pub mod config;

@@ -1011,7 +1011,7 @@ impl hamn::store::Store for ReplaceAfterList {
         &self,
         id: &hamn::catalog::CollectionId,
         meta: hamn::catalog::Description,
-    ) -> hamn::store::Result<hamn::catalog::CatalogEntry> {
+    ) -> hamn::store::Result<hamn::store::Described> {
         self.inner.set_description(id, meta).await
     }
     async fn put_record(

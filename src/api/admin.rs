@@ -406,8 +406,7 @@ async fn patch_collection(
     if let Some(v) = patch.conforms_to {
         meta.conforms_to = texts("conformsTo", v, 500)?;
     }
-    let entry = store
-        .set_description(&id, meta)
+    let entry = crate::changes::describe(store.as_ref(), &id, meta)
         .await
         .map_err(store_error)?;
     Ok(ok(view_of(&state, &entry).await?))

@@ -6,6 +6,7 @@ pub mod access_log;
 pub mod admin;
 mod admin_html;
 pub mod cache;
+pub mod changes;
 mod collections;
 pub mod dcat;
 pub mod heavy;
@@ -491,6 +492,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         "/collections/{id}/sortables",
         collections::sortables,
     ))
+    .service(resource("/collections/{id}/changes", changes::changes))
     .service(resource(
         "/collections/{id}/tiles",
         tiles::collection_tilesets,

@@ -512,6 +512,11 @@ async fn ingest_layer(
             value: t.source.to_string(),
         }),
     };
+    // The features as they are, to tell afterwards what this ingest changed (`changes`).
+    let before = match &existing {
+        Some(_) => crate::changes::before(store, &id).await,
+        None => None,
+    };
     let mut sink = store.begin_ingest(plan).await?;
     if let Some(m) = mapper.as_mut() {
         m.arrange(sink.attributes());
@@ -753,6 +758,7 @@ async fn ingest_layer(
         version: 0,
     };
     let stored = sink.commit(entry).await?;
+    crate::changes::record(store, &id, before, stored.version).await;
     Ok(IngestReport {
         collection: id,
         outcome: Outcome::Stored,
@@ -787,6 +793,7 @@ pub async fn remove_source(
         .source_attribute
         .clone()
         .unwrap_or_else(|| crate::theme::SOURCE.to_string());
+    let features_before = crate::changes::before(store, id).await;
     let sink = store
         .begin_ingest(IngestPlan {
             id: id.clone(),
@@ -810,6 +817,7 @@ pub async fn remove_source(
     let mut entry = kept;
     entry.updated = Utc::now();
     let stored = sink.commit(entry).await?;
+    crate::changes::record(store, id, features_before, stored.version).await;
     Ok((stored.clone(), before.saturating_sub(stored.feature_count)))
 }
 

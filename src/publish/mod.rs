@@ -1123,8 +1123,7 @@ impl Publisher {
         // New metadata reaches a collection whose data is unchanged too.
         if let Ok(Some(entry)) = self.store.get(&id).await {
             if entry.meta != meta {
-                self.store
-                    .set_description(&id, meta)
+                crate::changes::describe(self.store.as_ref(), &id, meta)
                     .await
                     .map_err(|e| e.to_string())?;
             }

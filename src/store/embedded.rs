@@ -23,8 +23,8 @@ use gdal::{Dataset, DatasetOptions, DriverManager, GdalOpenFlags};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    IngestMode, IngestPlan, IngestSink, RecordKind, Result, Row, Store, StoreError, StoredFeature,
-    Value,
+    Described, IngestMode, IngestPlan, IngestSink, RecordKind, Result, Row, Store, StoreError,
+    StoredFeature, Value,
 };
 use crate::catalog::{AttrType, Attribute, Bbox, CatalogEntry, CollectionId, Description};
 
@@ -61,6 +61,8 @@ struct RecordsFile {
     job: std::collections::BTreeMap<String, serde_json::Value>,
     #[serde(default)]
     source: std::collections::BTreeMap<String, serde_json::Value>,
+    #[serde(default)]
+    change: std::collections::BTreeMap<String, serde_json::Value>,
 }
 
 impl RecordsFile {
@@ -72,6 +74,7 @@ impl RecordsFile {
             RecordKind::Token => &mut self.token,
             RecordKind::Job => &mut self.job,
             RecordKind::Source => &mut self.source,
+            RecordKind::Change => &mut self.change,
         }
     }
 }
@@ -368,20 +371,24 @@ impl Store for EmbeddedStore {
         Ok(())
     }
 
-    async fn set_description(&self, id: &CollectionId, meta: Description) -> Result<CatalogEntry> {
+    async fn set_description(&self, id: &CollectionId, meta: Description) -> Result<Described> {
         let _lock = self.lock_async().await?;
         let mut catalog = self.read_catalog()?;
         let version = catalog.next_version.max(1);
         let Some(stored) = catalog.collections.iter_mut().find(|c| &c.entry.id == id) else {
             return Err(StoreError::NotFound(id.clone()));
         };
+        let previous_version = stored.entry.version;
         stored.entry.meta = meta;
         stored.entry.version = version;
         stored.entry.updated = Utc::now();
         let entry = stored.entry.clone();
         catalog.next_version = version + 1;
         self.write_catalog(&catalog)?;
-        Ok(entry)
+        Ok(Described {
+            previous_version,
+            entry,
+        })
     }
 
     async fn put_record(&self, kind: RecordKind, key: &str, doc: &serde_json::Value) -> Result<()> {

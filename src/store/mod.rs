@@ -118,6 +118,14 @@ pub trait IngestSink: Send {
     async fn commit(self: Box<Self>, entry: CatalogEntry) -> Result<CatalogEntry>;
 }
 
+/// A metadata change: the entry after it, and the version it replaced (the features are
+/// those of that version; `changes` records an empty change between the two).
+#[derive(Debug, Clone)]
+pub struct Described {
+    pub previous_version: i64,
+    pub entry: CatalogEntry,
+}
+
 /// A feature as read back from a store (for serving and for tests).
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredFeature {
@@ -136,6 +144,8 @@ pub enum RecordKind {
     Token,
     Job,
     Source,
+    /// What changed from one collection version to the next (`changes`).
+    Change,
 }
 
 impl RecordKind {
@@ -144,6 +154,7 @@ impl RecordKind {
             RecordKind::Token => "token",
             RecordKind::Job => "job",
             RecordKind::Source => "source",
+            RecordKind::Change => "change",
         }
     }
 }
@@ -165,7 +176,7 @@ pub trait Store: Send + Sync {
 
     /// Replaces a collection's descriptive metadata. The features stay as they are; the
     /// version changes (ETags and the engine follow versions).
-    async fn set_description(&self, id: &CollectionId, meta: Description) -> Result<CatalogEntry>;
+    async fn set_description(&self, id: &CollectionId, meta: Description) -> Result<Described>;
 
     /// Writes (inserts or replaces) one record.
     async fn put_record(&self, kind: RecordKind, key: &str, doc: &serde_json::Value) -> Result<()>;

@@ -17,8 +17,8 @@ use tokio_postgres::types::{ToSql, Type};
 
 use super::value::Ewkb;
 use super::{
-    IngestMode, IngestPlan, IngestSink, RecordKind, Result, Row, Store, StoreError, StoredFeature,
-    Value,
+    Described, IngestMode, IngestPlan, IngestSink, RecordKind, Result, Row, Store, StoreError,
+    StoredFeature, Value,
 };
 use crate::catalog::{
     AttrType, Attribute, Bbox, CatalogEntry, CollectionId, Description, SourceInfo,
@@ -38,6 +38,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0004_language",
         include_str!("../../migrations/0004_language.sql"),
+    ),
+    (
+        "0005_changes",
+        include_str!("../../migrations/0005_changes.sql"),
     ),
 ];
 
@@ -146,15 +150,20 @@ impl PostgisStore {
     }
 
     /// The metadata change, in one transaction (run detached: see `spawned`).
-    async fn set_description_txn(
-        &self,
-        id: &CollectionId,
-        meta: Description,
-    ) -> Result<CatalogEntry> {
+    async fn set_description_txn(&self, id: &CollectionId, meta: Description) -> Result<Described> {
         let client = self.client().await?;
         client.batch_execute("BEGIN").await?;
         let updated = async {
             lock_collection(&client, id).await?;
+            // Under the collection's lock no ingest commits: this is the version replaced.
+            let previous_version: i64 = client
+                .query_opt(
+                    "SELECT version FROM hamn.collections WHERE id = $1",
+                    &[&id.as_str()],
+                )
+                .await?
+                .map(|r| r.get(0))
+                .ok_or_else(|| StoreError::NotFound(id.clone()))?;
             let n = client
                 .execute(
                     "UPDATE hamn.collections SET title = $2, description = $3, keywords = $4, \
@@ -186,7 +195,10 @@ impl PostgisStore {
                 )
                 .await?;
             client.batch_execute("COMMIT").await?;
-            Ok(entry)
+            Ok(Described {
+                previous_version,
+                entry,
+            })
         };
         let result = updated.await;
         if result.is_err() {
@@ -380,7 +392,7 @@ impl Store for PostgisStore {
         spawned(async move { store.delete_txn(&id).await }).await
     }
 
-    async fn set_description(&self, id: &CollectionId, meta: Description) -> Result<CatalogEntry> {
+    async fn set_description(&self, id: &CollectionId, meta: Description) -> Result<Described> {
         let (store, id) = (self.detached(), id.clone());
         spawned(async move { store.set_description_txn(&id, meta).await }).await
     }
