@@ -133,6 +133,171 @@ fn documents_clients_depend_on() {
     assert_eq!(q["properties"]["adt"]["type"], "integer");
     assert_eq!(q["properties"]["matdatum"]["format"], "date");
     assert_eq!(q["properties"]["kommun"]["type"], "string");
+    // A spatial queryable has a format and no type or $ref (Part 3, get-queryables-response).
+    let geometry = q["properties"]["geometry"].as_object().expect("geometry");
+    assert_eq!(geometry["format"], "geometry-point");
+    assert!(!geometry.contains_key("$ref") && !geometry.contains_key("type"));
+    assert!(
+        q["properties"].get("id").is_none(),
+        "filters cannot name the id"
+    );
+}
+
+/// `/collections/{id}/schema` (OGC API – Features Part 5 = Common Part 3): linked from the
+/// collection, the conformance classes declared, and the property schemas the same as in
+/// queryables and sortables.
+#[test]
+fn the_schema_describes_each_property() {
+    let (s, _dir) = demo_server();
+    let (_, conf) = get(&format!("{}/conformance", s.base));
+    for c in [
+        "schemas",
+        "advanced-property-roles",
+        "returnables-and-receivables",
+        "queryables",
+        "sortables",
+    ] {
+        let uri = format!("http://www.opengis.net/spec/ogcapi-common-3/1.0/conf/{c}");
+        assert!(
+            conf["conformsTo"]
+                .as_array()
+                .expect("list")
+                .contains(&Json::String(uri.clone())),
+            "{uri}"
+        );
+    }
+
+    let collection = format!("{}/collections/traffic-counts-malmo-lund-synthetic", s.base);
+    let (_, doc) = get(&collection);
+    let link = doc["links"]
+        .as_array()
+        .expect("links")
+        .iter()
+        .find(|l| l["rel"] == "http://www.opengis.net/def/rel/ogc/1.0/schema")
+        .expect("schema link");
+    assert_eq!(link["type"], "application/schema+json");
+    let resp = ureq::get(link["href"].as_str().expect("href"))
+        .set("Accept", "application/schema+json")
+        .call()
+        .expect("schema");
+    assert_eq!(resp.content_type(), "application/schema+json");
+    let etag = resp.header("etag").expect("ETag").to_string();
+    let schema: Json = resp.into_json().expect("json");
+    assert_eq!(
+        schema["$schema"],
+        "https://json-schema.org/draft/2020-12/schema"
+    );
+    assert_eq!(schema["$id"], format!("{collection}/schema"));
+    assert_eq!(schema["type"], "object");
+    let props = schema["properties"].as_object().expect("properties");
+    assert_eq!(props["id"]["x-ogc-role"], "id");
+    assert_eq!(props["id"]["type"], "string", "matpunkt_id values");
+    assert_eq!(props["geometry"]["x-ogc-role"], "primary-geometry");
+    assert_eq!(props["geometry"]["format"], "geometry-point");
+    assert!(props["geometry"].get("type").is_none());
+    assert_eq!(props["matdatum"]["x-ogc-role"], "primary-instant");
+    assert_eq!(props["matdatum"]["type"], "string");
+    assert_eq!(props["matdatum"]["format"], "date");
+    assert_eq!(props["adt"]["type"], "integer");
+    assert_eq!(props["andel_tung"]["type"], "number");
+    // Every property but the geometry has a type; one id, one primary geometry and instant.
+    for (name, p) in props {
+        assert!(name == "geometry" || p.get("type").is_some(), "{name}: {p}");
+    }
+    for role in ["id", "primary-geometry", "primary-instant"] {
+        assert_eq!(
+            props.values().filter(|p| p["x-ogc-role"] == role).count(),
+            1,
+            "{role}"
+        );
+    }
+    // Queryables and sortables describe their properties as the schema does.
+    for (name, without) in [
+        ("queryables", &["id"][..]),
+        ("sortables", &["id", "geometry"]),
+    ] {
+        let (status, other) = get(&format!("{collection}/{name}"));
+        assert_eq!(status, 200);
+        let listed = other["properties"].as_object().expect("properties");
+        for (k, p) in props {
+            if without.contains(&k.as_str()) {
+                assert!(listed.get(k).is_none(), "{name} lists {k}");
+            } else {
+                assert_eq!(&listed[k], p, "{name}: {k}");
+            }
+        }
+    }
+    // 304 for the ETag it gave; f=json is accepted.
+    let again = ureq::get(&format!("{collection}/schema?f=json"))
+        .set("If-None-Match", &etag)
+        .call()
+        .expect("conditional");
+    assert_eq!(again.status(), 304);
+    let (status, _) = get(&format!("{}/collections/nowhere/schema", s.base));
+    assert_eq!(status, 404);
+
+    // A theme collection: the theme's descriptions and formats; mixed geometry types.
+    let (_, bad) = get(&format!("{}/collections/badplatser/schema", s.base));
+    let props = bad["properties"].as_object().expect("properties");
+    assert_eq!(props["name"]["description"], "Badplatsens namn");
+    assert_eq!(props["visit_url"]["format"], "uri");
+    assert_eq!(props["toilet"]["type"], "boolean");
+    assert_eq!(props["updated"]["format"], "date");
+    assert_eq!(props["id"]["type"], "string", "ids are source:source_id");
+    let (_, mixed) = get(&format!(
+        "{}/collections/noise-malmo-lund-synthetic/schema",
+        s.base
+    ));
+    assert_eq!(
+        mixed["properties"]["geometry"]["format"],
+        "geometry-polygon-or-multipolygon"
+    );
+    assert_eq!(mixed["properties"]["id"]["type"], "integer");
+}
+
+/// The types GDAL's OAPIF driver gives a collection's fields are those its schema declares:
+/// dates as Date, integers as Integer, not strings. GDAL 3.6 (Debian 12's) does not read the
+/// Part 5 schema (it follows only a `describedBy` link to a JSON Schema of a GeoJSON feature);
+/// it takes the types from the first page of features, which for this collection agree.
+#[test]
+fn gdal_reads_the_declared_types() {
+    assert!(
+        ogr_available(),
+        "ogrinfo (gdal-bin) is needed: scripts/deps.sh installs it"
+    );
+    let (s, _dir) = demo_server();
+    let id = "traffic-counts-malmo-lund-synthetic";
+    let (_, schema) = get(&format!("{}/collections/{id}/schema", s.base));
+    let o = std::process::Command::new("ogrinfo")
+        .args(["-ro", "-so", &format!("OAPIF:{}", s.base), id])
+        .output()
+        .expect("ogrinfo");
+    let text = String::from_utf8_lossy(&o.stdout);
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}: ")))
+            .map(|t| t.split(" (").next().unwrap_or(t).to_string())
+    };
+    assert_eq!(field("matdatum").as_deref(), Some("Date"), "{text}");
+    for (name, p) in schema["properties"].as_object().expect("properties") {
+        if name == "geometry" || name == "id" {
+            continue;
+        }
+        let want: &[&str] = match (p["type"].as_str(), p["format"].as_str()) {
+            (Some("integer"), _) => &["Integer", "Integer64"],
+            (Some("number"), _) => &["Real"],
+            (Some("boolean"), _) => &["Integer(Boolean)"],
+            (Some("string"), Some("date")) => &["Date"],
+            (Some("string"), Some("date-time")) => &["DateTime"],
+            (Some("string"), _) => &["String"],
+            _ => continue,
+        };
+        let got = field(name);
+        assert!(
+            got.as_deref().is_some_and(|g| want.contains(&g)),
+            "{name}: GDAL reads {got:?}, the schema says {p}\n{text}"
+        );
+    }
 }
 
 #[tokio::test]

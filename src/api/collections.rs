@@ -1,5 +1,5 @@
-//! `/collections`, `/collections/{id}` and `/collections/{id}/queryables`: the catalog as OGC
-//! API – Features collection documents and JSON Schema.
+//! `/collections`, `/collections/{id}` and `/collections/{id}/schema`, `/queryables` and
+//! `/sortables`: the catalog as OGC API – Features collection documents and JSON Schema.
 
 use std::sync::Arc;
 
@@ -53,6 +53,7 @@ pub fn collection_json(entry: &CatalogEntry, base: &str) -> Json {
         "links": [
             {"href": format!("{base}/collections/{id}"), "rel": "self", "type": JSON, "title": "This collection"},
             {"href": format!("{base}/collections/{id}/items"), "rel": "items", "type": GEOJSON, "title": "Features"},
+            {"href": format!("{base}/collections/{id}/schema"), "rel": "http://www.opengis.net/def/rel/ogc/1.0/schema", "type": SCHEMA_JSON, "title": "Schema of the features"},
             {"href": format!("{base}/collections/{id}/queryables"), "rel": "http://www.opengis.net/def/rel/ogc/1.0/queryables", "type": SCHEMA_JSON, "title": "Queryable attributes"},
             {"href": format!("{base}/collections/{id}/sortables"), "rel": "http://www.opengis.net/def/rel/ogc/1.0/sortables", "type": SCHEMA_JSON, "title": "Sortable attributes"},
             {"href": format!("{base}/collections/{id}/tiles"), "rel": "http://www.opengis.net/def/rel/ogc/1.0/tilesets-vector", "type": JSON, "title": "Vector tiles"},
@@ -253,7 +254,8 @@ pub async fn one(
     Ok(resp.body(collection_json(&s.entry, &base_url(&req)?).to_string()))
 }
 
-/// JSON Schema type of an attribute type.
+/// JSON Schema type of an attribute type. JSON attributes are lists (ingest makes them from
+/// OGR's list fields only), so they are arrays of values of no declared type.
 pub fn schema_of(kind: AttrType) -> Json {
     match kind {
         AttrType::Integer => json!({"type": "integer"}),
@@ -262,40 +264,139 @@ pub fn schema_of(kind: AttrType) -> Json {
         AttrType::Boolean => json!({"type": "boolean"}),
         AttrType::Date => json!({"type": "string", "format": "date"}),
         AttrType::DateTime => json!({"type": "string", "format": "date-time"}),
-        AttrType::Json => json!({}),
+        AttrType::Json => json!({"type": "array"}),
     }
 }
 
-/// Which attributes a schema document lists.
+/// The `format` of a spatial property holding `types` (the collection's geometry types, as
+/// GeoJSON names them): `geometry-` and the one type, a pair such as Point and MultiPoint as
+/// `geometry-point-or-multipoint`, anything else (none, several, curves) `geometry-any`
+/// (OGC API – Features Part 5 / Common Part 3, /req/schemas/properties C).
+pub fn geometry_format(types: &[String]) -> String {
+    let simple = |t: &str| match t {
+        "Point" | "MultiPoint" | "LineString" | "MultiLineString" | "Polygon" | "MultiPolygon"
+        | "GeometryCollection" => Some(t.to_lowercase()),
+        _ => None,
+    };
+    let mut sorted: Vec<&str> = types.iter().map(String::as_str).collect();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let name = match sorted.as_slice() {
+        [one] => simple(one),
+        ["MultiPoint", "Point"] => Some("point-or-multipoint".into()),
+        ["LineString", "MultiLineString"] => Some("linestring-or-multilinestring".into()),
+        ["MultiPolygon", "Polygon"] => Some("polygon-or-multipolygon".into()),
+        _ => None,
+    };
+    format!("geometry-{}", name.as_deref().unwrap_or("any"))
+}
+
+/// The schema documents of a collection (OGC API – Features Part 5 = Common Part 3, Schemas):
+/// each lists some of the same property schemas.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum SchemaKind {
+    /// `/schema`, what a feature holds ("returnables"): the feature id, the geometry and every
+    /// attribute.
+    Schema,
     /// What filters may name: the geometry and every attribute.
     Queryables,
     /// What `sortby` may name: attributes with an order.
     Sortables,
 }
 
-/// `/queryables` or `/sortables`: a JSON Schema of the properties the collection offers.
-async fn schema_document(
-    req: HttpRequest,
-    id: &str,
-    state: &AppState,
-    kind: SchemaKind,
-) -> Result<HttpResponse, ApiError> {
-    let s = snapshot(state, id)?;
-    let q = Params::parse(req.query_string(), &["f"])?;
-    negotiate(&req, q.get("f"))?;
-    let base = base_url(&req)?;
+impl SchemaKind {
+    fn path(self) -> &'static str {
+        match self {
+            SchemaKind::Schema => "schema",
+            SchemaKind::Queryables => "queryables",
+            SchemaKind::Sortables => "sortables",
+        }
+    }
+}
+
+/// How the feature ids of a collection are served (see `engine::snapshot::id_json`): the JSON
+/// Schema type of the `id` member.
+fn id_type(s: &Snapshot) -> Json {
+    let integers = s
+        .features
+        .iter()
+        .filter(|f| crate::engine::snapshot::id_is_integer(&f.id))
+        .count();
+    if s.features.is_empty() {
+        // Without an id attribute, ids are sequence numbers.
+        return json!(if s.entry.id_field.is_none() {
+            "integer"
+        } else {
+            "string"
+        });
+    }
+    match integers {
+        0 => json!("string"),
+        n if n == s.features.len() => json!("integer"),
+        _ => json!(["integer", "string"]),
+    }
+}
+
+/// The property schemas of a collection that a `kind` of document lists, in the order a
+/// feature shows them. One function for all three documents, so a property is described the
+/// same in each: its JSON Schema type (or a spatial `format`), its title, a theme collection's
+/// description, code list and format, its role (`x-ogc-role`: `id`, `primary-geometry`,
+/// `primary-instant`) and its place in the feature (`x-ogc-propertySeq`, the same in every
+/// document).
+fn property_schemas(s: &Snapshot, kind: SchemaKind) -> serde_json::Map<String, Json> {
+    let entry = &s.entry;
+    // A theme collection's attributes carry the theme's descriptions, code lists and formats.
+    let theme = crate::theme::by_conformance(&entry.meta.conforms_to);
     let mut props = serde_json::Map::new();
-    if kind == SchemaKind::Queryables {
+    let mut seq = 0;
+    let mut next_seq = || {
+        seq += 1;
+        seq
+    };
+    // The feature id is the `id` member of a GeoJSON feature. An attribute called `id` that is
+    // not where the ids come from would clash with it, so then the id is not listed.
+    let id_attribute = entry.attributes.iter().find(|a| a.name == "id");
+    if id_attribute.is_none() {
+        let n = next_seq();
+        if kind == SchemaKind::Schema {
+            let description = match (&entry.id_field, theme) {
+                (Some(f), _) => format!("The feature id: the value of {f}"),
+                (None, Some(_)) => format!(
+                    "The feature id: {} and {}, as {0}:{1}",
+                    crate::theme::SOURCE,
+                    crate::theme::SOURCE_ID
+                ),
+                (None, None) => "The feature id: a number given to each feature at ingest".into(),
+            };
+            props.insert(
+                "id".into(),
+                json!({
+                    "title": "id",
+                    "description": description,
+                    "type": id_type(s),
+                    "readOnly": true,
+                    "x-ogc-role": "id",
+                    "x-ogc-propertySeq": n,
+                }),
+            );
+        }
+    }
+    let n = next_seq();
+    if kind != SchemaKind::Sortables {
+        // A spatial property has no `type` and no `$ref` (Part 3 /req/queryables/
+        // get-queryables-response D, Part 5 /req/schemas/properties B).
         props.insert(
             "geometry".into(),
-            json!({"format": "geometry-any", "$ref": "https://geojson.org/schema/Geometry.json"}),
+            json!({
+                "title": "geometry",
+                "format": geometry_format(&entry.geometry_types),
+                "x-ogc-role": "primary-geometry",
+                "x-ogc-propertySeq": n,
+            }),
         );
     }
-    // A theme collection's attributes carry the theme's descriptions, code lists and formats.
-    let theme = crate::theme::by_conformance(&s.entry.meta.conforms_to);
-    for a in &s.entry.attributes {
+    for a in &entry.attributes {
+        let n = next_seq();
         if kind == SchemaKind::Sortables && !super::items::sortable(a.kind) {
             continue;
         }
@@ -320,23 +421,70 @@ async fn schema_document(
         } else if theme.is_some() && a.name == crate::theme::SOURCE_ID {
             schema["description"] = Json::String("The publisher's own id of the feature".into());
         }
+        if id_attribute.is_some_and(|i| std::ptr::eq(i, a))
+            && entry.id_field.as_deref() == Some("id")
+            && matches!(a.kind, AttrType::Integer | AttrType::Text)
+        {
+            schema["x-ogc-role"] = json!("id");
+        } else if entry.datetime_field.as_deref() == Some(a.name.as_str()) && a.kind.is_temporal() {
+            schema["x-ogc-role"] = json!("primary-instant");
+        }
+        schema["x-ogc-propertySeq"] = json!(n);
         props.insert(a.name.clone(), schema);
     }
-    let name = match kind {
-        SchemaKind::Queryables => "queryables",
-        SchemaKind::Sortables => "sortables",
-    };
-    let body = json!({
+    props
+}
+
+/// `/schema`, `/queryables` or `/sortables`: a JSON Schema 2020-12 of the properties the
+/// collection offers for that use. JSON only (`f=html` is answered with JSON too); an ETag
+/// from the collection's version.
+async fn schema_document(
+    req: HttpRequest,
+    id: &str,
+    state: &AppState,
+    kind: SchemaKind,
+) -> Result<HttpResponse, ApiError> {
+    let s = snapshot(state, id)?;
+    let q = Params::parse(req.query_string(), &["f"])?;
+    negotiate(&req, q.get("f"))?;
+    let base = base_url(&req)?;
+    let name = kind.path();
+    let (etag, fresh) = etag_check(&req, &format!("{}-v{}-{name}", s.entry.id, s.version()));
+    if fresh {
+        return Ok(not_modified(&etag));
+    }
+    let mut body = json!({
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": format!("{base}/collections/{}/{name}", s.entry.id),
         "type": "object",
         "title": s.entry.meta.title,
-        "properties": props,
-        "additionalProperties": false,
     });
+    if kind == SchemaKind::Schema {
+        if let Some(d) = s
+            .entry
+            .meta
+            .description
+            .as_deref()
+            .filter(|d| !d.is_empty())
+        {
+            body["description"] = json!(d);
+        }
+    }
+    body["properties"] = Json::Object(property_schemas(&s, kind));
+    body["additionalProperties"] = json!(false);
     Ok(HttpResponse::Ok()
         .insert_header((header::CONTENT_TYPE, SCHEMA_JSON))
+        .insert_header((header::ETAG, etag))
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
         .body(body.to_string()))
+}
+
+pub async fn schema(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    schema_document(req, &path, &state, SchemaKind::Schema).await
 }
 
 pub async fn queryables(

@@ -331,6 +331,18 @@ pub const CONFORMANCE: &[&str] = &[
     "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/queryables-query-parameters",
     "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/filter",
     "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/features-filter",
+    // OGC API – Features Part 5 = Common Part 3, Schemas (23-058r2, approved 2026-04-30): the
+    // URIs of its conformance class table, under ogcapi-common-3/1.0. /collections/{id}/schema
+    // is the "returnables and receivables" resource (receivables: hamn takes no writes);
+    // queryables and sortables are the same property schemas (collections::property_schemas).
+    "http://www.opengis.net/spec/ogcapi-common-3/1.0/conf/schemas",
+    "http://www.opengis.net/spec/ogcapi-common-3/1.0/conf/advanced-property-roles",
+    "http://www.opengis.net/spec/ogcapi-common-3/1.0/conf/returnables-and-receivables",
+    "http://www.opengis.net/spec/ogcapi-common-3/1.0/conf/queryables",
+    "http://www.opengis.net/spec/ogcapi-common-3/1.0/conf/sortables",
+    // The drafts' URI (23-058r1, as ogcapi-features-5 until September 2025), the one QGIS's
+    // OAPIF provider looks for before it reads a collection's schema.
+    "http://www.opengis.net/spec/ogcapi-features-5/1.0/conf/schemas",
     "http://www.opengis.net/spec/cql2/1.0/conf/cql2-text",
     "http://www.opengis.net/spec/cql2/1.0/conf/cql2-json",
     "http://www.opengis.net/spec/cql2/1.0/conf/basic-cql2",
@@ -484,6 +496,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(resource("/metrics", metrics::metrics))
     .service(resource("/collections", collections::list))
     .service(resource("/collections/{id}", collections::one))
+    .service(resource("/collections/{id}/schema", collections::schema))
     .service(resource(
         "/collections/{id}/queryables",
         collections::queryables,

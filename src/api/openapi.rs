@@ -500,24 +500,34 @@ pub fn document(collections: &[std::sync::Arc<Snapshot>], base: &str, limits: Li
             )))),
         )
         .path(
+            "/collections/{collectionId}/schema",
+            with_unavailable(with_etag(get(
+                "getSchema",
+                "Schema of the features: id, geometry and attributes with their types and roles (JSON Schema, OGC API – Features Part 5)",
+                SCHEMA_JSON,
+                "jsonSchema",
+                vec![collection(), f_param(false)],
+            ))),
+        )
+        .path(
             "/collections/{collectionId}/queryables",
-            with_unavailable(get(
+            with_unavailable(with_etag(get(
                 "getQueryables",
                 "Queryable attributes (JSON Schema)",
                 SCHEMA_JSON,
                 "jsonSchema",
-                vec![collection()],
-            )),
+                vec![collection(), f_param(false)],
+            ))),
         )
         .path(
             "/collections/{collectionId}/sortables",
-            with_unavailable(get(
+            with_unavailable(with_etag(get(
                 "getSortables",
                 "Attributes that sortby accepts (JSON Schema)",
                 SCHEMA_JSON,
                 "jsonSchema",
-                vec![collection()],
-            )),
+                vec![collection(), f_param(false)],
+            ))),
         )
         .path(
             "/tileMatrixSets",

@@ -239,14 +239,19 @@ fn push_number(out: &mut String, v: f64) {
 
 /// Feature ids that are plain integers are served as JSON numbers, others as strings.
 pub fn id_json(id: &str) -> Json {
-    let plain = !id.is_empty()
-        && id.len() < 16
-        && id.bytes().all(|b| b.is_ascii_digit())
-        && !(id.len() > 1 && id.starts_with('0'));
     match id.parse::<i64>() {
-        Ok(n) if plain => Json::from(n),
+        Ok(n) if id_is_integer(id) => Json::from(n),
         _ => Json::String(id.to_string()),
     }
+}
+
+/// Whether [`id_json`] serves `id` as a JSON number: digits only, no leading zero, fewer than
+/// 16 of them.
+pub fn id_is_integer(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() < 16
+        && id.bytes().all(|b| b.is_ascii_digit())
+        && !(id.len() > 1 && id.starts_with('0'))
 }
 
 fn instant(v: &Value) -> Option<DateTime<Utc>> {
