@@ -530,6 +530,37 @@ pub fn document(collections: &[std::sync::Arc<Snapshot>], base: &str, limits: Li
             ))),
         )
         .path(
+            "/collections/{collectionId}/changes",
+            with_unavailable(with_etag(with_get(
+                get(
+                    "getChanges",
+                    "What changed since a version (hamn's extension): the added and updated features as they are now, and the ids of the added, updated and removed ones",
+                    GEOJSON,
+                    "featureCollectionGeoJSON",
+                    vec![
+                        collection(),
+                        ParameterBuilder::new()
+                            .name("since")
+                            .parameter_in(ParameterIn::Query)
+                            .required(Required::True)
+                            .description(Some(
+                                "The version the client has (the `version` of its last call; 0: from the start), or an RFC 3339 date-time",
+                            ))
+                            .schema(Some(ObjectBuilder::new().schema_type(SchemaType::String))),
+                        f_param(false),
+                    ],
+                ),
+                |op| {
+                    insert_response(
+                        op,
+                        "410",
+                        error("No kept change leads from that version: read the whole collection again (JSON {code, description, links})")
+                            .build(),
+                    );
+                },
+            ))),
+        )
+        .path(
             "/tileMatrixSets",
             get(
                 "getTileMatrixSetsList",
