@@ -20,6 +20,7 @@ use subtle::ConstantTimeEq;
 
 use crate::catalog::CollectionId;
 use crate::store::{RecordKind, Store, StoreError};
+use crate::theme::SourceOrg;
 
 const PREFIX: &str = "hamn_";
 const ID_BYTES: usize = 6;
@@ -32,8 +33,9 @@ pub enum Scope {
     /// Everything under `/admin`: collections, uploads, sources, harvests, every job.
     Admin,
     /// Uploads, sources and metadata of the named collections only (no creating others, no
-    /// harvests, no deleting).
-    Write(BTreeSet<CollectionId>),
+    /// harvests, no deleting); or, limited to one publisher, only that publisher's part of
+    /// the theme collections named.
+    Write(WriteScope),
     /// A key for the read API (when the operator asks for keys), with its quota; nothing
     /// under `/admin`.
     Read {
@@ -42,17 +44,102 @@ pub enum Scope {
     },
 }
 
+/// The collections a write token may change, and whether only one publisher's part of them.
+///
+/// Stored as before parts existed when there is no limit (`{"write": ["parking"]}`), and as
+/// `{"write": {"collections": […], "sourceOrg": "1281"}}` with one: a hamn from before reads
+/// no limited token as an unlimited one, it refuses it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "WriteRepr", into = "WriteRepr")]
+pub struct WriteScope {
+    pub collections: BTreeSet<CollectionId>,
+    /// Only this publisher's part of the theme collections among `collections` (upload it,
+    /// remove it), and nothing else of them.
+    pub source_org: Option<SourceOrg>,
+}
+
+impl WriteScope {
+    /// Every part and all else of these collections.
+    pub fn collections(collections: impl IntoIterator<Item = CollectionId>) -> Self {
+        Self {
+            collections: collections.into_iter().collect(),
+            source_org: None,
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(untagged)]
+enum WriteRepr {
+    Collections(BTreeSet<CollectionId>),
+    Part {
+        collections: BTreeSet<CollectionId>,
+        #[serde(rename = "sourceOrg")]
+        source_org: SourceOrg,
+    },
+}
+
+impl From<WriteRepr> for WriteScope {
+    fn from(r: WriteRepr) -> Self {
+        match r {
+            WriteRepr::Collections(collections) => Self {
+                collections,
+                source_org: None,
+            },
+            WriteRepr::Part {
+                collections,
+                source_org,
+            } => Self {
+                collections,
+                source_org: Some(source_org),
+            },
+        }
+    }
+}
+
+impl From<WriteScope> for WriteRepr {
+    fn from(w: WriteScope) -> Self {
+        match w.source_org {
+            None => WriteRepr::Collections(w.collections),
+            Some(source_org) => WriteRepr::Part {
+                collections: w.collections,
+                source_org,
+            },
+        }
+    }
+}
+
 impl Scope {
     pub fn is_admin(&self) -> bool {
         matches!(self, Scope::Admin)
     }
 
-    /// May this token change the data or metadata of `id`?
+    /// May this token change the data or metadata of `id` as a whole? Not a token limited to
+    /// one publisher's part: it must not replace the collection every publisher shares.
     pub fn may_write(&self, id: &CollectionId) -> bool {
         match self {
             Scope::Admin => true,
-            Scope::Write(ids) => ids.contains(id),
+            Scope::Write(w) => w.source_org.is_none() && w.collections.contains(id),
             Scope::Read { .. } => false,
+        }
+    }
+
+    /// May this token upload or remove publisher `org`'s part of the theme collection `id`?
+    pub fn may_write_part(&self, id: &CollectionId, org: &SourceOrg) -> bool {
+        match self {
+            Scope::Admin => true,
+            Scope::Write(w) => {
+                w.collections.contains(id) && w.source_org.as_ref().is_none_or(|s| s == org)
+            }
+            Scope::Read { .. } => false,
+        }
+    }
+
+    /// The one publisher whose parts this token is limited to, if it is.
+    pub fn source_org(&self) -> Option<&SourceOrg> {
+        match self {
+            Scope::Write(w) => w.source_org.as_ref(),
+            Scope::Admin | Scope::Read { .. } => None,
         }
     }
 
@@ -66,9 +153,13 @@ impl std::fmt::Display for Scope {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Scope::Admin => f.write_str("admin"),
-            Scope::Write(ids) => {
-                let ids: Vec<&str> = ids.iter().map(|i| i.as_str()).collect();
-                write!(f, "write:{}", ids.join(","))
+            Scope::Write(w) => {
+                let ids: Vec<&str> = w.collections.iter().map(|i| i.as_str()).collect();
+                write!(f, "write:{}", ids.join(","))?;
+                match &w.source_org {
+                    Some(org) => write!(f, " (source {org}'s part only)"),
+                    None => Ok(()),
+                }
             }
             Scope::Read { per_minute } => write!(f, "read:{per_minute}/min"),
         }
@@ -399,7 +490,7 @@ mod tests {
     fn scopes() {
         let parking: CollectionId = "parking".parse().expect("id");
         let noise: CollectionId = "noise".parse().expect("id");
-        let write = Scope::Write([parking.clone()].into());
+        let write = Scope::Write(WriteScope::collections([parking.clone()]));
         assert!(write.may_write(&parking));
         assert!(!write.may_write(&noise));
         assert!(!write.is_admin());
@@ -411,5 +502,45 @@ mod tests {
             serde_json::to_string(&Scope::Admin).expect("json"),
             r#""admin""#
         );
+    }
+
+    #[test]
+    fn a_scope_limited_to_one_publisher_writes_only_its_parts() {
+        let bad: CollectionId = "badplatser".parse().expect("id");
+        let lund: SourceOrg = "1281".parse().expect("org");
+        let harryda: SourceOrg = "1401".parse().expect("org");
+        let part = Scope::Write(WriteScope {
+            collections: [bad.clone()].into(),
+            source_org: Some(lund.clone()),
+        });
+        assert!(part.may_write_part(&bad, &lund));
+        assert!(!part.may_write_part(&bad, &harryda));
+        assert!(
+            !part.may_write(&bad),
+            "a part token replaced the whole collection"
+        );
+        assert!(!part.may_write_part(&"lekplatser".parse().expect("id"), &lund));
+        assert_eq!(part.source_org(), Some(&lund));
+        assert_eq!(
+            part.to_string(),
+            "write:badplatser (source 1281's part only)"
+        );
+        let json = serde_json::to_string(&part).expect("json");
+        assert_eq!(
+            json,
+            r#"{"write":{"collections":["badplatser"],"sourceOrg":"1281"}}"#
+        );
+        assert_eq!(serde_json::from_str::<Scope>(&json).expect("read"), part);
+        // A coordinator's token (no limit) writes every part and the whole.
+        let all = Scope::Write(WriteScope::collections([bad.clone()]));
+        assert!(all.may_write_part(&bad, &harryda) && all.may_write(&bad));
+        // Records written before parts existed read as before.
+        let old: Scope = serde_json::from_str(r#"{"write":["badplatser"]}"#).expect("old");
+        assert_eq!(old, all);
+        // A limit that is not an organisation is refused, not dropped.
+        assert!(serde_json::from_str::<Scope>(
+            r#"{"write":{"collections":["badplatser"],"sourceOrg":"Lund"}}"#
+        )
+        .is_err());
     }
 }

@@ -87,6 +87,11 @@ pub enum TokensAction {
         /// With --read-key: requests a minute it may make (a burst of as many, refilled evenly).
         #[arg(long, default_value_t = 600)]
         per_minute: u32,
+        /// With --collections naming theme collections: only this publisher's part of them (a
+        /// municipality code such as 1281, or an organisation number), uploaded or removed
+        /// over /admin/themes/{theme}/sources/{org}; nothing else of those collections.
+        #[arg(long)]
+        source_org: Option<crate::theme::SourceOrg>,
     },
     /// One line per token: id, scope, created, revoked, name. Never the token itself.
     List,
@@ -654,7 +659,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     name,
                     scope,
                     per_minute,
+                    source_org,
                 } => {
+                    if source_org.is_some() && scope.collections.is_empty() {
+                        anyhow::bail!("--source-org goes with --collections (the theme collections whose part the token may change)");
+                    }
                     let scope = if scope.admin {
                         crate::auth::Scope::Admin
                     } else if scope.read_key {
@@ -662,7 +671,22 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                             per_minute: per_minute.max(1),
                         }
                     } else {
-                        crate::auth::Scope::Write(scope.collections.into_iter().collect())
+                        if source_org.is_some() {
+                            if let Some(other) = scope
+                                .collections
+                                .iter()
+                                .find(|c| !crate::theme::themes().contains_key(c.as_str()))
+                            {
+                                anyhow::bail!(
+                                    "--source-org limits a token to one publisher's part of theme collections, and {other} is not one (themes: {})",
+                                    crate::theme::themes().keys().cloned().collect::<Vec<_>>().join(", ")
+                                );
+                            }
+                        }
+                        crate::auth::Scope::Write(crate::auth::WriteScope {
+                            collections: scope.collections.into_iter().collect(),
+                            source_org,
+                        })
                     };
                     let (text, record) = tokens.create(&name, scope).await?;
                     eprintln!(

@@ -16,7 +16,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::sync::LazyLock;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::catalog::AttrType;
 pub use mapping::{Mapper, Mapping};
@@ -80,7 +80,7 @@ pub struct ThemeAttribute {
     pub codes: Vec<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ThemeType {
     Text,
@@ -104,7 +104,7 @@ impl ThemeType {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Format {
     Url,
@@ -123,7 +123,7 @@ impl Format {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum GeometryKind {
     Point,
@@ -244,9 +244,25 @@ pub fn by_conformance(uris: &[String]) -> Option<&'static Theme> {
 
 /// Who published a feature in a theme collection: a municipality code (four digits, e.g. 1281
 /// for Lund) or an organisation number (ten digits, written NNNNNN-NNNN), as the national
-/// specifications identify publishers.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+/// specifications identify publishers. Stored as its text (a token limited to one publisher's
+/// part keeps it so), and read back through the same check.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct SourceOrg(String);
+
+impl TryFrom<String> for SourceOrg {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse()
+    }
+}
+
+impl From<SourceOrg> for String {
+    fn from(s: SourceOrg) -> String {
+        s.0
+    }
+}
 
 impl SourceOrg {
     pub fn as_str(&self) -> &str {
