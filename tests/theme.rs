@@ -233,6 +233,44 @@ async fn publishers_share_a_theme_collection_and_each_replaces_only_its_part() {
     }
 }
 
+/// Two publishers' first parts arriving at once, before the theme collection exists (two
+/// municipalities uploading over the admin API): the second waits for the first, and both parts
+/// are kept. Each round starts from no collection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_parts_arriving_together_are_both_kept() {
+    for store in each_store().await {
+        let kind = store.kind;
+        for round in 0..3 {
+            let harryda = theme_opts(
+                &data("bathing/harryda_badplatser.csv"),
+                HARRYDA,
+                Mapping::default(),
+            );
+            let hav = theme_opts(
+                &data("bathing/hav_active_bathing_waters.geojson"),
+                HAV,
+                hav_mapping(),
+            );
+            let (a, b) = tokio::join!(store.ingest(&harryda), store.ingest(&hav));
+            a.unwrap_or_else(|e| panic!("{kind} round {round}: Härryda: {e}"));
+            b.unwrap_or_else(|e| panic!("{kind} round {round}: HaV: {e}"));
+            let entry = store.entry("badplatser").await;
+            let features = store.features("badplatser").await;
+            assert_eq!(
+                by_source(&entry, &features),
+                BTreeMap::from([(HARRYDA.to_string(), 9), (HAV.to_string(), 2684)]),
+                "{kind} round {round}"
+            );
+            assert_eq!(entry.feature_count, features.len() as u64, "{kind}");
+            store
+                .store
+                .delete(&"badplatser".parse().expect("id"))
+                .await
+                .expect("delete");
+        }
+    }
+}
+
 #[tokio::test]
 async fn what_does_not_fit_the_theme_is_reported_per_feature_and_strict_rejects_it() {
     let tmp = tempfile::tempdir().expect("tempdir");

@@ -659,8 +659,11 @@ async fn ingest_layer(
     };
     let now = Utc::now();
     let meta = &opts.meta;
-    let old_meta = existing
+    // An append's metadata comes from the version it adds to (read under the store's lock; the
+    // collection may have been made since `existing` was read, by another publisher's part).
+    let old_meta = previous
         .as_ref()
+        .or(existing.as_ref())
         .map(|e| e.meta.clone())
         .unwrap_or_default();
     let pick = |new: &Option<String>, old: &Option<String>| new.clone().or_else(|| old.clone());

@@ -449,6 +449,7 @@ impl Store for EmbeddedStore {
         let version = catalog.next_version.max(1);
         catalog.next_version = version + 1;
         self.write_catalog(&catalog)?;
+        let plan_mode = plan.mode;
         let append_to = previous.clone().filter(|_| plan.mode == IngestMode::Append);
         let attributes = match &append_to {
             Some(old) => super::merge_attributes(&old.entry.attributes, &plan.attributes)?,
@@ -503,11 +504,10 @@ impl Store for EmbeddedStore {
             partial,
             dataset: Some(dataset),
             first_fid,
-            lock: if append_to.is_some() {
-                Some(lock)
-            } else {
-                None
-            },
+            // An append to a collection that does not exist yet holds it too: a second append
+            // (another publisher's first part of a theme collection) must wait and add to what
+            // this one commits, not make the collection anew and replace it.
+            lock: (plan_mode == IngestMode::Append).then_some(lock),
         }))
     }
 
