@@ -1401,3 +1401,300 @@ fn an_ogc_api_features_collection_is_a_source() {
     assert_eq!(job["state"], "succeeded", "{job}");
     wait_served(base, "badplatser-via-api", total);
 }
+
+/// Municipalities publish their parts of a theme collection over the admin API, each with a
+/// token limited to its own part: uploads mapped into the theme by jobs, a part removed while
+/// the other stays, and what a limited token may not do. On both stores.
+#[tokio::test]
+async fn municipalities_publish_their_parts_of_a_theme_collection() {
+    // Lund's own column names (namn for the theme's name); L3 has no name, which the theme
+    // requires: kept with a note, or rejected under strict=true.
+    let lund = "id,namn,latitude,longitude,toalett\n\
+                L1,Lomma hamn,55.6760,13.0560,ja\n\
+                L2,Bjärred,55.7180,13.0090,nej\n\
+                L3,,55.7000,13.0300,ja\n";
+    let lund = lund.as_bytes();
+    let harryda = std::fs::read(data("bathing/harryda_badplatser.csv")).expect("csv");
+    for store in each_store().await {
+        let kind = store.kind;
+        let (admin, _) = token(&store, &["--admin"]);
+        let (t1281, _) = token(
+            &store,
+            &["--collections", "badplatser", "--source-org", "1281"],
+        );
+        let (t1401, _) = token(
+            &store,
+            &["--collections", "badplatser", "--source-org", "1401"],
+        );
+        let h = serve(&store.args(), &[]);
+        let base = &h.server.base;
+        let part = |org: &str, query: &str| {
+            format!("{base}/admin/themes/badplatser/sources/{org}/upload?{query}")
+        };
+        let send = |url: &str, token: &str, bytes: &[u8]| {
+            req(
+                "POST",
+                url,
+                Some(token),
+                Some((bytes, "application/octet-stream")),
+            )
+        };
+
+        // The themes, for any publishing token.
+        let r = get_auth(&format!("{base}/admin/themes"), &t1281);
+        assert_eq!(r.status, 200, "{kind}: {}", r.json);
+        let bad = r.json["themes"]
+            .as_array()
+            .expect("themes")
+            .iter()
+            .find(|t| t["id"] == "badplatser")
+            .cloned()
+            .expect("badplatser");
+        assert_eq!(
+            bad["conformsTo"],
+            "https://dataportal.se/specifications/badplatser/1.0"
+        );
+        let name = bad["attributes"]
+            .as_array()
+            .expect("attributes")
+            .iter()
+            .find(|a| a["name"] == "name")
+            .cloned()
+            .expect("name");
+        assert_eq!(
+            (&name["type"], &name["required"]),
+            (&json!("text"), &json!(true))
+        );
+        let who = get_auth(&format!("{base}/admin/whoami"), &t1281).json;
+        assert_eq!(who["scope"]["write"]["sourceOrg"], "1281", "{who}");
+
+        // Two municipalities at once, each with its own token: Härryda's file follows the
+        // theme as it is; Lund's names its column namn.
+        let r1401 = send(&part("1401", "fileName=harryda.csv"), &t1401, &harryda);
+        let r1281 = send(
+            &part("1281", "fileName=lund.csv&map=namn%3Dname&idField=id"),
+            &t1281,
+            lund,
+        );
+        let j1401 = wait_job(base, &t1401, &job_id(&r1401));
+        let j1281 = wait_job(base, &t1281, &job_id(&r1281));
+        assert_eq!(j1401["state"], "succeeded", "{kind}: {j1401}");
+        assert_eq!(
+            (
+                &j1401["type"],
+                &j1401["theme"],
+                &j1401["source"],
+                &j1401["collection"]
+            ),
+            (
+                &json!("theme-upload"),
+                &json!("badplatser"),
+                &json!("1401"),
+                &json!("badplatser")
+            ),
+        );
+        assert_eq!(j1401["report"][0]["stored"], 9, "{kind}: {j1401}");
+        assert_eq!(j1281["state"], "succeeded", "{kind}: {j1281}");
+        let report = &j1281["report"][0];
+        assert_eq!(
+            (&report["stored"], &report["unfitCount"]),
+            (&json!(3), &json!(1)),
+            "{kind}: {report}"
+        );
+        assert_eq!(report["unfit"][0]["feature"], 3, "{report}");
+        assert!(
+            report["unfit"][0]["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("name: required value missing")),
+            "{report}"
+        );
+        assert!(
+            report["warnings"].to_string().contains("left out: toalett"),
+            "{report}"
+        );
+        wait_served(base, "badplatser", 12);
+        let sources = || {
+            let (_, items) = get(&format!("{base}/collections/badplatser/items?limit=100"));
+            let mut n = std::collections::BTreeMap::new();
+            for f in items["features"].as_array().expect("features") {
+                *n.entry(
+                    f["properties"]["source"]
+                        .as_str()
+                        .unwrap_or("?")
+                        .to_string(),
+                )
+                .or_insert(0) += 1;
+            }
+            n
+        };
+        assert_eq!(
+            sources(),
+            [("1281".into(), 3), ("1401".into(), 9)].into(),
+            "{kind}"
+        );
+        let (_, l1) = get(&format!("{base}/collections/badplatser/items/1281:L1"));
+        assert_eq!(l1["properties"]["name"], "Lomma hamn", "{kind}: {l1}");
+
+        // Each token its own part only: not another's, not the whole collection.
+        let r = send(&part("1401", "fileName=lund.csv"), &t1281, lund);
+        assert_eq!(r.status, 403, "{kind}: {}", r.json);
+        let r = upload(base, &t1281, "badplatser", "fileName=lund.csv", lund);
+        assert_eq!(r.status, 403, "{kind}: {}", r.json);
+        assert!(
+            r.json["description"]
+                .as_str()
+                .is_some_and(|d| d.contains("/admin/themes/badplatser/sources/1281/upload")),
+            "{}",
+            r.json
+        );
+        let r = send_json(
+            "PATCH",
+            &format!("{base}/admin/collections/badplatser"),
+            &t1281,
+            json!({"title": "Lunds badplatser"}),
+        );
+        assert_eq!(r.status, 403, "{kind}: {}", r.json);
+        let r = req(
+            "DELETE",
+            &format!("{base}/admin/themes/badplatser/sources/1401"),
+            Some(&t1281),
+            None,
+        );
+        assert_eq!(r.status, 403, "{kind}: {}", r.json);
+        // Nor another publisher's jobs.
+        let id1401 = j1401["id"].as_str().expect("id");
+        assert_eq!(
+            get_auth(&format!("{base}/admin/jobs/{id1401}"), &t1281).status,
+            404
+        );
+        let mine = get_auth(&format!("{base}/admin/jobs"), &t1281).json;
+        assert_eq!(mine["jobs"].as_array().map(Vec::len), Some(1), "{mine}");
+
+        // Refused before anything is received.
+        let r = send(
+            &format!("{base}/admin/themes/lekplatser/sources/1281/upload?fileName=x.csv"),
+            &admin,
+            lund,
+        );
+        assert_eq!(
+            (r.status, &r.json["code"]),
+            (404, &json!("NotFound")),
+            "{kind}: {}",
+            r.json
+        );
+        let r = req(
+            "DELETE",
+            &format!("{base}/admin/themes/lekplatser/sources/1281"),
+            Some(&admin),
+            None,
+        );
+        assert_eq!(r.status, 404, "{kind}: {}", r.json);
+        let r = send(
+            &format!("{base}/admin/themes/badplatser/sources/Lund/upload?fileName=x.csv"),
+            &admin,
+            lund,
+        );
+        assert_eq!(r.status, 400, "{kind}: {}", r.json);
+        assert!(
+            r.json["description"]
+                .as_str()
+                .is_some_and(|d| d.contains("municipality code")),
+            "{}",
+            r.json
+        );
+        for (map, says) in [
+            ("namn", "write source_column=theme_attribute"),
+            (
+                "namn%3Dnamn",
+                "the theme badplatser has no attribute \"namn\"",
+            ),
+            (
+                "namn%3Dname,id%3Dname",
+                "two columns are mapped to \"name\"",
+            ),
+        ] {
+            let r = send(
+                &part("1281", &format!("fileName=lund.csv&map={map}")),
+                &t1281,
+                lund,
+            );
+            assert_eq!(r.status, 400, "{kind}: {map}: {}", r.json);
+            let d = r.json["description"].as_str().unwrap_or_default();
+            assert!(d.starts_with("map=") && d.contains(says), "{map}: {d}");
+        }
+        let r = send(
+            &part("1281", "fileName=lund.csv&strict=maybe"),
+            &t1281,
+            lund,
+        );
+        assert_eq!(r.status, 400, "{kind}: {}", r.json);
+        // A column the file does not have is found by the job, which changes nothing.
+        let r = send(
+            &part("1281", "fileName=lund.csv&map=NAMNET%3Dname"),
+            &t1281,
+            lund,
+        );
+        let job = wait_job(base, &t1281, &job_id(&r));
+        assert_eq!(job["state"], "failed", "{kind}: {job}");
+        assert!(
+            job["message"]
+                .to_string()
+                .contains("no column \\\"NAMNET\\\""),
+            "{job}"
+        );
+
+        // strict=true: the row without a name is rejected, and Lund's part replaced by two.
+        let r = send(
+            &part(
+                "1281",
+                "fileName=lund.csv&map=namn%3Dname&idField=id&strict=true",
+            ),
+            &t1281,
+            lund,
+        );
+        let job = wait_job(base, &t1281, &job_id(&r));
+        assert_eq!(job["state"], "succeeded", "{kind}: {job}");
+        let report = &job["report"][0];
+        assert_eq!(
+            (
+                &report["stored"],
+                &report["rejectedCount"],
+                &report["unfitCount"]
+            ),
+            (&json!(2), &json!(1), &json!(0)),
+            "{kind}: {report}"
+        );
+        assert!(
+            report["rejected"][0]["reason"].as_str().is_some_and(|r| r
+                .contains("does not fit the theme badplatser")
+                && r.contains("name")),
+            "{report}"
+        );
+        wait_served(base, "badplatser", 11);
+
+        // Lund removes its part; Härryda's stays.
+        let r = req(
+            "DELETE",
+            &format!("{base}/admin/themes/badplatser/sources/1281"),
+            Some(&t1281),
+            None,
+        );
+        assert_eq!(r.status, 200, "{kind}: {}", r.json);
+        assert_eq!(
+            (&r.json["removed"], &r.json["featureCount"]),
+            (&json!(2), &json!(9)),
+            "{}",
+            r.json
+        );
+        assert!(r.json["version"].as_i64().is_some(), "{}", r.json);
+        wait_served(base, "badplatser", 9);
+        assert_eq!(sources(), [("1401".into(), 9)].into(), "{kind}");
+        let r = req(
+            "DELETE",
+            &format!("{base}/admin/themes/badplatser/sources/1281"),
+            Some(&t1281),
+            None,
+        );
+        assert_eq!(r.status, 404, "{kind}: {}", r.json);
+    }
+}

@@ -18,6 +18,7 @@ use crate::catalog::{CollectionId, Description};
 use crate::publish::records::{JobRecord, SourceDoc};
 use crate::publish::{PublishError, Publisher, UploadOptions};
 use crate::store::{IngestMode, StoreError};
+use crate::theme::{SourceOrg, Theme};
 
 /// What the admin API needs besides the read API's state.
 #[derive(Clone)]
@@ -110,10 +111,26 @@ fn need_admin(token: &TokenRecord) -> Result<(), ApiError> {
 
 fn need_write(token: &TokenRecord, id: &CollectionId) -> Result<(), ApiError> {
     if token.scope.may_write(id) {
+        return Ok(());
+    }
+    let message = match token.scope.source_org() {
+        // A municipality's token for a shared theme collection: not the whole of it.
+        Some(org) if token.scope.may_write_part(id, org) => format!(
+            "change collection {id} as a whole: it may change source {org}'s part of it only \
+             (POST /admin/themes/{id}/sources/{org}/upload)"
+        ),
+        _ => format!("change collection {id} (this token has {})", token.scope),
+    };
+    Err(AuthError::Forbidden(message).into())
+}
+
+/// May the token upload or remove publisher `org`'s part of the theme collection `id`?
+fn need_part(token: &TokenRecord, id: &CollectionId, org: &SourceOrg) -> Result<(), ApiError> {
+    if token.scope.may_write_part(id, org) {
         Ok(())
     } else {
         Err(AuthError::Forbidden(format!(
-            "change collection {id} (this token has {})",
+            "change source {org}'s part of {id} (this token has {})",
             token.scope
         ))
         .into())
@@ -468,22 +485,7 @@ async fn upload(
             "collection {id} exists already: upload with mode=replace or mode=append"
         )));
     }
-    let limit = publisher.options().max_upload_bytes;
-    let is_multipart = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("multipart/form-data"));
-    let spooled = if is_multipart {
-        receive_multipart(&req, payload, &publisher, q.file_name.as_deref(), limit).await?
-    } else {
-        let name = q.file_name.as_deref().ok_or_else(|| {
-            ApiError::BadRequest(
-                "give the file's name with ?fileName=parkering.geojson (its extension tells the format), or send multipart/form-data".into(),
-            )
-        })?;
-        receive(payload, &publisher, name, limit).await?
-    };
+    let spooled = receive_upload(&req, payload, &publisher, q.file_name.as_deref()).await?;
     let job = publisher
         .upload(
             id,
@@ -494,11 +496,237 @@ async fn upload(
                 source_crs: q.source_crs,
                 id_field: q.id_field,
                 encoding: q.encoding,
+                theme: None,
             },
             &token.id,
         )
         .await?;
     Ok(accepted(&job, &super::base_url(&req)?))
+}
+
+/// The file of an upload: the raw body, named by `fileName`, or the `file` part of
+/// multipart/form-data; streamed to the spool with the server's size limit.
+async fn receive_upload(
+    req: &HttpRequest,
+    payload: web::Payload,
+    publisher: &Publisher,
+    file_name: Option<&str>,
+) -> Result<crate::publish::Spooled, ApiError> {
+    let limit = publisher.options().max_upload_bytes;
+    let is_multipart = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("multipart/form-data"));
+    if is_multipart {
+        receive_multipart(req, payload, publisher, file_name, limit).await
+    } else {
+        let name = file_name.ok_or_else(|| {
+            ApiError::BadRequest(
+                "give the file's name with ?fileName=parkering.geojson (its extension tells the format), or send multipart/form-data".into(),
+            )
+        })?;
+        receive(payload, publisher, name, limit).await
+    }
+}
+
+/// `GET /admin/themes`: the themes hamn ships, with their attributes (what a publisher's
+/// columns may be mapped to).
+async fn list_themes(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    caller(&req, &state).await?;
+    let themes: Vec<serde_json::Value> = crate::theme::themes()
+        .values()
+        .map(|t| {
+            let attributes: Vec<serde_json::Value> = t
+                .attributes
+                .iter()
+                .map(|a| {
+                    json!({
+                        "name": a.name,
+                        "type": a.kind,
+                        "required": a.required,
+                        "codes": a.codes,
+                        "format": a.format,
+                        "description": a.description,
+                    })
+                })
+                .collect();
+            json!({
+                "id": t.id,
+                "title": t.title,
+                "titleEn": t.title_en,
+                "description": t.description,
+                "descriptionEn": t.description_en,
+                "version": t.version,
+                "conformsTo": t.conforms_to,
+                "specification": t.specification,
+                "geometry": t.geometry,
+                "idAttribute": t.id_attribute,
+                "attributes": attributes,
+            })
+        })
+        .collect();
+    Ok(ok(json!({ "themes": themes })))
+}
+
+/// The theme, its collection and the publisher of a `/admin/themes/{theme}/sources/{org}`
+/// path, once the token is found to may change that part.
+fn part(
+    token: &TokenRecord,
+    theme: &str,
+    org: &str,
+) -> Result<(&'static Theme, CollectionId, SourceOrg), ApiError> {
+    let theme = crate::theme::find(theme).map_err(|_| {
+        ApiError::NotFound(format!(
+            "no theme {} (themes: {})",
+            quote(theme),
+            crate::theme::themes()
+                .keys()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+    })?;
+    let org: SourceOrg = org.parse().map_err(ApiError::BadRequest)?;
+    let id = collection_id(&theme.id)?;
+    need_part(token, &id, &org)?;
+    Ok((theme, id, org))
+}
+
+/// A collection with the theme's id that is not the theme's (made by an ordinary upload):
+/// a part cannot go into it, nor come out of it.
+async fn check_theme_collection(
+    publisher: &Publisher,
+    theme: &Theme,
+    id: &CollectionId,
+) -> Result<Option<crate::catalog::CatalogEntry>, ApiError> {
+    let entry = publisher.store().get(id).await.map_err(store_error)?;
+    if let Some(e) = &entry {
+        if !e.meta.conforms_to.contains(&theme.conforms_to) {
+            return Err(ApiError::Conflict(format!(
+                "collection {id} exists and is not the theme's collection (it does not \
+                 conform to {})",
+                theme.conforms_to
+            )));
+        }
+    }
+    Ok(entry)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct PartQuery {
+    file_name: Option<String>,
+    map: Option<String>,
+    id_field: Option<String>,
+    strict: Option<String>,
+    layer: Option<String>,
+    source_crs: Option<String>,
+    encoding: Option<String>,
+}
+
+/// `POST /admin/themes/{theme}/sources/{org}/upload`: one publisher's file into the theme's
+/// collection, replacing that publisher's part and no other (received as any upload, then
+/// ingested by a job).
+async fn upload_part(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let token = caller(&req, &state).await?;
+    let (theme, id, org) = part(&token, &path.0, &path.1)?;
+    let q: PartQuery = serde_urlencoded_strict(req.query_string())?;
+    let mut mapping = crate::theme::Mapping {
+        id_field: q.id_field.filter(|f| !f.trim().is_empty()),
+        strict: match q.strict.as_deref() {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(other) => {
+                return Err(ApiError::BadRequest(format!(
+                    "strict={}: give true or false",
+                    quote(other)
+                )))
+            }
+        },
+        ..Default::default()
+    };
+    if let Some(pairs) = &q.map {
+        let bad = |e: String| {
+            ApiError::BadRequest(format!(
+                "map={}: {}",
+                quote(pairs),
+                e.trim_start_matches("--map ")
+            ))
+        };
+        for (from, to) in crate::theme::Mapping::parse_pairs(pairs).map_err(bad)? {
+            mapping.map.insert(from, to);
+        }
+        mapping.check(theme).map_err(bad)?;
+    }
+    let publisher = admin(&state)?.publisher.clone();
+    check_theme_collection(&publisher, theme, &id).await?;
+    let spooled = receive_upload(&req, payload, &publisher, q.file_name.as_deref()).await?;
+    let job = publisher
+        .upload(
+            id,
+            spooled,
+            UploadOptions {
+                mode: IngestMode::Append,
+                layer: q.layer,
+                source_crs: q.source_crs,
+                id_field: None,
+                encoding: q.encoding,
+                theme: Some(crate::ingest::ThemeIngest {
+                    theme,
+                    source: org,
+                    mapping,
+                }),
+            },
+            &token.id,
+        )
+        .await?;
+    Ok(accepted(&job, &super::base_url(&req)?))
+}
+
+/// `DELETE /admin/themes/{theme}/sources/{org}`: that publisher's part of the theme
+/// collection; the other publishers' parts stay.
+async fn delete_part(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let token = caller(&req, &state).await?;
+    let (theme, id, org) = part(&token, &path.0, &path.1)?;
+    let publisher = admin(&state)?.publisher.clone();
+    if check_theme_collection(&publisher, theme, &id)
+        .await?
+        .is_none()
+    {
+        return Err(ApiError::NotFound(format!(
+            "the theme {} has no collection yet (nothing was uploaded to it)",
+            theme.id
+        )));
+    }
+    let (entry, removed) = crate::ingest::remove_source(publisher.store().as_ref(), &id, &org)
+        .await
+        .map_err(|e| match e {
+            crate::ingest::IngestError::Store(s) => store_error(s),
+            // The one refusal left: the collection has no features of this publisher.
+            crate::ingest::IngestError::Options(m) => ApiError::NotFound(m),
+            other => ApiError::Internal(StoreError::Task(other.to_string())),
+        })?;
+    Ok(ok(json!({
+        "theme": theme.id,
+        "collection": id,
+        "source": org,
+        "removed": removed,
+        "featureCount": entry.feature_count,
+        "version": entry.version,
+    })))
 }
 
 fn serde_urlencoded_strict<T: serde::de::DeserializeOwned>(query: &str) -> Result<T, ApiError> {
@@ -802,14 +1030,18 @@ async fn delete_catalog(
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// Jobs a token may see: all for admin, its collections' for a write token.
+/// Jobs a token may see: all for admin, its collections' for a write token, and its
+/// publisher's parts' for a token limited to one.
 fn visible(token: &TokenRecord, job: &JobRecord) -> bool {
     match &token.scope {
         Scope::Admin => true,
-        Scope::Write(_) | Scope::Read { .. } => job
-            .kind
-            .collection()
-            .is_some_and(|c| token.scope.may_write(c)),
+        Scope::Write(_) | Scope::Read { .. } => job.kind.collection().is_some_and(|c| {
+            token.scope.may_write(c)
+                || job
+                    .kind
+                    .source()
+                    .is_some_and(|org| token.scope.may_write_part(c, org))
+        }),
     }
 }
 
@@ -959,6 +1191,18 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         )
         .service(
             methods("/admin/collections/{id}/refresh", "POST, OPTIONS").route(post().to(refresh)),
+        )
+        .service(methods("/admin/themes", "GET, HEAD, OPTIONS").route(get().to(list_themes)))
+        .service(
+            methods("/admin/themes/{theme}/sources/{org}", "DELETE, OPTIONS")
+                .route(delete().to(delete_part)),
+        )
+        .service(
+            methods(
+                "/admin/themes/{theme}/sources/{org}/upload",
+                "POST, OPTIONS",
+            )
+            .route(post().to(upload_part)),
         )
         .service(methods("/admin/sources", "GET, HEAD, OPTIONS").route(get().to(list_sources)))
         .service(methods("/admin/catalogs", "POST, OPTIONS").route(post().to(post_catalog)))

@@ -147,6 +147,9 @@
   function scopeText(scope) {
     if (typeof scope === "string") return scope;
     if (scope && Array.isArray(scope.write)) return "write: " + scope.write.join(", ");
+    if (scope && scope.write && Array.isArray(scope.write.collections)) {
+      return "write: " + scope.write.collections.join(", ") + ", source " + scope.write.sourceOrg + "'s part only";
+    }
     return JSON.stringify(scope);
   }
 
@@ -504,6 +507,7 @@
     }
     let about = job.type;
     if (job.type === "upload") about += " (" + job.mode + ", " + job.fileName + ")";
+    if (job.type === "theme-upload") about += " (source " + job.source + ", " + job.fileName + ")";
     return el("tr", { testid: "job-row", "data-job-id": job.id, "data-state": job.state },
       el("td", {}, stateBadge(job.state), el("br"), el("code", { class: "muted", text: job.id })),
       el("td", { text: about }),
@@ -545,8 +549,10 @@
       }
       const rep = notes("repaired", r.repaired, r.repairedCount);
       const rej = notes("rejected", r.rejected, r.rejectedCount);
+      const unfit = notes("kept, not fitting the theme", r.unfit || [], r.unfitCount || 0);
       if (rep) box.append(rep);
       if (rej) box.append(rej);
+      if (unfit) box.append(unfit);
     }
     if (job.harvest && job.harvest.length) {
       box.append(el("table", { class: "harvest" },

@@ -86,6 +86,10 @@ pub struct UploadOptions {
     pub source_crs: Option<String>,
     pub id_field: Option<String>,
     pub encoding: Option<String>,
+    /// One publisher's part of a theme collection (the collection is the theme's): mapped
+    /// into the theme and replacing that publisher's part only; `mode` and `id_field` are not
+    /// used (the mapping has the id column).
+    pub theme: Option<ingest::ThemeIngest>,
 }
 
 /// A file received and written to the spool, waiting for its job.
@@ -102,7 +106,7 @@ impl Spooled {
 }
 
 enum Work {
-    Upload(Spooled, UploadOptions),
+    Upload(Spooled, Box<UploadOptions>),
     Refresh(CollectionId),
     Harvest(String),
 }
@@ -323,7 +327,7 @@ impl Publisher {
         let work = async {
             match work {
                 Work::Upload(spooled, opts) => {
-                    self.run_upload(&started, spooled, opts, &watch).await
+                    self.run_upload(&started, spooled, *opts, &watch).await
                 }
                 Work::Refresh(collection) => self.run_refresh(&id, &collection, &watch).await,
                 Work::Harvest(key) => self.run_harvest(&id, &key, &watch).await,
@@ -527,13 +531,22 @@ impl Publisher {
         opts: UploadOptions,
         by: &str,
     ) -> Result<JobRecord, PublishError> {
-        let kind = JobKind::Upload {
-            collection,
-            mode: opts.mode,
-            file_name: spooled.file_name.clone(),
-            bytes: spooled.bytes,
+        let kind = match &opts.theme {
+            None => JobKind::Upload {
+                collection,
+                mode: opts.mode,
+                file_name: spooled.file_name.clone(),
+                bytes: spooled.bytes,
+            },
+            Some(t) => JobKind::ThemeUpload {
+                collection,
+                theme: t.theme.id.clone(),
+                source: t.source.clone(),
+                file_name: spooled.file_name.clone(),
+                bytes: spooled.bytes,
+            },
         };
-        self.enqueue(kind, by, Work::Upload(spooled, opts), None)
+        self.enqueue(kind, by, Work::Upload(spooled, Box::new(opts)), None)
             .await?
             .ok_or_else(|| PublishError::Conflict("the upload was not queued".into()))
     }
@@ -561,6 +574,7 @@ impl Publisher {
             encoding: opts.encoding,
             allow_any_gdal_driver: self.options.allow_any_gdal_driver,
             watch: Some(watch.clone()),
+            theme: opts.theme,
             ..IngestOptions::new(path.display().to_string())
         };
         let result = ingest::ingest(self.store.as_ref(), &options).await;

@@ -39,6 +39,18 @@ pub enum JobKind {
         file_name: String,
         bytes: u64,
     },
+    /// A file sent to `/admin/themes/{theme}/sources/{org}/upload`: one publisher's part of a
+    /// theme collection, replacing that publisher's part before.
+    #[serde(rename = "theme-upload")]
+    ThemeUpload {
+        collection: CollectionId,
+        theme: String,
+        /// The publisher whose part it is.
+        source: crate::theme::SourceOrg,
+        #[serde(rename = "fileName")]
+        file_name: String,
+        bytes: u64,
+    },
     /// A check of a collection's source URL (and an ingest when it changed).
     Refresh {
         collection: CollectionId,
@@ -51,10 +63,18 @@ pub enum JobKind {
 impl JobKind {
     pub fn collection(&self) -> Option<&CollectionId> {
         match self {
-            JobKind::Upload { collection, .. } | JobKind::Refresh { collection, .. } => {
-                Some(collection)
-            }
+            JobKind::Upload { collection, .. }
+            | JobKind::ThemeUpload { collection, .. }
+            | JobKind::Refresh { collection, .. } => Some(collection),
             JobKind::Harvest { .. } => None,
+        }
+    }
+
+    /// The publisher whose part of a theme collection the job is about, if it is one.
+    pub fn source(&self) -> Option<&crate::theme::SourceOrg> {
+        match self {
+            JobKind::ThemeUpload { source, .. } => Some(source),
+            _ => None,
         }
     }
 }
@@ -74,8 +94,8 @@ pub struct FeatureNote {
     pub reason: String,
 }
 
-/// The ingest report of one layer, as the API shows it (the first 100 repairs and
-/// rejections; the counts are whole).
+/// The ingest report of one layer, as the API shows it (the first 100 repairs, rejections and
+/// features kept that do not fit a theme; the counts are whole).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LayerReport {
@@ -88,6 +108,12 @@ pub struct LayerReport {
     pub rejected_count: u64,
     pub repaired: Vec<FeatureNote>,
     pub rejected: Vec<FeatureNote>,
+    /// A theme ingest's features kept although they do not fit the theme (with `strict`
+    /// they are rejected instead). Absent from records made before themes.
+    #[serde(default)]
+    pub unfit_count: u64,
+    #[serde(default)]
+    pub unfit: Vec<FeatureNote>,
     pub warnings: Vec<String>,
     pub feature_count: u64,
     pub seconds: f64,
@@ -116,6 +142,8 @@ impl From<&IngestReport> for LayerReport {
             rejected_count: r.rejected.len() as u64,
             repaired: notes(&r.repaired),
             rejected: notes(&r.rejected),
+            unfit_count: r.unfit.len() as u64,
+            unfit: notes(&r.unfit),
             warnings: r.warnings.clone(),
             feature_count: r.feature_count,
             seconds: r.seconds,

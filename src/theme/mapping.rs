@@ -58,6 +58,39 @@ impl Mapping {
             })
             .collect()
     }
+
+    /// What can be checked before the source's columns are known (the admin API checks it
+    /// when an upload arrives, not in its job): every attribute mapped to is the theme's, none
+    /// is fed by two columns, and codes are given only for the theme's code lists.
+    pub fn check(&self, theme: &Theme) -> Result<(), String> {
+        let mut fed = std::collections::BTreeSet::new();
+        for (from, to) in &self.map {
+            if theme.attribute(to).is_none() {
+                return Err(format!(
+                    "{from}={to}: the theme {} has no attribute {to:?} (attributes: {})",
+                    theme.id,
+                    theme
+                        .attributes
+                        .iter()
+                        .map(|a| a.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+            }
+            if !fed.insert(to.as_str()) {
+                return Err(format!("two columns are mapped to {to:?}"));
+            }
+        }
+        for attr in self.codes.keys() {
+            if theme.attribute(attr).is_none_or(|a| a.codes.is_empty()) {
+                return Err(format!(
+                    "codes for {attr:?}: the theme {} has no code list by that name",
+                    theme.id
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Where a stored attribute's value comes from.
