@@ -1426,6 +1426,7 @@ async fn municipalities_publish_their_parts_of_a_theme_collection() {
             &store,
             &["--collections", "badplatser", "--source-org", "1401"],
         );
+        let (coordinator, _) = token(&store, &["--collections", "badplatser"]);
         let h = serve(&store.args(), &[]);
         let base = &h.server.base;
         let part = |org: &str, query: &str| {
@@ -1696,5 +1697,14 @@ async fn municipalities_publish_their_parts_of_a_theme_collection() {
             None,
         );
         assert_eq!(r.status, 404, "{kind}: {}", r.json);
+        // The region's coordinator (a write token without --source-org) may write every part.
+        let r = req(
+            "DELETE",
+            &format!("{base}/admin/themes/badplatser/sources/1401"),
+            Some(&coordinator),
+            None,
+        );
+        assert_eq!(r.status, 200, "{kind}: {}", r.json);
+        assert_eq!(r.json["featureCount"], 0, "{}", r.json);
     }
 }
