@@ -139,6 +139,8 @@ impl Mapper {
         columns: &[String],
         coordinates: &[String],
     ) -> Result<Self, String> {
+        // What does not depend on the file first (the admin API checks the same on arrival).
+        mapping.check(theme).map_err(|e| format!("--map {e}"))?;
         let find = |name: &str| columns.iter().position(|c| strip(c) == strip(name));
         let mut fed: BTreeMap<&str, usize> = BTreeMap::new();
         for (from, to) in &mapping.map {
@@ -152,28 +154,8 @@ impl Mapper {
                         .join(", ")
                 ));
             };
-            let Some(a) = theme.attribute(to) else {
-                return Err(format!(
-                    "--map {from}={to}: the theme {} has no attribute {to:?} (attributes: {})",
-                    theme.id,
-                    theme
-                        .attributes
-                        .iter()
-                        .map(|a| a.name.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ));
-            };
-            if fed.insert(a.name.as_str(), i).is_some() {
-                return Err(format!("--map: two columns are mapped to {to:?}"));
-            }
-        }
-        for attr in mapping.codes.keys() {
-            if theme.attribute(attr).is_none_or(|a| a.codes.is_empty()) {
-                return Err(format!(
-                    "codes for {attr:?}: the theme {} has no code list by that name",
-                    theme.id
-                ));
+            if let Some(a) = theme.attribute(to) {
+                fed.insert(a.name.as_str(), i);
             }
         }
         // Columns not mapped explicitly feed the theme attribute of the same name, unless
