@@ -259,6 +259,7 @@ fn collection_view(
         "publisher": e.meta.publisher,
         "licence": e.meta.licence,
         "conformsTo": e.meta.conforms_to,
+        "language": e.meta.language,
         "featureCount": e.feature_count,
         "version": e.version,
         "servedVersion": served,
@@ -299,6 +300,18 @@ struct NewCollection {
     licence: Option<String>,
     #[serde(default)]
     conforms_to: Vec<String>,
+    language: Option<String>,
+}
+
+/// A language tag (sv, en …) as given, checked.
+fn language(value: Option<String>) -> Result<Option<String>, ApiError> {
+    value
+        .map(|l| {
+            crate::catalog::language_tag(&l)
+                .map(str::to_string)
+                .map_err(ApiError::BadRequest)
+        })
+        .transpose()
 }
 
 fn text(field: &str, value: Option<String>, max: usize) -> Result<Option<String>, ApiError> {
@@ -345,7 +358,7 @@ async fn create_collection(
         publisher: text("publisher", new.publisher, 200)?,
         licence: text("licence", new.licence, 200)?,
         conforms_to: texts("conformsTo", new.conforms_to, 500)?,
-        language: None,
+        language: language(new.language)?,
     };
     let store = admin(&state)?.publisher.store().clone();
     let entry = crate::ingest::create_empty(store.as_ref(), &id, meta)
@@ -377,6 +390,8 @@ struct MetaPatch {
     #[serde(default, deserialize_with = "nullable")]
     licence: Option<Option<String>>,
     conforms_to: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    language: Option<Option<String>>,
 }
 
 /// A field that is absent (keep), null (clear) or a value (set).
@@ -422,6 +437,9 @@ async fn patch_collection(
     }
     if let Some(v) = patch.conforms_to {
         meta.conforms_to = texts("conformsTo", v, 500)?;
+    }
+    if let Some(v) = patch.language {
+        meta.language = language(v)?;
     }
     let entry = crate::changes::describe(store.as_ref(), &id, meta)
         .await
