@@ -49,6 +49,13 @@ impl Crs {
         }
     }
 
+    /// True when the CRS's first axis points north: latitude first (EPSG:4326) or northing
+    /// first (SWEREF 99 TM and its zones, RT 90). Formats that always write easting (or
+    /// longitude) first swap these.
+    pub fn northing_first(self) -> bool {
+        matches!(self, Crs::Epsg(4326 | 3006..=3018 | 3021))
+    }
+
     /// Every offered CRS, as URIs (for collection documents).
     pub fn all_uris() -> Vec<String> {
         std::iter::once(CRS84.to_string())
@@ -140,6 +147,17 @@ pub fn from_crs84(g: &geo::Geometry<f64>, crs: Crs) -> Result<geo::Geometry<f64>
     }
 }
 
+/// A geometry in CRS84 expressed in `crs`, easting (or longitude) first whatever the CRS's
+/// axis order: the order of WKT, FlatGeobuf and spreadsheet x/y columns.
+pub fn from_crs84_xy(g: &geo::Geometry<f64>, crs: Crs) -> Result<geo::Geometry<f64>, CrsError> {
+    let out = from_crs84(g, crs)?;
+    Ok(if crs.northing_first() {
+        out.map_coords(|c| geo::coord! { x: c.y, y: c.x })
+    } else {
+        out
+    })
+}
+
 /// A geometry given in `crs` (its axis order) in CRS84.
 pub fn to_crs84(g: &geo::Geometry<f64>, crs: Crs) -> Result<geo::Geometry<f64>, CrsError> {
     match crs {
@@ -208,6 +226,31 @@ mod tests {
         assert!(
             matches!(batch, geo::Geometry::MultiPolygon(ref mp) if mp.0[0].interiors().len() == 1)
         );
+    }
+
+    /// The axis orders `northing_first` assumes are those of the EPSG definitions GDAL has.
+    #[test]
+    fn northing_first_matches_the_epsg_definitions() {
+        for &code in EPSG_CODES {
+            let srs = SpatialRef::from_epsg(code).expect("EPSG");
+            let key = if srs.is_geographic() {
+                "GEOGCS"
+            } else {
+                "PROJCS"
+            };
+            let first = srs.axis_orientation(key, 0).expect("axis");
+            assert_eq!(
+                first == gdal_sys::OGRAxisOrientation::OAO_North,
+                Crs::Epsg(code).northing_first(),
+                "EPSG:{code}: first axis {first}"
+            );
+        }
+        assert!(!Crs::Crs84.northing_first());
+        let p = geo::Geometry::Point(geo::Point::new(13.0, 55.6));
+        let geo::Geometry::Point(en) = from_crs84_xy(&p, Crs::Epsg(3006)).expect("3006") else {
+            unreachable!()
+        };
+        assert!(en.x() < 1_000_000.0 && en.y() > 6_000_000.0, "{en:?}");
     }
 
     #[test]
