@@ -3,7 +3,7 @@
 //!
 //! Modules, one concept each: `catalog` (what a collection is), `ingest` (files → rows),
 //! `store` (where rows live, atomically), `collation` (the order of text), `engine` (in-memory snapshots that answer
-//! queries), `api` (HTTP), `config` and `cli` (how it is run),
+//! queries), `formats` (features as CSV, GeoJSON sequences, FlatGeobuf), `api` (HTTP), `config` and `cli` (how it is run),
 //! `demo` (the bundled demo data), `theme` (shared schemas that many publishers' files map into).
 
 pub mod api;
@@ -17,6 +17,7 @@ pub mod cql2;
 pub mod crs;
 pub mod demo;
 pub mod engine;
+pub mod formats;
 pub mod ingest;
 pub mod publish;
 pub mod search;
