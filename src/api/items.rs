@@ -1,6 +1,8 @@
 //! `/collections/{id}/items` and `/collections/{id}/items/{featureId}`: features as GeoJSON,
 //! with bbox, datetime, attribute equality filters, property selection and paging by an opaque
-//! cursor that pins the collection version it started on.
+//! cursor that pins the collection version it started on. The same pages and features in the
+//! encodings of `formats` (CSV, GeoJSON text sequences, NDJSON, FlatGeobuf), chosen by `f` or
+//! `Accept`, streamed a chunk at a time, with their paging in `Link` and `OGC-Number*` headers.
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -10,13 +12,15 @@ use chrono::{DateTime, NaiveDate, Utc};
 use super::collections::{fxhash, snapshot};
 use super::params::Params;
 use super::{
-    base_url, etag_check, negotiate, not_modified, quote, ApiError, AppState, Format, GEOJSON, JSON,
+    base_url, etag_check, negotiate_among, not_modified, quote, ApiError, AppState, Format,
+    GEOJSON, JSON,
 };
 use crate::catalog::{AttrType, CatalogEntry};
 use crate::cql2::{self, Filter, Lang};
 use crate::crs::{self, Crs};
-use crate::engine::snapshot::{feature_json, parse_value, Equals, Geom, Interval};
+use crate::engine::snapshot::{parse_value, Equals, Feature, Interval};
 use crate::engine::{Query, Snapshot, SortKey, Start};
+use crate::formats::{self, Chunks, Encoding, Layer};
 
 pub(super) const ITEM_PARAMS: &[&str] = &[
     "f",
@@ -299,27 +303,17 @@ fn response_crs(q: &Params) -> Result<Crs, ApiError> {
 /// else encoded anew.
 fn encode(
     s: &Snapshot,
-    f: &crate::engine::snapshot::Feature,
+    f: &Feature,
     crs: Crs,
     selected: Option<&[usize]>,
 ) -> Result<String, ApiError> {
-    if crs == Crs::Crs84 && selected.is_none() {
-        return Ok(f.json.to_string());
-    }
-    let geometry = match (&f.geometry, crs) {
-        (Some(g), Crs::Epsg(_)) => Some(
-            crs::from_crs84(&g.to_geo(), crs)
-                .map_err(|e| ApiError::BadRequest(format!("feature {}: {e}", quote(&f.id))))?,
-        ),
-        (g, _) => g.as_ref().map(Geom::to_geo),
-    };
-    Ok(feature_json(
-        &s.entry,
-        &f.id,
-        geometry.as_ref(),
-        &f.values,
-        selected,
-    ))
+    formats::feature_geojson(&s.entry, f, crs, selected)
+        .map(|json| json.into_owned())
+        .map_err(encode_error)
+}
+
+fn encode_error(e: formats::EncodeError) -> ApiError {
+    ApiError::BadRequest(format!("feature {}: {}", quote(&e.id), e.message))
 }
 
 struct ItemsRequest {
@@ -471,7 +465,7 @@ pub async fn items(
     let q = Params::parse_with(req.query_string(), ITEM_PARAMS, |n| {
         attrs.iter().any(|a| a.name == n)
     })?;
-    let format = negotiate(&req, q.get("f"))?;
+    let format = negotiate_among(&req, q.get("f"), &Encoding::ALL)?;
     let r = parse_items(&q, &s, &state)?;
     if !r.query.sort.is_empty()
         && r.cursor
@@ -519,8 +513,16 @@ pub async fn items(
 
     let base = base_url(&req)?;
     let items_url = format!("{base}/collections/{}/items", s.entry.id);
-    let with = |extra: Vec<(&str, String)>| {
-        let qs = q.rebuild(&["cursor", "offset"], &extra);
+    // A link to another page (`extra`: its cursor or offset) in the format `f` (None: the
+    // format this request named, if it named one).
+    let with = |extra: &[(&str, String)], f: Option<&str>| {
+        let mut drop = vec!["cursor", "offset"];
+        let mut add = extra.to_vec();
+        if let Some(f) = f {
+            drop.push("f");
+            add.push(("f", f.to_string()));
+        }
+        let qs = q.rebuild(&drop, &add);
         if qs.is_empty() {
             items_url.clone()
         } else {
@@ -540,7 +542,19 @@ pub async fn items(
             JSON,
         ),
     ];
-    let mut header_links = Vec::new();
+    // This page in each other encoding (same query, cursor and offset).
+    for e in Encoding::ALL {
+        let mut l = link(
+            format!(
+                "{items_url}?{}",
+                q.rebuild(&["f"], &[("f", e.name().into())])
+            ),
+            "alternate",
+            e.media_type(),
+        );
+        l["title"] = format!("This page as {}", e.title()).into();
+        links.push(l);
+    }
     let use_offsets = matches!(start, Start::Offset(_)) && r.offset.is_some();
     // A sorted walk cannot resume after a fid: its cursor holds a position instead.
     let sorted = !r.query.sort.is_empty();
@@ -549,48 +563,56 @@ pub async fn items(
             version: s.version(),
             start: Start::Offset(position),
         };
-        with(vec![("cursor", c.encode())])
+        vec![("cursor", c.encode())]
     };
-    if page.has_more {
-        let href = match (use_offsets, page.items.last()) {
-            (true, _) => with(vec![(
+    let next = page
+        .has_more
+        .then(|| match (use_offsets, page.items.last()) {
+            (true, _) => vec![(
                 "offset",
                 (page.first_position + page.items.len()).to_string(),
-            )]),
+            )],
             (false, _) if sorted => at(page.first_position + page.items.len()),
             (false, Some(&last)) => {
                 let c = Cursor {
                     version: s.version(),
                     start: Start::After(s.features[last as usize].fid),
                 };
-                with(vec![("cursor", c.encode())])
+                vec![("cursor", c.encode())]
             }
-            (false, None) => with(vec![]),
-        };
-        header_links.push(format!("<{href}>; rel=\"next\"; type=\"{GEOJSON}\""));
-        links.push(link(href, "next", GEOJSON));
-    }
-    if page.first_position > 0 {
-        let href = match (use_offsets, page.items.first()) {
-            (true, _) => with(vec![(
-                "offset",
-                page.first_position.saturating_sub(r.limit).to_string(),
-            )]),
-            (false, _) if sorted => at(page.first_position.saturating_sub(r.limit)),
-            (false, Some(&first)) => {
-                let c = Cursor {
-                    version: s.version(),
-                    start: Start::Before(s.features[first as usize].fid),
-                };
-                with(vec![("cursor", c.encode())])
-            }
-            (false, None) => with(vec![(
-                "offset",
-                page.first_position.saturating_sub(r.limit).to_string(),
-            )]),
-        };
-        header_links.push(format!("<{href}>; rel=\"prev\"; type=\"{GEOJSON}\""));
-        links.push(link(href, "prev", GEOJSON));
+            (false, None) => vec![],
+        });
+    let prev = (page.first_position > 0).then(|| match (use_offsets, page.items.first()) {
+        (true, _) => vec![(
+            "offset",
+            page.first_position.saturating_sub(r.limit).to_string(),
+        )],
+        (false, _) if sorted => at(page.first_position.saturating_sub(r.limit)),
+        (false, Some(&first)) => {
+            let c = Cursor {
+                version: s.version(),
+                start: Start::Before(s.features[first as usize].fid),
+            };
+            vec![("cursor", c.encode())]
+        }
+        (false, None) => vec![(
+            "offset",
+            page.first_position.saturating_sub(r.limit).to_string(),
+        )],
+    });
+    // The Link header names pages in the format of this response: FlatGeobuf and CSV have no
+    // place for links of their own.
+    let (header_f, header_type) = match format {
+        Format::Encoded(e) => (Some(e.name()), e.media_type()),
+        _ => (None, GEOJSON),
+    };
+    let mut header_links = Vec::new();
+    for (rel, extra) in [("next", &next), ("prev", &prev)] {
+        if let Some(extra) = extra {
+            let href = with(extra, header_f);
+            header_links.push(format!("<{href}>; rel=\"{rel}\"; type=\"{header_type}\""));
+            links.push(link(with(extra, None), rel, GEOJSON));
+        }
     }
 
     if format == Format::Html {
@@ -626,6 +648,37 @@ pub async fn items(
         ));
     }
 
+    let (matched, returned) = (page.matched, page.items.len());
+    if let Format::Encoded(e) = format {
+        let layer = Layer::new(
+            &s.entry,
+            r.selected.as_deref(),
+            r.crs,
+            page.items.iter().map(|&i| &s.features[i as usize]),
+        );
+        let encoder = formats::encoder(e, &s.entry, layer, r.selected.clone());
+        let body = encoded_stream(s.clone(), page.items, encoder)?;
+        let mut resp = HttpResponse::Ok();
+        resp.insert_header((header::CONTENT_TYPE, e.content_type()))
+            .insert_header((
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{}.{}\"", s.entry.id, e.extension()),
+            ))
+            .insert_header(("Content-Crs", format!("<{}>", r.crs.uri())))
+            .insert_header(("OGC-NumberMatched", matched.to_string()))
+            .insert_header(("OGC-NumberReturned", returned.to_string()))
+            .insert_header((header::ETAG, etag));
+        state.cache.apply(
+            &mut resp,
+            super::cache::Kind::Document,
+            Some(s.entry.updated),
+        );
+        if !header_links.is_empty() {
+            resp.insert_header((header::LINK, header_links.join(", ")));
+        }
+        return Ok(resp.streaming(body));
+    }
+
     let mut tail = String::with_capacity(256);
     tail.push_str("],\"numberMatched\":");
     tail.push_str(&page.matched.to_string());
@@ -640,7 +693,6 @@ pub async fn items(
     tail.push_str(&serde_json::Value::Array(links).to_string());
     tail.push('}');
     const HEAD: &str = "{\"type\":\"FeatureCollection\",\"features\":[";
-    let (matched, returned) = (page.matched, page.items.len());
     // Pre-encoded features are streamed as they are, a chunk at a time, so a page of thousands
     // is never one string in memory; other CRSs and property selections re-encode (and can
     // fail with a 400, so they are encoded before the response starts).
@@ -692,6 +744,33 @@ enum Body<S> {
 /// Features per chunk of a streamed page: about 100 KB of typical municipal features.
 const CHUNK: usize = 256;
 
+/// A page in another encoding, a chunk at a time, each encoded when the connection takes it.
+/// The first chunk (the head and up to `formats::CHUNK` features) is encoded before the
+/// response starts, so a feature that cannot be written in the requested CRS answers 400 as the
+/// GeoJSON page does; one further on can only end the stream early (the client sees a body cut
+/// short, and the log says why).
+fn encoded_stream(
+    s: std::sync::Arc<Snapshot>,
+    items: Vec<u32>,
+    encoder: Box<dyn formats::FeatureEncoder>,
+) -> Result<impl futures_util::Stream<Item = Result<bytes::Bytes, actix_web::Error>>, ApiError> {
+    let collection = s.entry.id.to_string();
+    let mut chunks = Chunks::new(s, items, encoder);
+    let first = chunks.next().transpose().map_err(encode_error)?;
+    let rest = chunks.map(move |c| {
+        c.map(bytes::Bytes::from).map_err(|e| {
+            tracing::error!(collection = %collection, error = %e, "a streamed page stopped early");
+            actix_web::error::ErrorInternalServerError(e.to_string())
+        })
+    });
+    Ok(futures_util::stream::iter(
+        first
+            .map(|b| Ok(bytes::Bytes::from(b)))
+            .into_iter()
+            .chain(rest),
+    ))
+}
+
 /// `head`, the page's pre-encoded features separated by commas, `tail`: one chunk at a time.
 fn feature_stream(
     s: std::sync::Arc<Snapshot>,
@@ -726,7 +805,7 @@ pub async fn item(
     let (collection, feature) = path.into_inner();
     let s = snapshot(&state, &collection)?;
     let q = Params::parse(req.query_string(), &["f", "crs"])?;
-    let format = negotiate(&req, q.get("f"))?;
+    let format = negotiate_among(&req, q.get("f"), &Encoding::ALL)?;
     let crs = response_crs(&q)?;
     let f = s.get(&feature).ok_or_else(|| {
         ApiError::NotFound(format!(
@@ -746,30 +825,71 @@ pub async fn item(
         });
         return Ok(super::html::item(&s.entry, f, &base, map));
     }
+    // The query (crs, f) makes the representation too.
     let (etag, fresh) = etag_check(
         &req,
-        &format!("{}-v{}-{:x}", s.entry.id, s.version(), fxhash(&feature)),
+        &format!(
+            "{}-v{}-{:x}-{}",
+            s.entry.id,
+            s.version(),
+            fxhash(&format!("{feature}?{}", req.query_string())),
+            format.tag()
+        ),
     );
     if fresh {
         return Ok(not_modified(&etag));
     }
+    if let Format::Encoded(e) = format {
+        let layer = Layer::new(&s.entry, None, crs, std::iter::once(f));
+        let mut encoder = formats::encoder(e, &s.entry, layer, None);
+        let body = formats::encode_one(encoder.as_mut(), f).map_err(encode_error)?;
+        let mut resp = HttpResponse::Ok();
+        resp.insert_header((header::CONTENT_TYPE, e.content_type()))
+            .insert_header((
+                header::CONTENT_DISPOSITION,
+                format!(
+                    "attachment; filename=\"{}-{}.{}\"",
+                    s.entry.id,
+                    file_name_part(&f.id),
+                    e.extension()
+                ),
+            ))
+            .insert_header(("Content-Crs", format!("<{}>", crs.uri())))
+            .insert_header((header::ETAG, etag));
+        state.cache.apply(
+            &mut resp,
+            super::cache::Kind::Document,
+            Some(s.entry.updated),
+        );
+        return Ok(resp.body(body));
+    }
     let base = base_url(&req)?;
-    let links = serde_json::json!([
-        link(
-            format!(
-                "{base}/collections/{}/items/{}",
-                s.entry.id,
-                urlencode(&f.id)
-            ),
-            "self",
-            GEOJSON
-        ),
+    let item_url = format!(
+        "{base}/collections/{}/items/{}",
+        s.entry.id,
+        urlencode(&f.id)
+    );
+    let mut links = vec![
+        link(item_url.clone(), "self", GEOJSON),
         link(
             format!("{base}/collections/{}", s.entry.id),
             "collection",
-            JSON
+            JSON,
         ),
-    ]);
+    ];
+    for e in Encoding::ALL {
+        let mut l = link(
+            format!(
+                "{item_url}?{}",
+                q.rebuild(&["f"], &[("f", e.name().into())])
+            ),
+            "alternate",
+            e.media_type(),
+        );
+        l["title"] = format!("This feature as {}", e.title()).into();
+        links.push(l);
+    }
+    let links = serde_json::Value::Array(links);
     // The feature's JSON ends with '}': add the links before it.
     let json = encode(&s, f, crs, None)?;
     let body = format!("{},\"links\":{links}}}", &json[..json.len() - 1]);
@@ -783,6 +903,20 @@ pub async fn item(
         Some(s.entry.updated),
     );
     Ok(resp.body(body))
+}
+
+/// A feature id as part of a file name: letters, digits, `-` and `_` kept, anything else `_`.
+fn file_name_part(id: &str) -> String {
+    id.chars()
+        .take(64)
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 fn urlencode(s: &str) -> String {

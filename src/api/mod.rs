@@ -28,6 +28,7 @@ use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use serde_json::json;
 
 use crate::engine::Engine;
+pub use crate::formats::Encoding;
 use crate::store::StoreError;
 
 /// Media types, exactly as clients compare them.
@@ -197,6 +198,8 @@ pub fn base_url(req: &HttpRequest) -> Result<String, ApiError> {
 pub enum Format {
     Json,
     Html,
+    /// Features in another encoding (items and single items only; see `formats`).
+    Encoded(Encoding),
 }
 
 impl Format {
@@ -205,6 +208,7 @@ impl Format {
         match self {
             Format::Json => "j",
             Format::Html => "h",
+            Format::Encoded(e) => e.tag(),
         }
     }
 }
@@ -213,14 +217,33 @@ impl Format {
 /// lists text/html before any JSON type (browsers do), JSON otherwise. A request that accepts
 /// neither is answered 406.
 pub fn negotiate(req: &HttpRequest, f: Option<&str>) -> Result<Format, ApiError> {
+    negotiate_among(req, f, &[])
+}
+
+/// Content negotiation for a resource that is also offered in the `encodings` (features): by
+/// `f=` (an encoding's name or media type), else the first media type in `Accept` that names
+/// one of them, HTML or JSON.
+pub fn negotiate_among(
+    req: &HttpRequest,
+    f: Option<&str>,
+    encodings: &[Encoding],
+) -> Result<Format, ApiError> {
+    let offered = |e: Option<Encoding>| e.filter(|e| encodings.contains(e));
     if let Some(f) = f {
         return match f {
             "json" | "geojson" | "application/json" | "application/geo+json" => Ok(Format::Json),
             "html" | "text/html" => Ok(Format::Html),
-            other => Err(ApiError::BadRequest(format!(
-                "unknown format f={}: this server offers json and html",
-                quote(other)
-            ))),
+            other => match offered(Encoding::from_f(other)) {
+                Some(e) => Ok(Format::Encoded(e)),
+                None => Err(ApiError::BadRequest(format!(
+                    "unknown format f={}: this server offers json, html{} here",
+                    quote(other),
+                    encodings
+                        .iter()
+                        .map(|e| format!(", {}", e.name()))
+                        .collect::<String>()
+                ))),
+            },
         };
     }
     let accept = accept_header(req);
@@ -234,12 +257,20 @@ pub fn negotiate(req: &HttpRequest, f: Option<&str>) -> Result<Format, ApiError>
             | "application/geo+json"
             | "application/schema+json"
             | "application/vnd.oai.openapi+json" => return Ok(Format::Json),
-            _ => {}
+            other => {
+                if let Some(e) = offered(Encoding::from_media_type(other)) {
+                    return Ok(Format::Encoded(e));
+                }
+            }
         }
     }
     Err(ApiError::NotAcceptable(format!(
-        "cannot answer Accept: {}; this server offers application/json, application/geo+json and text/html",
-        quote(accept)
+        "cannot answer Accept: {}; this server offers application/json, application/geo+json{} and text/html here",
+        quote(accept),
+        encodings
+            .iter()
+            .map(|e| format!(", {}", e.media_type()))
+            .collect::<String>()
     )))
 }
 
