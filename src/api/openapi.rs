@@ -19,7 +19,9 @@ use utoipa::openapi::{
 };
 
 use super::params::Params;
-use super::{base_url, negotiate, ApiError, AppState, Limits, GEOJSON, JSON, OPENAPI, SCHEMA_JSON};
+use super::{
+    base_url, negotiate, ApiError, AppState, Encoding, Limits, GEOJSON, JSON, OPENAPI, SCHEMA_JSON,
+};
 use crate::catalog::AttrType;
 use crate::engine::Snapshot;
 
@@ -88,6 +90,73 @@ fn f_param(html: bool) -> ParameterBuilder {
                 .schema_type(SchemaType::String)
                 .enum_values(Some(formats.iter().copied())),
         ))
+}
+
+/// `f` on items and single items: JSON, HTML and the feature encodings.
+fn f_param_features() -> ParameterBuilder {
+    let formats: Vec<&str> = ["json", "html"]
+        .into_iter()
+        .chain(Encoding::ALL.iter().map(|e| e.name()))
+        .collect();
+    ParameterBuilder::new()
+        .name("f")
+        .parameter_in(ParameterIn::Query)
+        .required(Required::False)
+        .description(Some(
+            "Response format: json (GeoJSON), html, csv, jsonseq (GeoJSON text sequence, RFC \
+             8142), ndjson (newline-delimited GeoJSON) or fgb (FlatGeobuf); the default follows \
+             Accept",
+        ))
+        .schema(Some(
+            ObjectBuilder::new()
+                .schema_type(SchemaType::String)
+                .enum_values(Some(formats)),
+        ))
+}
+
+/// Items or a single item also in the feature encodings (`page`: with the paging headers the
+/// encodings without links of their own rely on).
+fn with_encodings(item: PathItem, page: bool) -> PathItem {
+    with_get(item, |op| {
+        if let Some(RefOr::T(ok)) = op.responses.responses.get_mut("200") {
+            for e in Encoding::ALL {
+                let mut schema = ObjectBuilder::new().schema_type(SchemaType::String);
+                if e == Encoding::FlatGeobuf {
+                    schema = schema.format(Some(SchemaFormat::KnownFormat(KnownFormat::Binary)));
+                }
+                ok.content.insert(
+                    e.media_type().into(),
+                    ContentBuilder::new().schema(schema).build(),
+                );
+            }
+            ok.headers.insert(
+                "Content-Crs".into(),
+                string_header("The CRS of the coordinates, as <URI>"),
+            );
+            if page {
+                let count = |description: &str| {
+                    HeaderBuilder::new()
+                        .schema(ObjectBuilder::new().schema_type(SchemaType::Integer))
+                        .description(Some(description))
+                        .build()
+                };
+                ok.headers.insert(
+                    "OGC-NumberMatched".into(),
+                    count("Features that match the query (numberMatched)"),
+                );
+                ok.headers.insert(
+                    "OGC-NumberReturned".into(),
+                    count("Features in this response (numberReturned)"),
+                );
+                ok.headers.insert(
+                    "Link".into(),
+                    string_header(
+                        "The next and previous pages (rel=next, rel=prev), in this response's format",
+                    ),
+                );
+            }
+        }
+    })
 }
 
 fn attribute_param(name: &str, kind: AttrType) -> ParameterBuilder {
@@ -416,7 +485,7 @@ fn item_params(limits: Limits) -> Vec<ParameterBuilder> {
             .required(Required::False)
             .description(Some("Features to skip"))
             .schema(Some(ObjectBuilder::new().schema_type(SchemaType::Integer).minimum(Some(0.0)))),
-        f_param(true),
+        f_param_features(),
     ]
 }
 
@@ -696,21 +765,24 @@ pub fn document(collections: &[std::sync::Arc<Snapshot>], base: &str, limits: Li
         paths = paths
             .path(
                 format!("/collections/{id}/items"),
-                with_unavailable(with_etag(with_html(items))),
+                with_unavailable(with_etag(with_encodings(with_html(items), true))),
             )
             .path(
                 format!("/collections/{id}/items/{{featureId}}"),
-                with_unavailable(with_etag(with_html(get(
-                    &format!("getFeature-{id}"),
-                    &format!("One feature of {}", s.entry.meta.title),
-                    GEOJSON,
-                    "featureGeoJSON",
-                    vec![
-                        feature_id,
-                        string_param("crs", "CRS of the response"),
-                        f_param(true),
-                    ],
-                )))),
+                with_unavailable(with_etag(with_encodings(
+                    with_html(get(
+                        &format!("getFeature-{id}"),
+                        &format!("One feature of {}", s.entry.meta.title),
+                        GEOJSON,
+                        "featureGeoJSON",
+                        vec![
+                            feature_id,
+                            string_param("crs", "CRS of the response"),
+                            f_param_features(),
+                        ],
+                    )),
+                    false,
+                ))),
             );
     }
     let doc = OpenApiBuilder::new()
