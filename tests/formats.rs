@@ -514,6 +514,20 @@ async fn empty_pages_and_negotiation() {
     let (status, _, _) = call!(app, "/collections/tricky?f=csv", None::<&str>);
     assert_eq!(status, 400);
 
+    // The collection links to its features in every encoding, GeoJSON first.
+    let (_, _, bytes) = call!(app, "/collections/tricky", None::<&str>);
+    let doc: Json = serde_json::from_slice(&bytes).expect("json");
+    let items: Vec<&str> = doc["links"]
+        .as_array()
+        .expect("links")
+        .iter()
+        .filter(|l| l["rel"] == "items")
+        .filter_map(|l| l["type"].as_str())
+        .collect();
+    let mut want = vec!["application/geo+json"];
+    want.extend(FORMATS.iter().map(|f| f.2));
+    assert_eq!(items, want);
+
     // The GeoJSON page and feature link to themselves in every encoding.
     for uri in [
         "/collections/tricky/items?limit=1",

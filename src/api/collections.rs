@@ -60,6 +60,16 @@ pub fn collection_json(entry: &CatalogEntry, base: &str) -> Json {
             {"href": format!("{base}/collections/{id}/tiles/WebMercatorQuad/tilejson.json"), "rel": "describedby", "type": JSON, "title": "TileJSON for MapLibre"},
         ],
     });
+    // The features in each other encoding, as rel=items links of their media types.
+    if let Some(links) = doc["links"].as_array_mut() {
+        let at = 2;
+        for (n, e) in crate::formats::Encoding::ALL.iter().enumerate() {
+            links.insert(
+                at + n,
+                json!({"href": format!("{base}/collections/{id}/items?f={}", e.name()), "rel": "items", "type": e.media_type(), "title": format!("Features as {}", e.title())}),
+            );
+        }
+    }
     let mut extent = serde_json::Map::new();
     if let Some(b) = entry.extent {
         extent.insert("spatial".into(), json!({"bbox": [b.0], "crs": CRS84}));
