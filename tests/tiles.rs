@@ -346,7 +346,10 @@ fn gdal_reads_a_tile_and_the_documents_are_right() {
     ));
     assert_eq!(tj["tilejson"], "3.0.0");
     let template = tj["tiles"][0].as_str().expect("template");
-    assert!(template.ends_with("/{z}/{y}/{x}"));
+    // The tile URLs name the collection's version (immutable tiles; see cache rules).
+    let (path, version) = template.split_once("?v=").expect("?v= in the template");
+    assert!(path.ends_with("/{z}/{y}/{x}"), "{template}");
+    assert!(version.parse::<i64>().is_ok(), "{template}");
     assert_eq!(
         tj["vector_layers"][0]["id"],
         "traffic-counts-malmo-lund-synthetic"
