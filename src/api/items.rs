@@ -543,18 +543,7 @@ pub async fn items(
         ),
     ];
     // This page in each other encoding (same query, cursor and offset).
-    for e in Encoding::ALL {
-        let mut l = link(
-            format!(
-                "{items_url}?{}",
-                q.rebuild(&["f"], &[("f", e.name().into())])
-            ),
-            "alternate",
-            e.media_type(),
-        );
-        l["title"] = format!("This page as {}", e.title()).into();
-        links.push(l);
-    }
+    links.extend(alternates(&items_url, &q, "This page"));
     let use_offsets = matches!(start, Start::Offset(_)) && r.offset.is_some();
     // A sorted walk cannot resume after a fid: its cursor holds a position instead.
     let sorted = !r.query.sort.is_empty();
@@ -877,18 +866,7 @@ pub async fn item(
             JSON,
         ),
     ];
-    for e in Encoding::ALL {
-        let mut l = link(
-            format!(
-                "{item_url}?{}",
-                q.rebuild(&["f"], &[("f", e.name().into())])
-            ),
-            "alternate",
-            e.media_type(),
-        );
-        l["title"] = format!("This feature as {}", e.title()).into();
-        links.push(l);
-    }
+    links.extend(alternates(&item_url, &q, "This feature"));
     let links = serde_json::Value::Array(links);
     // The feature's JSON ends with '}': add the links before it.
     let json = encode(&s, f, crs, None)?;
@@ -915,6 +893,22 @@ fn file_name_part(id: &str) -> String {
             } else {
                 '_'
             }
+        })
+        .collect()
+}
+
+/// `rel=alternate` links to `url` with the same query in each other encoding.
+fn alternates(url: &str, q: &Params, what: &str) -> Vec<serde_json::Value> {
+    Encoding::ALL
+        .iter()
+        .map(|e| {
+            let mut l = link(
+                format!("{url}?{}", q.rebuild(&["f"], &[("f", e.name().into())])),
+                "alternate",
+                e.media_type(),
+            );
+            l["title"] = format!("{what} as {}", e.title()).into();
+            l
         })
         .collect()
 }
