@@ -32,19 +32,7 @@ pub async fn describe(
         removed: Vec::new(),
         whole: false,
     };
-    match serde_json::to_value(&change) {
-        Ok(doc) => {
-            if let Err(e) = store
-                .put_record(RecordKind::Change, &key(id, d.entry.version), &doc)
-                .await
-            {
-                tracing::warn!(collection = %id, error = %e, "changes not recorded");
-            } else if let Err(e) = prune(store, id).await {
-                tracing::warn!(collection = %id, error = %e, "old change records not pruned");
-            }
-        }
-        Err(e) => tracing::warn!(collection = %id, error = %e, "changes not recorded"),
-    }
+    put(store, id, &change).await;
     Ok(d.entry)
 }
 
@@ -52,6 +40,10 @@ pub async fn describe(
 pub const KEEP: usize = 20;
 /// Most ids one record lists; a change larger than this says `whole` instead (read it all).
 pub const MAX_IDS: usize = 50_000;
+/// Largest version (in features) compared feature by feature: comparing reads both versions
+/// whole, which for larger collections would cost the ingest more than it is worth. Their
+/// changes are recorded as `whole`, and clients read them again.
+pub const MAX_COMPARED: u64 = 250_000;
 
 /// The change from `from` to `to`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -143,16 +135,24 @@ pub fn compare(
 /// The state of a collection before an ingest, for [`record`] after it.
 pub struct Before {
     pub version: i64,
-    pub fingerprints: HashMap<String, u64>,
+    /// `None`: too large to compare ([`MAX_COMPARED`]).
+    pub fingerprints: Option<HashMap<String, u64>>,
 }
 
 /// Reads the collection as it is (its features' fingerprints); `None` when it does not exist
 /// yet (everything the ingest stores is then added).
 pub async fn before(store: &dyn Store, id: &CollectionId) -> Option<Before> {
+    let entry = store.get(id).await.ok().flatten()?;
+    if entry.feature_count > MAX_COMPARED {
+        return Some(Before {
+            version: entry.version,
+            fingerprints: None,
+        });
+    }
     match store.read(id).await {
         Ok((entry, features)) => Some(Before {
             version: entry.version,
-            fingerprints: fingerprints(&entry, &features),
+            fingerprints: Some(fingerprints(&entry, &features)),
         }),
         Err(_) => None,
     }
@@ -162,6 +162,26 @@ pub async fn before(store: &dyn Store, id: &CollectionId) -> Option<Before> {
 /// and drops records beyond [`KEEP`]. Failures are logged, not returned: the ingest itself
 /// succeeded, and a missing record only means clients behind it read the whole collection.
 pub async fn record(store: &dyn Store, id: &CollectionId, before: Option<Before>, version: i64) {
+    let too_large = |e: &CatalogEntry| Change {
+        from: before.as_ref().map_or(0, |b| b.version),
+        to: e.version,
+        at: e.updated,
+        added: Vec::new(),
+        updated: Vec::new(),
+        removed: Vec::new(),
+        whole: true,
+    };
+    let large = match store.get(id).await {
+        Ok(Some(e)) if e.version == version => {
+            let old_too_large = before.as_ref().is_some_and(|b| b.fingerprints.is_none());
+            (e.feature_count > MAX_COMPARED || old_too_large).then(|| too_large(&e))
+        }
+        _ => None,
+    };
+    if let Some(change) = large {
+        put(store, id, &change).await;
+        return;
+    }
     let (entry, features) = match store.read(id).await {
         Ok(r) => r,
         Err(e) => {
@@ -175,11 +195,17 @@ pub async fn record(store: &dyn Store, id: &CollectionId, before: Option<Before>
         return;
     }
     let (from, old) = match before {
-        Some(b) => (b.version, b.fingerprints),
+        Some(b) => (b.version, b.fingerprints.unwrap_or_default()),
         None => (0, HashMap::new()),
     };
     let change = compare(from, &old, &entry, &fingerprints(&entry, &features));
-    let doc = match serde_json::to_value(&change) {
+    put(store, id, &change).await;
+}
+
+/// Stores a change and prunes the collection's old ones; failures are logged.
+async fn put(store: &dyn Store, id: &CollectionId, change: &Change) {
+    let version = change.to;
+    let doc = match serde_json::to_value(change) {
         Ok(d) => d,
         Err(e) => {
             tracing::warn!(collection = %id, error = %e, "changes not recorded");
