@@ -227,11 +227,10 @@ async fn put(store: &dyn Store, id: &CollectionId, change: &Change) {
 async fn prune(store: &dyn Store, id: &CollectionId) -> crate::store::Result<()> {
     let prefix = format!("{id}@");
     let mut keys: Vec<String> = store
-        .list_records(RecordKind::Change)
+        .list_records_with_prefix(RecordKind::Change, &prefix)
         .await?
         .into_iter()
         .map(|(k, _)| k)
-        .filter(|k| k.starts_with(&prefix))
         .collect();
     keys.sort();
     if keys.len() > KEEP {
@@ -245,10 +244,9 @@ async fn prune(store: &dyn Store, id: &CollectionId) -> crate::store::Result<()>
 pub async fn kept(store: &dyn Store, id: &CollectionId) -> crate::store::Result<Vec<Change>> {
     let prefix = format!("{id}@");
     let mut out: Vec<Change> = store
-        .list_records(RecordKind::Change)
+        .list_records_with_prefix(RecordKind::Change, &prefix)
         .await?
         .into_iter()
-        .filter(|(k, _)| k.starts_with(&prefix))
         .filter_map(|(_, doc)| serde_json::from_value(doc).ok())
         .collect();
     out.sort_by_key(|c| c.to);

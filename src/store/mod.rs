@@ -183,6 +183,16 @@ pub trait Store: Send + Sync {
     async fn get_record(&self, kind: RecordKind, key: &str) -> Result<Option<serde_json::Value>>;
     /// Every record of a kind, in key order.
     async fn list_records(&self, kind: RecordKind) -> Result<Vec<(String, serde_json::Value)>>;
+    /// The records of a kind whose keys start with `prefix`, in key order.
+    async fn list_records_with_prefix(
+        &self,
+        kind: RecordKind,
+        prefix: &str,
+    ) -> Result<Vec<(String, serde_json::Value)>> {
+        let mut all = self.list_records(kind).await?;
+        all.retain(|(k, _)| k.starts_with(prefix));
+        Ok(all)
+    }
     /// True when there was a record to delete.
     async fn delete_record(&self, kind: RecordKind, key: &str) -> Result<bool>;
     /// Deletes many records at once (the embedded store rewrites its file once, not per key).

@@ -433,6 +433,24 @@ impl Store for PostgisStore {
             .collect())
     }
 
+    async fn list_records_with_prefix(
+        &self,
+        kind: RecordKind,
+        prefix: &str,
+    ) -> Result<Vec<(String, serde_json::Value)>> {
+        // starts_with rather than LIKE: a prefix holding % or _ matches itself only.
+        let client = self.client().await?;
+        Ok(client
+            .query(
+                "SELECT key, doc FROM hamn.records WHERE kind = $1 AND starts_with(key, $2) ORDER BY key",
+                &[&kind.as_str(), &prefix],
+            )
+            .await?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect())
+    }
+
     async fn delete_record(&self, kind: RecordKind, key: &str) -> Result<bool> {
         let client = self.client().await?;
         Ok(client
