@@ -36,7 +36,108 @@ pub(super) const ITEM_PARAMS: &[&str] = &[
     "filter-lang",
     "filter-crs",
     "sortby",
+    "profile",
 ];
+
+/// JSON-FG 1.0 (OGC 21-045r1), asked for with `profile=jsonfg` or `profile=jsonfg-plus` on a
+/// GeoJSON response. The default stays plain RFC 7946.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Profile {
+    Plain,
+    /// In a CRS other than CRS84 the geometry is in `place` only (`geometry` null).
+    JsonFg,
+    /// …and in `geometry` as CRS84 too, for GeoJSON readers.
+    JsonFgPlus,
+}
+
+pub const JSONFG_CORE: &str = "http://www.opengis.net/spec/json-fg-1/1.0/conf/core";
+pub const JSONFG: &str = "application/vnd.ogc.fg+json";
+
+fn profile(q: &Params, format: Format) -> Result<Profile, ApiError> {
+    let p = match q.get("profile") {
+        None => return Ok(Profile::Plain),
+        Some("jsonfg") => Profile::JsonFg,
+        Some("jsonfg-plus") => Profile::JsonFgPlus,
+        Some(other) => {
+            return Err(ApiError::BadRequest(format!(
+                "profile={}: jsonfg or jsonfg-plus (JSON-FG 1.0), or none for plain GeoJSON",
+                quote(other)
+            )))
+        }
+    };
+    match format {
+        Format::Json | Format::Html => Ok(p),
+        Format::Encoded(e) => Err(ApiError::BadRequest(format!(
+            "profile={} is for GeoJSON responses, not {}",
+            q.get("profile").unwrap_or_default(),
+            e.title()
+        ))),
+    }
+}
+
+/// A feature as JSON-FG: `time` from the collection's date/time attribute, and in a CRS
+/// other than CRS84 the geometry in `place` (with CRS84 in `geometry` for jsonfg-plus).
+fn jsonfg_feature(
+    s: &Snapshot,
+    f: &crate::engine::snapshot::Feature,
+    crs: Crs,
+    selected: Option<&[usize]>,
+    profile: Profile,
+) -> Result<String, ApiError> {
+    let broken = |e: serde_json::Error| {
+        tracing::error!(error = %e, "a feature's JSON did not parse back");
+        ApiError::Unavailable("the feature cannot be written now".into())
+    };
+    let mut v: serde_json::Value =
+        serde_json::from_str(&encode(s, f, crs, selected)?).map_err(broken)?;
+    let Some(obj) = v.as_object_mut() else {
+        return Err(ApiError::Unavailable(
+            "the feature cannot be written now".into(),
+        ));
+    };
+    if crs == Crs::Crs84 {
+        obj.insert("place".into(), serde_json::Value::Null);
+    } else {
+        let place = obj.remove("geometry").unwrap_or(serde_json::Value::Null);
+        obj.insert("place".into(), place);
+        let geometry = if profile == Profile::JsonFgPlus {
+            let mut plain: serde_json::Value = serde_json::from_str(&f.json).map_err(broken)?;
+            plain["geometry"].take()
+        } else {
+            serde_json::Value::Null
+        };
+        obj.insert("geometry".into(), geometry);
+    }
+    let kind = s
+        .entry
+        .datetime_field
+        .as_ref()
+        .and_then(|n| s.entry.attributes.iter().find(|a| &a.name == n))
+        .map(|a| a.kind);
+    let time = match (f.instant, kind) {
+        (Some(t), Some(crate::catalog::AttrType::Date)) => {
+            serde_json::json!({"date": t.format("%Y-%m-%d").to_string()})
+        }
+        (Some(t), _) => serde_json::json!({
+            "timestamp": t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+        }),
+        (None, _) => serde_json::Value::Null,
+    };
+    obj.insert("time".into(), time);
+    Ok(v.to_string())
+}
+
+/// The members a JSON-FG document's root carries before its features or geometry.
+fn jsonfg_root(s: &Snapshot, crs: Crs) -> String {
+    let mut root = format!(
+        "\"conformsTo\":[\"{JSONFG_CORE}\"],\"featureType\":{}",
+        serde_json::Value::String(s.entry.id.to_string())
+    );
+    if crs != Crs::Crs84 {
+        root.push_str(&format!(",\"coordRefSys\":\"{}\"", crs.uri()));
+    }
+    root
+}
 
 /// Parses `bbox`: 4 or 6 numbers in CRS84, or in `bbox-crs` with that CRS's axis order. A box
 /// whose west edge is east of its east edge crosses the antimeridian and becomes two.
@@ -466,6 +567,7 @@ pub async fn items(
         attrs.iter().any(|a| a.name == n)
     })?;
     let format = negotiate_among(&req, q.get("f"), &Encoding::ALL)?;
+    let profile = profile(&q, format)?;
     let r = parse_items(&q, &s, &state)?;
     if !r.query.sort.is_empty()
         && r.cursor
@@ -683,30 +785,40 @@ pub async fn items(
     tail.push('}');
     const HEAD: &str = "{\"type\":\"FeatureCollection\",\"features\":[";
     // Pre-encoded features are streamed as they are, a chunk at a time, so a page of thousands
-    // is never one string in memory; other CRSs and property selections re-encode (and can
-    // fail with a 400, so they are encoded before the response starts).
-    let body = if r.crs == Crs::Crs84 && r.selected.is_none() {
+    // is never one string in memory; other CRSs, property selections and JSON-FG re-encode
+    // (and can fail with a 400, so they are encoded before the response starts).
+    let body = if r.crs == Crs::Crs84 && r.selected.is_none() && profile == Profile::Plain {
         Body::Stream(feature_stream(s.clone(), page.items, HEAD, tail))
     } else {
         let mut body = String::with_capacity(64 + returned * 256);
-        body.push_str(HEAD);
+        if profile == Profile::Plain {
+            body.push_str(HEAD);
+        } else {
+            body.push_str("{\"type\":\"FeatureCollection\",");
+            body.push_str(&jsonfg_root(&s, r.crs));
+            body.push_str(",\"features\":[");
+        }
         for (n, &i) in page.items.iter().enumerate() {
             if n > 0 {
                 body.push(',');
             }
-            body.push_str(&encode(
-                &s,
-                &s.features[i as usize],
-                r.crs,
-                r.selected.as_deref(),
-            )?);
+            let f = &s.features[i as usize];
+            body.push_str(&match profile {
+                Profile::Plain => encode(&s, f, r.crs, r.selected.as_deref())?,
+                _ => jsonfg_feature(&s, f, r.crs, r.selected.as_deref(), profile)?,
+            });
         }
         body.push_str(&tail);
         Body::Whole(body)
     };
 
     let mut resp = HttpResponse::Ok();
-    resp.insert_header((header::CONTENT_TYPE, GEOJSON))
+    let media = if profile == Profile::Plain {
+        GEOJSON
+    } else {
+        JSONFG
+    };
+    resp.insert_header((header::CONTENT_TYPE, media))
         .insert_header(("Content-Crs", format!("<{}>", r.crs.uri())))
         .insert_header(("OGC-NumberMatched", matched.to_string()))
         .insert_header(("OGC-NumberReturned", returned.to_string()))
@@ -793,8 +905,9 @@ pub async fn item(
 ) -> Result<HttpResponse, ApiError> {
     let (collection, feature) = path.into_inner();
     let s = snapshot(&state, &collection)?;
-    let q = Params::parse(req.query_string(), &["f", "crs"])?;
+    let q = Params::parse(req.query_string(), &["f", "crs", "profile"])?;
     let format = negotiate_among(&req, q.get("f"), &Encoding::ALL)?;
+    let profile = profile(&q, format)?;
     let crs = response_crs(&q)?;
     let f = s.get(&feature).ok_or_else(|| {
         ApiError::NotFound(format!(
@@ -869,10 +982,20 @@ pub async fn item(
     links.extend(alternates(&item_url, &q, "This feature"));
     let links = serde_json::Value::Array(links);
     // The feature's JSON ends with '}': add the links before it.
-    let json = encode(&s, f, crs, None)?;
+    let (json, media) = match profile {
+        Profile::Plain => (encode(&s, f, crs, None)?, GEOJSON),
+        _ => {
+            // A JSON-FG document's root declares its conformance (and CRS).
+            let feature = jsonfg_feature(&s, f, crs, None, profile)?;
+            (
+                format!("{{{},{}", jsonfg_root(&s, crs), &feature[1..]),
+                JSONFG,
+            )
+        }
+    };
     let body = format!("{},\"links\":{links}}}", &json[..json.len() - 1]);
     let mut resp = HttpResponse::Ok();
-    resp.insert_header((header::CONTENT_TYPE, GEOJSON))
+    resp.insert_header((header::CONTENT_TYPE, media))
         .insert_header(("Content-Crs", format!("<{}>", crs.uri())))
         .insert_header((header::ETAG, etag));
     state.cache.apply(

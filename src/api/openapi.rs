@@ -116,9 +116,31 @@ fn f_param_features() -> ParameterBuilder {
 
 /// Items or a single item also in the feature encodings (`page`: with the paging headers the
 /// encodings without links of their own rely on).
+/// `profile`: JSON-FG instead of plain GeoJSON.
+fn profile_param() -> ParameterBuilder {
+    ParameterBuilder::new()
+        .name("profile")
+        .parameter_in(ParameterIn::Query)
+        .required(Required::False)
+        .description(Some(
+            "JSON-FG 1.0 instead of plain GeoJSON: jsonfg (in a CRS other than CRS84 the \
+             geometry is in place, geometry is null) or jsonfg-plus (CRS84 in geometry too); \
+             each feature gets time from the date attribute",
+        ))
+        .schema(Some(
+            ObjectBuilder::new()
+                .schema_type(SchemaType::String)
+                .enum_values(Some(["jsonfg", "jsonfg-plus"])),
+        ))
+}
+
 fn with_encodings(item: PathItem, page: bool) -> PathItem {
     with_get(item, |op| {
         if let Some(RefOr::T(ok)) = op.responses.responses.get_mut("200") {
+            // JSON-FG is GeoJSON with more members: the same schema.
+            if let Some(geojson) = ok.content.get(GEOJSON).cloned() {
+                ok.content.insert(super::items::JSONFG.into(), geojson);
+            }
             for e in Encoding::ALL {
                 let mut schema = ObjectBuilder::new().schema_type(SchemaType::String);
                 if e == Encoding::FlatGeobuf {
@@ -479,6 +501,7 @@ fn item_params(limits: Limits) -> Vec<ParameterBuilder> {
             )),
         string_param("filter-crs", "CRS of geometry literals in the filter (CRS84 by default)"),
         string_param("sortby", "Comma-separated attribute names, each optionally prefixed + or -"),
+        profile_param(),
         ParameterBuilder::new()
             .name("offset")
             .parameter_in(ParameterIn::Query)
@@ -778,6 +801,7 @@ pub fn document(collections: &[std::sync::Arc<Snapshot>], base: &str, limits: Li
                         vec![
                             feature_id,
                             string_param("crs", "CRS of the response"),
+                            profile_param(),
                             f_param_features(),
                         ],
                     )),
