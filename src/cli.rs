@@ -216,6 +216,11 @@ pub struct ServeArgs {
     /// tile URLs carry and which makes a tile immutable).
     #[arg(long, env = "HAMN_TILE_MAX_AGE", default_value_t = 0)]
     pub tile_max_age: u32,
+    /// Where the bulk downloads (each collection's FlatGeobuf and GeoPackage file, built once
+    /// per version) are kept; a temporary directory of the process when not given (built
+    /// again after a restart). Give each store its own directory.
+    #[arg(long, env = "HAMN_DOWNLOAD_DIR")]
+    pub download_dir: Option<std::path::PathBuf>,
     /// The DCAT-AP-SE catalog at /datasets/dcat.
     #[command(flatten)]
     pub dcat: crate::config::DcatArgs,
@@ -826,6 +831,17 @@ async fn serve(
         std::time::Duration::from_secs(args.refresh_seconds.max(1)),
         database_url,
     );
+    let downloads = Arc::new(
+        crate::download::Downloads::new(args.download_dir.as_deref()).map_err(|e| {
+            anyhow::anyhow!(
+                "cannot use the download directory {}: {e}",
+                args.download_dir
+                    .as_deref()
+                    .map_or_else(|| "(temporary)".into(), |d| d.display().to_string())
+            )
+        })?,
+    );
+    downloads.watch(engine.clone());
     let limits = crate::api::Limits {
         default_limit: 10,
         max_limit: args.max_limit.max(1),
@@ -860,6 +876,7 @@ async fn serve(
             max_age: args.cache_max_age,
             tile_max_age: args.tile_max_age,
         },
+        downloads,
     });
     // The access log follows HAMN_LOG like every other line (target `access`, level info).
     let access_log = if args.access_log && tracing::enabled!(target: "access", tracing::Level::INFO)

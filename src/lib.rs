@@ -16,6 +16,7 @@ pub mod config;
 pub mod cql2;
 pub mod crs;
 pub mod demo;
+pub mod download;
 pub mod engine;
 pub mod formats;
 pub mod ingest;

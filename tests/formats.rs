@@ -98,6 +98,10 @@ fn same_value(want: &Json, got: &Json) -> bool {
         (Json::Array(_) | Json::Object(_), Json::String(b)) => {
             serde_json::from_str::<Json>(b).is_ok_and(|b| b == *want)
         }
+        // GDAL's GeoJSON writer turns a text that is JSON into that JSON.
+        (Json::String(a), Json::Array(_) | Json::Object(_)) => {
+            serde_json::from_str::<Json>(a).is_ok_and(|a| a == *got)
+        }
         (a, b) => a == b,
     }
 }
@@ -292,6 +296,230 @@ fn ogr_reads_every_format_back_with_the_features_of_the_geojson_page() {
     }
 }
 
+/// The collection document's enclosure links, once both have their `length` (the files are
+/// built in the background after the version is served).
+fn enclosures(base: &str, collection: &str) -> Vec<(String, String, u64)> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let (status, doc) = get(&format!("{base}/collections/{collection}"));
+        assert_eq!(status, 200);
+        let links: Vec<&Json> = doc["links"]
+            .as_array()
+            .expect("links")
+            .iter()
+            .filter(|l| l["rel"] == "enclosure")
+            .collect();
+        assert_eq!(links.len(), 2, "{collection}: {doc}");
+        if links.iter().all(|l| l["length"].is_u64()) {
+            return links
+                .iter()
+                .map(|l| {
+                    (
+                        l["href"].as_str().expect("href").to_string(),
+                        l["type"].as_str().expect("type").to_string(),
+                        l["length"].as_u64().expect("length"),
+                    )
+                })
+                .collect();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{collection}: downloads not built in time"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+/// A request that does not follow redirects, with extra headers: (status, headers, body).
+fn raw(url: &str, method: &str, headers: &[(&str, &str)]) -> (u16, Got, Vec<u8>) {
+    let agent = ureq::AgentBuilder::new().redirects(0).build();
+    let mut req = agent.request(method, url);
+    for (k, v) in headers {
+        req = req.set(k, v);
+    }
+    let resp = match req.call() {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("{url}: {e}"),
+    };
+    let status = resp.status();
+    let headers = resp
+        .headers_names()
+        .into_iter()
+        .filter_map(|n| {
+            let v = resp.header(&n)?.to_string();
+            Some((n.to_ascii_lowercase(), v))
+        })
+        .collect();
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut resp.into_reader(), &mut bytes).expect("body");
+    (status, Got { headers }, bytes)
+}
+
+/// Each collection's bulk downloads (FlatGeobuf, GeoPackage): ogr2ogr reads every feature of
+/// the collection back with its values and geometry; byte ranges, validators and versions.
+#[test]
+fn bulk_downloads_hold_the_whole_collection_and_resume_by_range() {
+    let (s, dir) = demo_server();
+    for collection in [
+        "traffic-counts-malmo-lund-synthetic",
+        "copenhagen-osm-parking",
+        "harryda-badplatser",
+    ] {
+        let (status, all) = get(&format!(
+            "{}/collections/{collection}/items?limit=10000",
+            s.base
+        ));
+        assert_eq!(status, 200);
+        let want = all["features"].as_array().expect("features");
+        assert_eq!(Some(want.len() as u64), all["numberMatched"].as_u64());
+        let mut attributes: Vec<String> = Vec::new();
+        for f in want {
+            for k in f["properties"].as_object().expect("properties").keys() {
+                if !attributes.contains(k) {
+                    attributes.push(k.clone());
+                }
+            }
+        }
+        let id_column = if attributes.iter().any(|a| a == "id") {
+            "_id"
+        } else {
+            "id"
+        };
+        for (href, media, length) in enclosures(&s.base, collection) {
+            let what = format!("{collection} {media}");
+            let (status, resp, bytes) = raw(&href, "GET", &[]);
+            assert_eq!(status, 200, "{what}");
+            assert_eq!(resp.content_type(), media, "{what}");
+            assert_eq!(bytes.len() as u64, length, "{what}");
+            assert_eq!(
+                resp.header("Cache-Control"),
+                Some("public, max-age=31536000, immutable"),
+                "{what}"
+            );
+            assert!(resp
+                .header("Content-Disposition")
+                .is_some_and(|d| d.starts_with("attachment; filename=")));
+            let etag = resp.header("ETag").expect("an ETag").to_string();
+            assert!(etag.starts_with('"'), "{what}: a strong ETag, {etag}");
+
+            let ext = if media.contains("flatgeobuf") {
+                "fgb"
+            } else {
+                "gpkg"
+            };
+            let read = ogr_read(&bytes, ext, &[]);
+            let got = read["features"].as_array().expect("features read back");
+            assert_eq!(got.len(), want.len(), "{what}");
+            // FlatGeobuf's index orders features along a Hilbert curve: matched by id.
+            let by_id: std::collections::HashMap<&str, &Json> = got
+                .iter()
+                .map(|g| (g["properties"][id_column].as_str().unwrap_or_default(), g))
+                .collect();
+            assert_eq!(by_id.len(), want.len(), "{what}: ids read back");
+            for w in want {
+                let id = id_text(&w["id"]);
+                let g = by_id
+                    .get(id.as_str())
+                    .unwrap_or_else(|| panic!("{what}: {id} not read back"));
+                for a in &attributes {
+                    let (wv, gv) = (&w["properties"][a], &g["properties"][a]);
+                    assert!(same_value(wv, gv), "{what} {id} {a}: {wv} / {gv}");
+                }
+                if let Err(e) = same_geometry(&w["geometry"], &g["geometry"], false) {
+                    panic!("{what} {id}: {e}");
+                }
+            }
+
+            // A resumed download: the bytes asked for, while the file is the same.
+            let (status, resp, part) = raw(&href, "GET", &[("Range", "bytes=100-199")]);
+            assert_eq!(status, 206, "{what}");
+            assert_eq!(part, bytes[100..200], "{what}");
+            assert_eq!(
+                resp.header("Content-Range").map(str::to_string),
+                Some(format!("bytes 100-199/{length}"))
+            );
+            let (status, _, part) = raw(
+                &href,
+                "GET",
+                &[("Range", "bytes=-10"), ("If-Range", etag.as_str())],
+            );
+            assert_eq!((status, part.as_slice()), (206, &bytes[bytes.len() - 10..]));
+            // Another file's tag in If-Range: the whole file, not a splice of two.
+            let (status, _, whole) = raw(
+                &href,
+                "GET",
+                &[("Range", "bytes=0-9"), ("If-Range", "\"other\"")],
+            );
+            assert_eq!((status, whole.len() as u64), (200, length), "{what}");
+            let (status, resp, _) = raw(&href, "GET", &[("Range", &format!("bytes={length}-"))]);
+            assert_eq!(status, 416, "{what}");
+            assert_eq!(
+                resp.header("Content-Range").map(str::to_string),
+                Some(format!("bytes */{length}"))
+            );
+            let (status, _, none) = raw(&href, "GET", &[("If-None-Match", etag.as_str())]);
+            assert_eq!((status, none.len()), (304, 0), "{what}");
+            let (status, resp, none) = raw(&href, "HEAD", &[]);
+            assert_eq!(status, 200);
+            assert!(none.is_empty());
+            assert_eq!(
+                resp.header("Content-Length").map(str::to_string),
+                Some(length.to_string())
+            );
+            // Without v=: the current file, revalidated.
+            let plain = href.split('?').next().expect("path").to_string();
+            let (status, resp, again) = raw(&plain, "GET", &[]);
+            assert_eq!((status, again == bytes), (200, true), "{what}");
+            assert_eq!(resp.header("Cache-Control"), Some("no-cache"));
+        }
+    }
+
+    // Bad requests are clear 4xx with a JSON body.
+    let base = format!("{}/collections/harryda-badplatser/download", s.base);
+    for (url, want) in [
+        (format!("{base}/zip"), 404),
+        (format!("{base}/fgb?v=soon"), 400),
+        (format!("{base}/fgb?format=x"), 400),
+        (format!("{}/collections/nothing/download/fgb", s.base), 404),
+    ] {
+        let (status, resp, body) = raw(&url, "GET", &[]);
+        assert_eq!(status, want, "{url}");
+        assert!(resp.content_type().starts_with("application/json"), "{url}");
+        let doc: Json = serde_json::from_slice(&body).expect("a JSON error");
+        assert!(doc["description"].is_string(), "{url}: {doc}");
+    }
+
+    // A new version gets new files; the old version's URL leads to the new one.
+    let old = enclosures(&s.base, "harryda-badplatser");
+    let o = hamn_cmd()
+        .args(["--data-dir", &dir.path().display().to_string()])
+        .args([
+            "collections",
+            "edit",
+            "harryda-badplatser",
+            "--title",
+            "Badplatser i Härryda",
+        ])
+        .output()
+        .expect("run");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let new = loop {
+        let new = enclosures(&s.base, "harryda-badplatser");
+        if new[0].0 != old[0].0 {
+            break new;
+        }
+        assert!(std::time::Instant::now() < deadline, "no new version");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    let (status, resp, _) = raw(&old[0].0, "GET", &[]);
+    assert_eq!(status, 302);
+    assert_eq!(resp.header("Location"), Some(new[0].0.as_str()));
+    let (status, _, bytes) = raw(&new[1].0, "GET", &[]);
+    assert_eq!((status, bytes.len() as u64), (200, new[1].2));
+}
+
 /// Link headers walk a collection in the format asked for, as next links walk the GeoJSON.
 #[test]
 fn link_headers_walk_every_page_in_the_same_format() {
@@ -377,6 +605,7 @@ async fn tricky_app_state() -> (web::Data<hamn::api::AppState>, tempfile::TempDi
         dcat: Default::default(),
         basemap_style: None,
         cache: Default::default(),
+        downloads: Arc::new(hamn::download::Downloads::new(None).expect("a download directory")),
     });
     (state, dir)
 }

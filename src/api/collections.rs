@@ -14,6 +14,7 @@ use super::{
     GEOJSON, JSON, SCHEMA_JSON,
 };
 use crate::catalog::{AttrType, CatalogEntry, CollectionId};
+use crate::download::Format as DownloadFormat;
 use crate::engine::{Lookup, Snapshot};
 use crate::search::{fold, Document, Query, Score};
 
@@ -30,8 +31,21 @@ pub fn snapshot(state: &AppState, raw: &str) -> Result<Arc<Snapshot>, ApiError> 
     }
 }
 
-/// An OGC API – Features collection document for a catalog entry.
-pub fn collection_json(entry: &CatalogEntry, base: &str) -> Json {
+/// The bulk downloads of a collection version, with their lengths once built.
+pub fn enclosures(state: &AppState, entry: &CatalogEntry) -> Vec<(DownloadFormat, Option<u64>)> {
+    DownloadFormat::ALL
+        .into_iter()
+        .map(|f| (f, state.downloads.length(entry, f)))
+        .collect()
+}
+
+/// An OGC API – Features collection document for a catalog entry, with `enclosure` links to
+/// its bulk downloads (`length` once built).
+pub fn collection_json(
+    entry: &CatalogEntry,
+    base: &str,
+    enclosures: &[(DownloadFormat, Option<u64>)],
+) -> Json {
     let id = &entry.id;
     let mut doc = json!({
         "id": id,
@@ -70,6 +84,20 @@ pub fn collection_json(entry: &CatalogEntry, base: &str) -> Json {
             );
         }
     }
+    if let Some(links) = doc["links"].as_array_mut() {
+        for (f, length) in enclosures {
+            let mut link = json!({
+                "href": format!("{base}/collections/{id}/download/{}?v={}", f.name(), entry.version),
+                "rel": "enclosure",
+                "type": f.media_type(),
+                "title": format!("All features as {} (version {})", f.title(), entry.version),
+            });
+            if let Some(n) = length {
+                link["length"] = json!(n);
+            }
+            links.push(link);
+        }
+    }
     let mut extent = serde_json::Map::new();
     if let Some(b) = entry.extent {
         extent.insert("spatial".into(), json!({"bbox": [b.0], "crs": CRS84}));
@@ -84,6 +112,15 @@ pub fn collection_json(entry: &CatalogEntry, base: &str) -> Json {
         doc["extent"] = Json::Object(extent);
     }
     doc
+}
+
+/// A mark of which downloads are built, for ETags: a document gains `length`s as they are.
+fn built_mark(enclosures: &[(DownloadFormat, Option<u64>)]) -> String {
+    enclosures
+        .iter()
+        .map(|(f, n)| if n.is_some() { f.name() } else { "" })
+        .collect::<Vec<_>>()
+        .join("")
 }
 
 /// The query parameters of `/collections`.
@@ -189,7 +226,14 @@ pub async fn list(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRe
     }
     let tag: String = all
         .iter()
-        .map(|s| format!("{}.{}", s.entry.id, s.version()))
+        .map(|s| {
+            format!(
+                "{}.{}{}",
+                s.entry.id,
+                s.version(),
+                built_mark(&enclosures(&state, &s.entry))
+            )
+        })
         .collect::<Vec<_>>()
         .join(",");
     let query = params.rebuild(&[], &[]);
@@ -204,7 +248,7 @@ pub async fn list(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRe
     };
     let mut body = json!({
         "links": [{"href": self_href, "rel": "self", "type": JSON}],
-        "collections": found.iter().map(|e| collection_json(e, &base)).collect::<Vec<_>>(),
+        "collections": found.iter().map(|e| collection_json(e, &base, &enclosures(&state, e))).collect::<Vec<_>>(),
     });
     if search.active() {
         body["numberMatched"] = json!(found.len());
@@ -251,7 +295,11 @@ pub async fn one(
             }),
         ));
     }
-    let (etag, fresh) = etag_check(&req, &format!("{}-v{}", s.entry.id, s.version()));
+    let enclosures = enclosures(&state, &s.entry);
+    let (etag, fresh) = etag_check(
+        &req,
+        &format!("{}-v{}{}", s.entry.id, s.version(), built_mark(&enclosures)),
+    );
     if fresh {
         return Ok(not_modified(&etag));
     }
@@ -261,7 +309,7 @@ pub async fn one(
     state
         .cache
         .apply(&mut resp, Kind::Document, Some(s.entry.updated));
-    Ok(resp.body(collection_json(&s.entry, &base_url(&req)?).to_string()))
+    Ok(resp.body(collection_json(&s.entry, &base_url(&req)?, &enclosures).to_string()))
 }
 
 /// JSON Schema type of an attribute type. JSON attributes are lists (ingest makes them from

@@ -9,6 +9,7 @@ pub mod cache;
 pub mod changes;
 mod collections;
 pub mod dcat;
+mod download;
 pub mod heavy;
 mod html;
 mod items;
@@ -78,6 +79,8 @@ pub struct AppState {
     pub basemap_style: Option<String>,
     /// How long responses may be cached (`--cache-max-age`, `--tile-max-age`; see `cache`).
     pub cache: cache::CachePolicy,
+    /// Each collection's bulk downloads (see `crate::download`).
+    pub downloads: Arc<crate::download::Downloads>,
 }
 
 /// Every error a handler can return, with its status. The body is always
@@ -537,6 +540,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         collections::sortables,
     ))
     .service(resource("/collections/{id}/changes", changes::changes))
+    .service(resource(
+        "/collections/{id}/download/{format}",
+        download::download,
+    ))
     .service(resource(
         "/collections/{id}/tiles",
         tiles::collection_tilesets,

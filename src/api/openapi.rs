@@ -460,6 +460,83 @@ fn tile_get(id: &str, summary: &str, params: Vec<ParameterBuilder>) -> PathItem 
     ))
 }
 
+/// `/collections/{id}/download/{format}`: a collection's bulk download, with byte ranges.
+fn download_get(collection: ParameterBuilder) -> PathItem {
+    let mut ok = ResponseBuilder::new()
+        .description("The whole collection, one file per version (FlatGeobuf with its spatial index, or GeoPackage)")
+        .header("ETag", string_header("Strong validator: a digest of the file's bytes"))
+        .header("Accept-Ranges", string_header("bytes"));
+    for f in crate::download::Format::ALL {
+        ok = ok.content(f.media_type(), ContentBuilder::new().build());
+    }
+    let op = OperationBuilder::new()
+        .operation_id(Some("getBulkDownload"))
+        .summary(Some(
+            "All features of a collection as one file (the collection's `enclosure` links)",
+        ))
+        .parameter(collection)
+        .parameter(
+            ParameterBuilder::new()
+                .name("format")
+                .parameter_in(ParameterIn::Path)
+                .required(Required::True)
+                .description(Some("fgb (FlatGeobuf) or gpkg (GeoPackage)"))
+                .schema(Some(
+                    ObjectBuilder::new()
+                        .schema_type(SchemaType::String)
+                        .enum_values(Some(crate::download::Format::ALL.map(|f| f.name()))),
+                )),
+        )
+        .parameter(string_param(
+            "v",
+            "The version the URL names (as the enclosure links give it): then the response never changes; another version is redirected to the current one",
+        ))
+        .parameter(
+            ParameterBuilder::new()
+                .name("Range")
+                .parameter_in(ParameterIn::Header)
+                .required(Required::False)
+                .description(Some("One byte range (bytes=first-last, first-, -suffix), to resume"))
+                .schema(Some(ObjectBuilder::new().schema_type(SchemaType::String))),
+        )
+        .parameter(
+            ParameterBuilder::new()
+                .name("If-Range")
+                .parameter_in(ParameterIn::Header)
+                .required(Required::False)
+                .description(Some("The ETag the resumed part came from: another gives the whole file"))
+                .schema(Some(ObjectBuilder::new().schema_type(SchemaType::String))),
+        )
+        .parameter(
+            ParameterBuilder::new()
+                .name("If-None-Match")
+                .parameter_in(ParameterIn::Header)
+                .required(Required::False)
+                .description(Some("ETags of files the client holds"))
+                .schema(Some(ObjectBuilder::new().schema_type(SchemaType::String))),
+        )
+        .response("200", ok)
+        .response(
+            "206",
+            ResponseBuilder::new()
+                .description("The byte range asked for")
+                .header("Content-Range", string_header("bytes first-last/length")),
+        )
+        .response(
+            "302",
+            ResponseBuilder::new()
+                .description("v= named another version: the current one's URL")
+                .header("Location", string_header("The current version's download")),
+        )
+        .response("304", ResponseBuilder::new().description("Not modified"))
+        .response("400", error("Bad request (JSON {code, description})"))
+        .response("404", error("No such collection or format"))
+        .response("416", error("The range starts past the end of the file"));
+    PathItemBuilder::new()
+        .operation(PathItemType::Get, op)
+        .build()
+}
+
 /// Parameters of every items path (besides a collection's attributes).
 fn item_params(limits: Limits) -> Vec<ParameterBuilder> {
     vec![
@@ -651,6 +728,10 @@ pub fn document(collections: &[std::sync::Arc<Snapshot>], base: &str, limits: Li
                     );
                 },
             ))),
+        )
+        .path(
+            "/collections/{collectionId}/download/{format}",
+            with_unavailable(download_get(collection())),
         )
         .path(
             "/tileMatrixSets",

@@ -1,6 +1,7 @@
 //! The GDAL calls the `gdal` crate does not wrap and hamn needs (the only unsafe code): whether
 //! a field is *set*, whether a feature has a geometry, a field's Boolean subtype, which driver
-//! GDAL would pick for a file, and arcs turned into straight segments.
+//! GDAL would pick for a file, arcs turned into straight segments, and (for `crate::download`)
+//! a new field with a subtype.
 //!
 //! GDAL distinguishes "unset" (a GeoJSON feature without that property) from "null"; the
 //! crate's `Feature::field` checks only null, and reads an unset integer as 0 and an unset
@@ -9,7 +10,7 @@
 
 use std::ffi::{CStr, CString};
 
-use gdal::vector::{Feature, Geometry};
+use gdal::vector::{Feature, Geometry, LayerAccess};
 
 /// True when the field has a value (set and not null).
 pub fn has_value(feature: &Feature, idx: usize) -> bool {
@@ -111,4 +112,34 @@ pub fn linear_geometry(geom: &Geometry) -> Option<Geometry> {
     // The crate cannot take ownership of a GDAL handle, so the result crosses as WKB; only
     // curved features pay for it.
     Geometry::from_wkb(&wkb).ok()
+}
+
+/// Adds a field with a subtype to a layer being written (bulk downloads): the gdal crate's `FieldDefn` does not set subtypes, which
+/// make booleans BOOLEAN columns (not 0/1 integers) and JSON texts JSON in both formats.
+pub fn add_field(
+    layer: &gdal::vector::Layer,
+    name: &str,
+    (kind, sub): (
+        gdal_sys::OGRFieldType::Type,
+        gdal_sys::OGRFieldSubType::Type,
+    ),
+) -> gdal::errors::Result<()> {
+    let c_name = std::ffi::CString::new(name.replace('\0', "\u{fffd}"))
+        .map_err(gdal::errors::GdalError::FfiNulError)?;
+    // SAFETY: the field definition is created, used and destroyed here; the layer handle
+    // lives as long as `layer`. OGR_L_CreateField copies the definition.
+    let rv = unsafe {
+        let defn = gdal_sys::OGR_Fld_Create(c_name.as_ptr(), kind);
+        gdal_sys::OGR_Fld_SetSubType(defn, sub);
+        let rv = gdal_sys::OGR_L_CreateField(layer.c_layer(), defn, 1);
+        gdal_sys::OGR_Fld_Destroy(defn);
+        rv
+    };
+    if rv != gdal_sys::OGRErr::OGRERR_NONE {
+        return Err(gdal::errors::GdalError::OgrError {
+            err: rv,
+            method_name: "OGR_L_CreateField",
+        });
+    }
+    Ok(())
 }

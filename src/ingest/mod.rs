@@ -7,7 +7,7 @@
 //! store's sink, which leaves the previous version untouched.
 
 pub mod coords;
-mod gdal_ext;
+pub mod gdal_ext;
 pub mod reader;
 pub mod source;
 
