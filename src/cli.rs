@@ -226,6 +226,28 @@ pub struct ServeArgs {
     pub dcat: crate::config::DcatArgs,
 }
 
+/// `--mode` as clap reads it: the store's [`IngestMode`] stays free of the command-line library.
+/// The variants' comments are the help text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ModeArg {
+    /// Make a new collection; fail if the id is taken.
+    Create,
+    /// Replace the collection's features and schema whole.
+    Replace,
+    /// Add features to the collection (new attributes are added; types must agree).
+    Append,
+}
+
+impl From<ModeArg> for IngestMode {
+    fn from(mode: ModeArg) -> Self {
+        match mode {
+            ModeArg::Create => IngestMode::Create,
+            ModeArg::Replace => IngestMode::Replace,
+            ModeArg::Append => IngestMode::Append,
+        }
+    }
+}
+
 #[derive(Debug, clap::Args)]
 pub struct IngestArgs {
     /// The file to load: GeoJSON, Shapefile (.shp or .zip), GeoPackage, CSV, GML, KML, FlatGeobuf …
@@ -239,7 +261,7 @@ pub struct IngestArgs {
     /// create: fail if the collection exists; replace: swap in the new data whole; append: add to it.
     /// (Not with --theme: a theme ingest always replaces the one source's part.)
     #[arg(long, value_enum, default_value = "create", conflicts_with_all = ["theme", "mapping"])]
-    pub mode: IngestMode,
+    pub mode: ModeArg,
     /// Ingest even when the file is unchanged (same SHA-256) since the last ingest.
     #[arg(long)]
     pub force: bool,
@@ -459,7 +481,7 @@ impl IngestArgs {
             input: self.file.clone(),
             collection: self.collection.clone(),
             layer: self.layer.clone(),
-            mode: self.mode,
+            mode: self.mode.into(),
             force: self.force,
             read: ReadOptions {
                 source_crs: self.source_crs.clone(),
