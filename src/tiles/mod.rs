@@ -3,6 +3,7 @@
 //! keeps encoded tiles. Cache keys name the versions they were made from, so an ingest makes
 //! old entries unreachable at once (they age out under the size bound).
 
+mod geometry;
 pub mod mvt;
 pub mod tm;
 pub mod tms;
