@@ -9,8 +9,9 @@
 use chrono::{NaiveDate, TimeZone, Utc};
 use hamn::catalog::CatalogEntry;
 use hamn::cql2::ast::{Op, SpatialOp, TemporalOp};
-use hamn::cql2::{self, Expr, Filter, Lang};
+use hamn::cql2::{self, Expr, Lang};
 use hamn::crs::Crs;
+use hamn::engine::Filter;
 use hamn::engine::Snapshot;
 use hamn::store::{StoredFeature, Value};
 use proptest::prelude::*;

@@ -16,10 +16,10 @@ use super::{
     GEOJSON, JSON,
 };
 use crate::catalog::{AttrType, CatalogEntry};
-use crate::cql2::{self, Filter, Lang};
+use crate::cql2::{self, Lang};
 use crate::crs::{self, Crs};
 use crate::engine::snapshot::{parse_value, Equals, Feature, Interval};
-use crate::engine::{Query, Snapshot, SortKey, Start};
+use crate::engine::{Filter, Query, Snapshot, SortKey, Start};
 use crate::formats::{self, Chunks, Encoding, Layer};
 
 pub(super) const ITEM_PARAMS: &[&str] = &[

@@ -1,6 +1,6 @@
 //! The one syntax tree both CQL2 encodings parse into. It says what was written, not whether
 //! it makes sense for a collection: names and types are checked when it is bound to one
-//! (see `eval`). Operators are an enum with their arity, so neither parser can build a call
+//! (see `bind`). Operators are an enum with their arity, so neither parser can build a call
 //! with the wrong number of arguments.
 
 use chrono::{DateTime, NaiveDate, Utc};

@@ -1,20 +1,21 @@
 //! CQL2 (OGC API – Features Part 3 filters): CQL2-Text and CQL2-JSON parsed into one typed tree
-//! ([`ast::Expr`]), bound to a collection's queryables and evaluated on the in-memory features
-//! ([`eval::Filter`]).
+//! ([`ast::Expr`]) and bound to a collection's queryables as an engine-neutral predicate
+//! ([`bind::Predicate`]). Evaluating it is the engine's part (`engine::filter` for the
+//! in-memory features); nothing here knows an engine.
 //!
 //! Hand-written rather than taken from the `cql2` or `ogc-cql2` crates: `cql2` gives a
 //! string-typed tree (`op: String`) and pulls in jsonschema, sqlparser and a second `geo`;
 //! `ogc-cql2` links GEOS and PROJ and sqlx. Neither bounds nesting. See ARCHITECTURE.md.
 
 pub mod ast;
-pub mod eval;
+pub mod bind;
 pub mod json;
 pub mod text;
 
 use chrono::{DateTime, NaiveDate, Utc};
 
 pub use ast::Expr;
-pub use eval::Filter;
+pub use bind::Predicate;
 
 /// Deepest nesting a filter may have; deeper input is refused, not recursed into.
 pub const MAX_DEPTH: usize = 64;

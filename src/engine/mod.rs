@@ -5,6 +5,7 @@
 //! Versions are noticed by polling the store's catalog and, with PostGIS, at once through
 //! `LISTEN hamn_catalog` (ingests `NOTIFY` on commit), so several server instances stay in step.
 
+pub mod filter;
 pub mod snapshot;
 mod trim;
 
@@ -17,6 +18,7 @@ use arc_swap::ArcSwap;
 use crate::catalog::CollectionId;
 use crate::collation::Collation;
 use crate::store::{Store, StoreError};
+pub use filter::Filter;
 pub use snapshot::{Page, Query, Snapshot, SortKey, Start};
 
 type Snapshots = HashMap<CollectionId, Arc<Snapshot>>;

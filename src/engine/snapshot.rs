@@ -10,9 +10,9 @@ use serde_json::Value as Json;
 use std::cmp::Ordering;
 use std::sync::{Arc, OnceLock};
 
+use super::filter::Filter;
 use crate::catalog::{AttrType, CatalogEntry};
 use crate::collation::Collation;
-use crate::cql2::Filter;
 use crate::store::{StoredFeature, Value};
 
 /// A feature ready to serve.
