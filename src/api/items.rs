@@ -51,6 +51,8 @@ enum Profile {
 }
 
 pub const JSONFG_CORE: &str = "http://www.opengis.net/spec/json-fg-1/1.0/conf/core";
+pub const JSONFG_TYPES_SCHEMAS: &str =
+    "http://www.opengis.net/spec/json-fg-1/1.0/conf/types-schemas";
 pub const JSONFG: &str = "application/vnd.ogc.fg+json";
 
 fn profile(q: &Params, format: Format) -> Result<Profile, ApiError> {
@@ -127,16 +129,37 @@ fn jsonfg_feature(
     Ok(v.to_string())
 }
 
-/// The members a JSON-FG document's root carries before its features or geometry.
-fn jsonfg_root(s: &Snapshot, crs: Crs) -> String {
+/// The members a JSON-FG document's root carries before its features or geometry: the
+/// classes it conforms to (Core, and Feature Types and Schemas: `featureType`, the collection's
+/// Part 5 schema as `featureSchema`, `geometryDimension` when every geometry type has one), and
+/// the CRS when it is not CRS84.
+fn jsonfg_root(s: &Snapshot, crs: Crs, base: &str) -> String {
+    let id = &s.entry.id;
     let mut root = format!(
-        "\"conformsTo\":[\"{JSONFG_CORE}\"],\"featureType\":{}",
-        serde_json::Value::String(s.entry.id.to_string())
+        "\"conformsTo\":[\"{JSONFG_CORE}\",\"{JSONFG_TYPES_SCHEMAS}\"],\"featureType\":{},\"featureSchema\":{}",
+        serde_json::Value::String(id.to_string()),
+        serde_json::Value::String(format!("{base}/collections/{id}/schema"))
     );
+    if let Some(d) = geometry_dimension(&s.entry.geometry_types) {
+        root.push_str(&format!(",\"geometryDimension\":{d}"));
+    }
     if crs != Crs::Crs84 {
         root.push_str(&format!(",\"coordRefSys\":\"{}\"", crs.uri()));
     }
     root
+}
+
+/// 0 for points, 1 for curves, 2 for surfaces, when all `types` (GeoJSON names) agree.
+fn geometry_dimension(types: &[String]) -> Option<u8> {
+    let dimension = |t: &str| match t {
+        "Point" | "MultiPoint" => Some(0),
+        "LineString" | "MultiLineString" => Some(1),
+        "Polygon" | "MultiPolygon" => Some(2),
+        _ => None,
+    };
+    let mut dims = types.iter().map(|t| dimension(t));
+    let first = dims.next()??;
+    dims.all(|d| d == Some(first)).then_some(first)
 }
 
 /// Parses `bbox`: 4 or 6 numbers in CRS84, or in `bbox-crs` with that CRS's axis order. A box
@@ -795,7 +818,7 @@ pub async fn items(
             body.push_str(HEAD);
         } else {
             body.push_str("{\"type\":\"FeatureCollection\",");
-            body.push_str(&jsonfg_root(&s, r.crs));
+            body.push_str(&jsonfg_root(&s, r.crs, &base));
             body.push_str(",\"features\":[");
         }
         for (n, &i) in page.items.iter().enumerate() {
@@ -988,7 +1011,7 @@ pub async fn item(
             // A JSON-FG document's root declares its conformance (and CRS).
             let feature = jsonfg_feature(&s, f, crs, None, profile)?;
             (
-                format!("{{{},{}", jsonfg_root(&s, crs), &feature[1..]),
+                format!("{{{},{}", jsonfg_root(&s, crs, &base), &feature[1..]),
                 JSONFG,
             )
         }

@@ -393,6 +393,10 @@ pub const CONFORMANCE: &[&str] = &[
     // with q and bbox (see collections::Search); datetime, type, ids and externalIds are not
     // offered yet.
     "http://www.opengis.net/spec/ogcapi-records-1/0.0/conf/local-resources-catalog",
+    // JSON-FG 1.0 on items and features with profile=jsonfg (tests/jsonfg.rs validates them
+    // against the standard's schemas).
+    items::JSONFG_CORE,
+    items::JSONFG_TYPES_SCHEMAS,
     "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/core",
     "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/tileset",
     "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/tilesets-list",
