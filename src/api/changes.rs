@@ -6,7 +6,7 @@ use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
 
-use super::collections::snapshot;
+use super::common::snapshot;
 use super::params::Params;
 use super::{base_url, etag_check, not_modified, quote, ApiError, AppState, JSON};
 use crate::changes::{self, Unknown};

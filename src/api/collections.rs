@@ -1,35 +1,21 @@
 //! `/collections`, `/collections/{id}` and `/collections/{id}/schema`, `/queryables` and
 //! `/sortables`: the catalog as OGC API – Features collection documents and JSON Schema.
 
-use std::sync::Arc;
-
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Value as Json};
 
 use super::cache::Kind;
+use super::common::{fxhash, snapshot};
 use super::params::Params;
 use super::{
-    base_url, etag_check, negotiate, not_modified, quote, ApiError, AppState, Format, CRS84,
-    GEOJSON, JSON, SCHEMA_JSON,
+    base_url, etag_check, negotiate, not_modified, ApiError, AppState, Format, CRS84, GEOJSON,
+    JSON, SCHEMA_JSON,
 };
-use crate::catalog::{AttrType, CatalogEntry, CollectionId};
+use crate::catalog::{AttrType, CatalogEntry};
 use crate::download::Format as DownloadFormat;
-use crate::engine::{Lookup, Snapshot};
+use crate::engine::Snapshot;
 use crate::search::{fold, Document, Query, Score};
-
-/// The collection a path names, or 404. An id that is not a valid slug cannot name one.
-pub fn snapshot(state: &AppState, raw: &str) -> Result<Arc<Snapshot>, ApiError> {
-    let not_found = || ApiError::NotFound(format!("no collection {}", quote(raw)));
-    let id: CollectionId = raw.parse().map_err(|_| not_found())?;
-    match state.engine.lookup(&id) {
-        Lookup::Served(s) => Ok(s),
-        Lookup::Unavailable(why) => Err(ApiError::Unavailable(format!(
-            "collection {id} is not available: {why}"
-        ))),
-        Lookup::Missing => Err(not_found()),
-    }
-}
 
 /// The bulk downloads of a collection version, with their lengths once built.
 pub fn enclosures(state: &AppState, entry: &CatalogEntry) -> Vec<(DownloadFormat, Option<u64>)> {
@@ -143,7 +129,7 @@ impl Search {
             None => None,
         };
         let bbox = given("bbox")
-            .map(|b| super::items::parse_bbox(b, None))
+            .map(|b| super::query::parse_bbox(b, None))
             .transpose()?;
         let theme = given("theme").map(|t| fold(t.trim()));
         Ok(Self { q, bbox, theme })
@@ -455,7 +441,7 @@ fn property_schemas(s: &Snapshot, kind: SchemaKind) -> serde_json::Map<String, J
     }
     for a in &entry.attributes {
         let n = next_seq();
-        if kind == SchemaKind::Sortables && !super::items::sortable(a.kind) {
+        if kind == SchemaKind::Sortables && !super::query::sortable(a.kind) {
             continue;
         }
         let mut schema = schema_of(a.kind);
@@ -559,11 +545,4 @@ pub async fn sortables(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     schema_document(req, &path, &state, SchemaKind::Sortables).await
-}
-
-/// A small, stable, non-cryptographic hash (FNV-1a) for ETags.
-pub fn fxhash(s: &str) -> u64 {
-    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    })
 }

@@ -400,7 +400,7 @@ fn agent_fragment(name: &str) -> String {
     let slug = crate::catalog::CollectionId::slugify(name)
         .map(String::from)
         .unwrap_or_else(|_| "agent".into());
-    let hash = super::collections::fxhash(name) as u32;
+    let hash = super::common::fxhash(name) as u32;
     format!("publisher-{slug}-{hash:08x}")
 }
 
@@ -832,7 +832,7 @@ pub async fn catalog(
         .collect::<Vec<_>>()
         .join(",");
     // The settings too: a restart with another publisher must not leave caches stale.
-    let tag = super::collections::fxhash(&format!("{base}|{media}|{versions}|{:?}", state.dcat));
+    let tag = super::common::fxhash(&format!("{base}|{media}|{versions}|{:?}", state.dcat));
     let (etag, fresh) = etag_check(&req, &format!("d{tag:x}"));
     if fresh {
         return Ok(not_modified(&etag));

@@ -15,7 +15,7 @@ use futures_util::stream;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use super::cache::Kind;
-use super::collections::snapshot;
+use super::common::snapshot;
 use super::params::Params;
 use super::{base_url, quote, ApiError, AppState};
 use crate::download::{DownloadError, Format};

@@ -40,7 +40,7 @@ pub fn assets_version() -> &'static str {
         }
         format!(
             "{:x}",
-            super::collections::fxhash(&String::from_utf8_lossy(&all))
+            super::common::fxhash(&String::from_utf8_lossy(&all))
         )
     });
     &VERSION

@@ -8,17 +8,20 @@ mod admin_html;
 pub mod cache;
 pub mod changes;
 mod collections;
+mod common;
 pub mod dcat;
 mod download;
 pub mod heavy;
 mod html;
 mod items;
+mod jsonfg;
 pub mod keys;
 pub mod map;
 pub mod metrics;
 pub mod openapi;
 pub mod origin;
 pub mod params;
+mod query;
 pub mod tiles;
 
 use std::sync::Arc;
@@ -395,8 +398,8 @@ pub const CONFORMANCE: &[&str] = &[
     "http://www.opengis.net/spec/ogcapi-records-1/0.0/conf/local-resources-catalog",
     // JSON-FG 1.0 on items and features with profile=jsonfg (tests/jsonfg.rs validates them
     // against the standard's schemas).
-    items::JSONFG_CORE,
-    items::JSONFG_TYPES_SCHEMAS,
+    jsonfg::JSONFG_CORE,
+    jsonfg::JSONFG_TYPES_SCHEMAS,
     "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/core",
     "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/tileset",
     "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/tilesets-list",

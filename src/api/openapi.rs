@@ -139,7 +139,7 @@ fn with_encodings(item: PathItem, page: bool) -> PathItem {
         if let Some(RefOr::T(ok)) = op.responses.responses.get_mut("200") {
             // JSON-FG is GeoJSON with more members: the same schema.
             if let Some(geojson) = ok.content.get(GEOJSON).cloned() {
-                ok.content.insert(super::items::JSONFG.into(), geojson);
+                ok.content.insert(super::jsonfg::JSONFG.into(), geojson);
             }
             for e in Encoding::ALL {
                 let mut schema = ObjectBuilder::new().schema_type(SchemaType::String);
@@ -841,7 +841,7 @@ pub fn document(collections: &[std::sync::Arc<Snapshot>], base: &str, limits: Li
         let id = s.entry.id.as_str();
         let mut params = item_params(limits);
         for a in &s.entry.attributes {
-            if a.kind != AttrType::Json && !super::items::ITEM_PARAMS.contains(&a.name.as_str()) {
+            if a.kind != AttrType::Json && !super::query::ITEM_PARAMS.contains(&a.name.as_str()) {
                 params.push(attribute_param(&a.name, a.kind));
             }
         }

@@ -10,7 +10,7 @@ use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Value as Json};
 
-use super::collections::{fxhash, snapshot};
+use super::common::{fxhash, snapshot};
 use super::params::Params;
 use super::{base_url, etag_check, not_modified, quote, ApiError, AppState, JSON};
 use crate::catalog::{AttrType, CollectionId, ZoomRange};
@@ -482,7 +482,7 @@ fn tile_queries(q: &Params, layers: &[Arc<Snapshot>]) -> Result<(Vec<Query>, Str
     let mut queries = Vec::with_capacity(layers.len());
     for s in layers {
         queries.push(Query {
-            filter: super::items::parse_filter(q, s)?.map(Arc::new),
+            filter: super::query::parse_filter(q, s)?.map(Arc::new),
             ..Query::default()
         });
     }
