@@ -5,8 +5,6 @@
 
 mod common;
 
-use std::sync::Arc;
-
 use actix_web::test as actix_test;
 use actix_web::{web, App};
 use common::*;
@@ -559,10 +557,8 @@ fn link_headers_walk_every_page_in_the_same_format() {
 
 /// A collection with values CSV must escape, served in-process.
 async fn tricky_app_state() -> (web::Data<hamn::api::AppState>, tempfile::TempDir) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let file = dir.path().join("tricky.geojson");
-    std::fs::write(
-        &file,
+    in_process_state(
+        "tricky",
         serde_json::json!({
             "type": "FeatureCollection",
             "features": [
@@ -571,43 +567,9 @@ async fn tricky_app_state() -> (web::Data<hamn::api::AppState>, tempfile::TempDi
                 {"type": "Feature", "geometry": {"type": "Point", "coordinates": [13.5, 55.25]},
                  "properties": {"name": "plain", "note": null, "n": null, "count": null, "open": false}},
             ]
-        })
-        .to_string(),
-    )
-    .expect("write");
-    let data = dir.path().join("store");
-    let o = hamn_cmd()
-        .args(["--data-dir", &data.display().to_string(), "ingest"])
-        .arg(&file)
-        .output()
-        .expect("ingest");
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let store: Arc<dyn hamn::store::Store> =
-        Arc::new(hamn::store::embedded::EmbeddedStore::open(&data).expect("embedded store"));
-    let engine = hamn::engine::Engine::start(
-        store,
-        Default::default(),
-        hamn::collation::Collation::default(),
+        }),
     )
     .await
-    .expect("engine");
-    let state = web::Data::new(hamn::api::AppState {
-        engine,
-        limits: hamn::api::Limits::default(),
-        tiles: hamn::tiles::TileCache::new(1 << 20),
-        tile_options: Default::default(),
-        origin: Default::default(),
-        metrics: Default::default(),
-        heavy: Arc::new(hamn::api::heavy::HeavyPool::new(Default::default())),
-        ready_max_age: None,
-        admin: None,
-        read_keys: None,
-        dcat: Default::default(),
-        basemap_style: None,
-        cache: Default::default(),
-        downloads: Arc::new(hamn::download::Downloads::new(None).expect("a download directory")),
-    });
-    (state, dir)
 }
 
 macro_rules! app {

@@ -346,3 +346,47 @@ pub fn admin_server(extra: &[&str]) -> (Server, tempfile::TempDir, String) {
     );
     (server, dir, token)
 }
+
+/// The read API in-process (for `actix_web::test`), over an embedded store in a temporary
+/// directory holding one collection `name` ingested from the GeoJSON `features`.
+pub async fn in_process_state(
+    name: &str,
+    features: serde_json::Value,
+) -> (actix_web::web::Data<hamn::api::AppState>, tempfile::TempDir) {
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join(format!("{name}.geojson"));
+    std::fs::write(&file, features.to_string()).expect("write");
+    let data = dir.path().join("store");
+    let o = hamn_cmd()
+        .args(["--data-dir", &data.display().to_string(), "ingest"])
+        .arg(&file)
+        .output()
+        .expect("ingest");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(&data).expect("embedded store"));
+    let engine = hamn::engine::Engine::start(
+        store,
+        Default::default(),
+        hamn::collation::Collation::default(),
+    )
+    .await
+    .expect("engine");
+    let state = actix_web::web::Data::new(hamn::api::AppState {
+        engine,
+        limits: hamn::api::Limits::default(),
+        tiles: hamn::tiles::TileCache::new(1 << 20),
+        tile_options: Default::default(),
+        origin: Default::default(),
+        metrics: Default::default(),
+        heavy: Arc::new(hamn::api::heavy::HeavyPool::new(Default::default())),
+        ready_max_age: None,
+        admin: None,
+        read_keys: None,
+        dcat: Default::default(),
+        basemap_style: None,
+        cache: Default::default(),
+        downloads: Arc::new(hamn::download::Downloads::new(None).expect("a download directory")),
+    });
+    (state, dir)
+}
