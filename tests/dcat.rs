@@ -282,6 +282,25 @@ fn problems(g: &Graph, base: &str, publisher_iri: &str) -> Vec<String> {
             for l in c.named(dist, &format!("{DCT}license"), 0, 1) {
                 assert!(canonical_licence(&l), "{dist} licence {l}");
             }
+            // A bulk download: downloadURL is its accessURL, its size the file's.
+            for u in c.named(dist, &format!("{DCAT}downloadURL"), 0, 1) {
+                assert_eq!(std::slice::from_ref(&u), access.as_slice());
+                let mut bytes = Vec::new();
+                std::io::Read::read_to_end(&mut fetch(u.as_str()).into_reader(), &mut bytes)
+                    .expect("the file");
+                for n in c.count(dist, &format!("{DCAT}byteSize"), 1, 1) {
+                    match &n {
+                        Term::Literal(l) => {
+                            assert_eq!(
+                                l.datatype().as_str(),
+                                "http://www.w3.org/2001/XMLSchema#nonNegativeInteger"
+                            );
+                            assert_eq!(l.value(), bytes.len().to_string(), "{dist}");
+                        }
+                        other => panic!("byteSize {other}"),
+                    }
+                }
+            }
         }
         let formats: BTreeSet<String> = distributions
             .iter()
@@ -295,7 +314,9 @@ fn problems(g: &Graph, base: &str, publisher_iri: &str) -> Vec<String> {
             formats,
             BTreeSet::from([
                 "application/geo+json".to_string(),
-                "application/vnd.mapbox-vector-tile".to_string()
+                "application/vnd.mapbox-vector-tile".to_string(),
+                "application/flatgeobuf".to_string(),
+                "application/geopackage+sqlite3".to_string(),
             ])
         );
     }
@@ -360,6 +381,24 @@ fn the_catalog_meets_dcat_ap_se_in_every_serialisation() {
     );
     let base = &server.base;
     let url = format!("{base}/datasets/dcat");
+    // The bulk downloads are built in the background: wait for them, so that the catalog
+    // gives every file's byteSize.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let (_, all) = get(&format!("{base}/collections"));
+        let pending = all["collections"]
+            .as_array()
+            .expect("collections")
+            .iter()
+            .flat_map(|c| c["links"].as_array().cloned().unwrap_or_default())
+            .filter(|l| l["rel"] == "enclosure" && !l["length"].is_u64())
+            .count();
+        if pending == 0 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "downloads not built");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
 
     // The default is RDF/XML (what the harvester reads), for no Accept and for */*.
     for accept in [

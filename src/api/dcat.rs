@@ -409,6 +409,7 @@ pub fn graph(
     settings: &CatalogSettings,
     collections: &[Arc<Snapshot>],
     base: &str,
+    downloads: &crate::download::Downloads,
 ) -> Result<Vec<Triple>, String> {
     let dcat = |l: &str| term(ns::DCAT, l);
     let dct = |l: &str| term(ns::DCT, l);
@@ -534,7 +535,9 @@ pub fn graph(
     // Agents named by collections, each described once.
     let mut agents: BTreeMap<String, NamedNode> = BTreeMap::new();
     for s in collections {
-        let dataset = dataset(&mut g, settings, &s.entry, base, &service, &openapi)?;
+        let dataset = dataset(
+            &mut g, settings, &s.entry, base, &service, &openapi, downloads,
+        )?;
         g.add(&catalog, dcat("dataset"), dataset.clone());
         g.add(&service, dcat("servesDataset"), dataset.clone());
         if let Some(c) = &contact {
@@ -608,6 +611,7 @@ fn dataset(
     base: &str,
     service: &NamedNode,
     openapi: &str,
+    downloads: &crate::download::Downloads,
 ) -> Result<NamedNode, String> {
     let dcat = |l: &str| term(ns::DCAT, l);
     let dct = |l: &str| term(ns::DCT, l);
@@ -726,12 +730,50 @@ fn dataset(
             },
         ),
     ];
-    for (key, access, format, title) in distributions {
+    // The bulk downloads: one file of the whole collection per format, at a URL that always
+    // names the current version (harvesters keep it), with its size once built.
+    let files = crate::download::Format::ALL.map(|f| {
+        let title = match (f, lang == "sv") {
+            (crate::download::Format::FlatGeobuf, true) => {
+                "Hela datamängden som en FlatGeobuf-fil (med rumsligt index)"
+            }
+            (crate::download::Format::FlatGeobuf, false) => {
+                "The whole dataset as one FlatGeobuf file (with a spatial index)"
+            }
+            (crate::download::Format::GeoPackage, true) => "Hela datamängden som en GeoPackage-fil",
+            (crate::download::Format::GeoPackage, false) => {
+                "The whole dataset as one GeoPackage file"
+            }
+        };
+        (
+            f.name(),
+            format!("{url}/download/{}", f.name()),
+            f.media_type(),
+            title,
+            Some(downloads.length(entry, f)),
+        )
+    });
+    let distributions = distributions
+        .into_iter()
+        .map(|(key, access, format, title)| (key, access, format, title, None))
+        .chain(files);
+    for (key, access, format, title, file) in distributions {
         let dist = Builder::iri(&format!("{url}#distribution-{key}"))?;
         g.add(&d, dcat("distribution"), dist.clone());
         g.a(&dist, dcat("Distribution"));
         g.local(&dist, dct("title"), title);
         g.link(&dist, dcat("accessURL"), &access)?;
+        if let Some(length) = file {
+            g.link(&dist, dcat("downloadURL"), &access)?;
+            if let Some(n) = length {
+                g.typed(
+                    &dist,
+                    dcat("byteSize"),
+                    n.to_string(),
+                    xsd("nonNegativeInteger"),
+                );
+            }
+        }
         g.add(&dist, dct("format"), Literal::new_simple_literal(format));
         g.add(&dist, dcat("accessService"), service.clone());
         g.conforms(&dist, openapi)?;
@@ -826,9 +868,14 @@ pub async fn catalog(
     let base = base_url(&req)?;
     let mut all = state.engine.list();
     all.sort_by(|a, b| a.entry.id.cmp(&b.entry.id));
+    // A download's size appears once it is built: that changes the catalog too.
     let versions: String = all
         .iter()
-        .map(|s| format!("{}.{}", s.entry.id, s.version()))
+        .map(|s| {
+            let built = crate::download::Format::ALL
+                .map(|f| u8::from(state.downloads.length(&s.entry, f).is_some()));
+            format!("{}.{}.{built:?}", s.entry.id, s.version())
+        })
         .collect::<Vec<_>>()
         .join(",");
     // The settings too: a restart with another publisher must not leave caches stale.
@@ -838,7 +885,7 @@ pub async fn catalog(
         return Ok(not_modified(&etag));
     }
     let settings = &state.dcat;
-    let body = graph(settings, &all, &base)
+    let body = graph(settings, &all, &base, &state.downloads)
         .and_then(|triples| serialize(&triples, format))
         .map_err(|e| {
             tracing::error!(error = %e, "cannot write the DCAT catalog");
