@@ -217,8 +217,8 @@ pub struct ServeArgs {
     #[arg(long, env = "HAMN_TILE_MAX_AGE", default_value_t = 0)]
     pub tile_max_age: u32,
     /// Where the bulk downloads (each collection's FlatGeobuf and GeoPackage file, built once
-    /// per version) are kept; a temporary directory of the process when not given (built
-    /// again after a restart). Give each store its own directory.
+    /// per version) are kept [default: `downloads` in the embedded store's directory; with
+    /// PostGIS a temporary directory of the process]. One directory per instance.
     #[arg(long, env = "HAMN_DOWNLOAD_DIR")]
     pub download_dir: Option<std::path::PathBuf>,
     /// The DCAT-AP-SE catalog at /datasets/dcat.
@@ -853,11 +853,18 @@ async fn serve(
         std::time::Duration::from_secs(args.refresh_seconds.max(1)),
         database_url,
     );
+    // Beside the embedded store's data (removed with it, reused after a restart); for PostGIS
+    // a temporary directory of the process unless --download-dir names one.
+    let download_dir = match (&args.download_dir, &config.store) {
+        (Some(d), _) => Some(d.clone()),
+        (None, StoreConfig::Embedded { dir }) => Some(dir.join("downloads")),
+        (None, StoreConfig::Postgis { .. }) => None,
+    };
     let downloads = Arc::new(
-        crate::download::Downloads::new(args.download_dir.as_deref()).map_err(|e| {
+        crate::download::Downloads::new(download_dir.as_deref()).map_err(|e| {
             anyhow::anyhow!(
                 "cannot use the download directory {}: {e}",
-                args.download_dir
+                download_dir
                     .as_deref()
                     .map_or_else(|| "(temporary)".into(), |d| d.display().to_string())
             )

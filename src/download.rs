@@ -12,9 +12,10 @@
 //!
 //! What is built when: a watcher looks at the engine's collections every second and queues
 //! every (version, format) not built yet; a request for one not built yet waits for that same
-//! build (never a second one). Files of versions the engine no longer holds are deleted. A
-//! file's name carries a digest of its catalog entry, so a directory shared by instances of
-//! one store never mixes two stores' files of the same collection id and version.
+//! build (never a second one). Files of versions the engine no longer holds are deleted, and at
+//! start what an earlier run left that is not current; a file of the current version from an
+//! earlier run is used again. A file's name carries a digest of its catalog entry, so a stale
+//! directory of another store can never pass for this one's.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -115,6 +116,8 @@ pub struct Downloads {
     slots: Mutex<HashMap<Key, Slot>>,
     /// One build at a time.
     permit: Arc<tokio::sync::Semaphore>,
+    /// Whether the leftovers of an earlier run were swept (at the first sync).
+    swept: std::sync::atomic::AtomicBool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -141,6 +144,7 @@ impl Downloads {
             _temp: temp,
             slots: Mutex::new(HashMap::new()),
             permit: Arc::new(tokio::sync::Semaphore::new(1)),
+            swept: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -204,10 +208,17 @@ impl Downloads {
             let started = Instant::now();
             let built = {
                 let (s, path) = (s.clone(), path.clone());
-                tokio::task::spawn_blocking(move || build(&s, format, &path))
-                    .await
-                    .map_err(|e| e.to_string())
-                    .and_then(|r| r)
+                tokio::task::spawn_blocking(move || {
+                    // Built before a restart: the name says which version and entry, and a
+                    // file only gets its name once complete.
+                    if let Ok(found) = digest(&path) {
+                        return Ok(found);
+                    }
+                    build(&s, format, &path)
+                })
+                .await
+                .map_err(|e| e.to_string())
+                .and_then(|r| r)
             };
             let result = match built {
                 Ok((length, digest)) => {
@@ -253,6 +264,9 @@ impl Downloads {
             .map(|s| (s.entry.id.clone(), s.version()))
             .collect();
         held.extend(engine.previous_versions());
+        if !self.swept.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            self.sweep(&held);
+        }
         let mut slots = lock(&self.slots);
         let gone: Vec<Key> = slots
             .keys()
@@ -277,6 +291,39 @@ impl Downloads {
                     self.start(&mut slots, s.clone(), format);
                 }
             }
+        }
+    }
+
+    /// Deletes what an earlier run left in the directory: files of versions not held now and
+    /// unfinished ones. Only names this module makes are touched.
+    fn sweep(&self, held: &std::collections::HashSet<(CollectionId, i64)>) {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let ours = Format::ALL
+                .iter()
+                .any(|f| name.ends_with(&format!(".{}", f.name())));
+            if !ours {
+                continue;
+            }
+            let keep = !name.contains(".partial.")
+                && held
+                    .iter()
+                    .any(|(id, v)| name.starts_with(&format!("{id}-v{v}-")));
+            if !keep {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+
+    /// Forgets the file of `s` in `format` (it went missing): the next request or sync builds
+    /// it again.
+    pub fn forget(&self, s: &Snapshot, format: Format) {
+        let mut slots = lock(&self.slots);
+        if matches!(slots.get(&key(s, format)), Some(Slot::Ready(_))) {
+            slots.remove(&key(s, format));
         }
     }
 

@@ -33,6 +33,7 @@ impl Served {
         let server = Server {
             child,
             base: format!("http://127.0.0.1:{port}"),
+            downloads: None,
         };
         let served = Served { server, dir, log };
         let deadline = Instant::now() + Duration::from_secs(120);

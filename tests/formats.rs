@@ -518,6 +518,76 @@ fn bulk_downloads_hold_the_whole_collection_and_resume_by_range() {
     assert_eq!((status, bytes.len() as u64), (200, new[1].2));
 }
 
+/// A restart reuses the files of the current versions (same bytes, not rebuilt) and sweeps
+/// what is stale or unfinished, leaving files it did not make alone.
+#[test]
+fn a_restart_reuses_current_downloads_and_sweeps_the_rest() {
+    let (s, dir) = demo_server();
+    let before = enclosures(&s.base, "harryda-badplatser");
+    let downloads = dir.path().join("downloads");
+    let listing = || -> std::collections::BTreeMap<String, std::time::SystemTime> {
+        std::fs::read_dir(&downloads)
+            .expect("downloads/ in the store's directory")
+            .flatten()
+            .map(|e| {
+                (
+                    e.file_name().to_string_lossy().into_owned(),
+                    e.metadata().and_then(|m| m.modified()).expect("mtime"),
+                )
+            })
+            .collect()
+    };
+    // This collection's files (others may still be being built).
+    let built: std::collections::BTreeMap<String, std::time::SystemTime> = listing()
+        .into_iter()
+        .filter(|(n, _)| n.starts_with("harryda-badplatser-v") && !n.contains(".partial."))
+        .collect();
+    assert_eq!(built.len(), 2, "{built:?}");
+    drop(s);
+    for junk in [
+        "harryda-badplatser-v0-000000000000.fgb",
+        "gone-v3-0123456789ab.gpkg",
+        "harryda-badplatser-v9-0123456789ab.partial.fgb",
+        "notes.txt",
+    ] {
+        std::fs::write(downloads.join(junk), b"x").expect("write");
+    }
+    let s = start(
+        &["--data-dir".to_string(), dir.path().display().to_string()],
+        &["--refresh-seconds", "1"],
+    );
+    let after = enclosures(&s.base, "harryda-badplatser");
+    let path = |e: &[(String, String, u64)]| -> Vec<(String, u64)> {
+        e.iter()
+            .map(|(href, _, n)| {
+                (
+                    href.split("/collections/")
+                        .nth(1)
+                        .unwrap_or_default()
+                        .to_string(),
+                    *n,
+                )
+            })
+            .collect()
+    };
+    assert_eq!(path(&before), path(&after));
+    let now = listing();
+    for (name, mtime) in &built {
+        assert_eq!(now.get(name), Some(mtime), "{name} reused as it was");
+    }
+    for junk in [
+        "harryda-badplatser-v0-000000000000.fgb",
+        "gone-v3-0123456789ab.gpkg",
+        "harryda-badplatser-v9-0123456789ab.partial.fgb",
+    ] {
+        assert!(!now.contains_key(junk), "{junk} swept");
+    }
+    assert!(
+        now.contains_key("notes.txt"),
+        "a file hamn did not make stays"
+    );
+}
+
 /// Link headers walk a collection in the format asked for, as next links walk the GeoJSON.
 #[test]
 fn link_headers_walk_every_page_in_the_same_format() {

@@ -29,6 +29,8 @@ fn serve(store_args: &[String], extra: &[&str]) -> Hamn {
         .args(store_args)
         .args(["serve", "--bind", &format!("127.0.0.1:{port}"), "--no-demo"])
         .args(["--refresh-seconds", "1"])
+        .arg("--download-dir")
+        .arg(log_dir.path().join("downloads"))
         .args(extra)
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).expect("log file"))
@@ -37,6 +39,7 @@ fn serve(store_args: &[String], extra: &[&str]) -> Hamn {
     let server = Server {
         child,
         base: format!("http://127.0.0.1:{port}"),
+        downloads: None,
     };
     let deadline = Instant::now() + Duration::from_secs(60);
     while ureq::get(&format!("{}/health", server.base))

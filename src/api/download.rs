@@ -121,7 +121,10 @@ pub async fn download(
     };
     let mut file = tokio::fs::File::open(&built.path).await.map_err(|e| {
         tracing::warn!(path = %built.path.display(), error = %e, "cannot open a download");
-        ApiError::Unavailable("the file is being replaced; ask again".into())
+        // Deleted from under us (an operator, another instance sharing the directory): built
+        // again for the next request.
+        state.downloads.forget(&s, format);
+        ApiError::Unavailable("the file is being prepared; ask again".into())
     })?;
     file.seek(SeekFrom::Start(start))
         .await

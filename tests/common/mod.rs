@@ -231,6 +231,9 @@ pub fn attr(
 pub struct Server {
     pub child: std::process::Child,
     pub base: String,
+    /// The bulk downloads of a server on PostGIS (an embedded store keeps them in its own
+    /// directory): removed with the test, which kills the process before it could.
+    pub downloads: Option<tempfile::TempDir>,
 }
 
 impl Drop for Server {
@@ -251,6 +254,13 @@ pub fn free_port() -> u16 {
 /// until it answers.
 pub fn start(store_args: &[String], extra: &[&str]) -> Server {
     let port = free_port();
+    let downloads = (store_args.iter().any(|a| a == "--database-url")
+        && !extra.contains(&"--download-dir"))
+    .then(|| tempfile::tempdir().expect("tempdir"));
+    let download_args: Vec<String> = downloads
+        .iter()
+        .flat_map(|d| ["--download-dir".to_string(), d.path().display().to_string()])
+        .collect();
     let child = hamn_cmd()
         .args(store_args)
         .args([
@@ -261,6 +271,7 @@ pub fn start(store_args: &[String], extra: &[&str]) -> Server {
             &repo().join("data").display().to_string(),
         ])
         .args(extra)
+        .args(&download_args)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -268,6 +279,7 @@ pub fn start(store_args: &[String], extra: &[&str]) -> Server {
     let server = Server {
         child,
         base: format!("http://127.0.0.1:{port}"),
+        downloads,
     };
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
     while ureq::get(&format!("{}/health", server.base))
