@@ -26,3 +26,9 @@ pub fn fxhash(s: &str) -> u64 {
         (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
     })
 }
+
+/// A feature that cannot be written in the requested CRS: the request's fault (a CRS whose
+/// area the feature lies far outside of), so a 400 naming the feature.
+pub fn encode_error(e: crate::formats::EncodeError) -> ApiError {
+    ApiError::BadRequest(format!("feature {}: {}", quote(&e.id), e.message))
+}

@@ -8,7 +8,7 @@ use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::Utc;
 
-use super::common::{fxhash, snapshot};
+use super::common::{encode_error, fxhash, snapshot};
 use super::jsonfg::{jsonfg_feature, jsonfg_root, profile, Profile, JSONFG};
 use super::params::Params;
 use super::query::{parse_items, response_crs, Cursor, ITEM_PARAMS};
@@ -32,10 +32,6 @@ fn encode(
     formats::feature_geojson(&s.entry, f, crs, selected)
         .map(|json| json.into_owned())
         .map_err(encode_error)
-}
-
-fn encode_error(e: formats::EncodeError) -> ApiError {
-    ApiError::BadRequest(format!("feature {}: {}", quote(&e.id), e.message))
 }
 
 /// The snapshot an items request walks: the current one, or the version its cursor began on.
@@ -337,13 +333,7 @@ pub async fn items(
             let f = &s.features[i as usize];
             body.push_str(&match profile {
                 Profile::Plain => encode(&s, f, r.crs, r.selected.as_deref())?,
-                _ => jsonfg_feature(
-                    &s,
-                    f,
-                    &encode(&s, f, r.crs, r.selected.as_deref())?,
-                    r.crs,
-                    profile,
-                )?,
+                _ => jsonfg_feature(&s, f, r.crs, r.selected.as_deref(), profile)?,
             });
         }
         body.push_str(&tail);
@@ -524,7 +514,7 @@ pub async fn item(
         Profile::Plain => (encode(&s, f, crs, None)?, GEOJSON),
         _ => {
             // A JSON-FG document's root declares its conformance (and CRS).
-            let feature = jsonfg_feature(&s, f, &encode(&s, f, crs, None)?, crs, profile)?;
+            let feature = jsonfg_feature(&s, f, crs, None, profile)?;
             (
                 format!("{{{},{}", jsonfg_root(&s, crs, &base), &feature[1..]),
                 JSONFG,

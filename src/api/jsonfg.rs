@@ -2,11 +2,13 @@
 //! `profile=jsonfg-plus`: the root's `conformsTo`, `featureType`, `featureSchema`,
 //! `geometryDimension` and `coordRefSys`; each feature's `time` and `place`.
 
+use super::common::encode_error;
 use super::params::Params;
 use super::{quote, ApiError, Format};
-use crate::crs::Crs;
-use crate::engine::snapshot::Feature;
+use crate::crs::{self, Crs};
+use crate::engine::snapshot::{feature_json, push_geometry, Feature};
 use crate::engine::Snapshot;
+use crate::formats;
 
 /// JSON-FG 1.0 (OGC 21-045r1), asked for with `profile=jsonfg` or `profile=jsonfg-plus` on a
 /// GeoJSON response. The default stays plain RFC 7946.
@@ -46,55 +48,73 @@ pub fn profile(q: &Params, format: Format) -> Result<Profile, ApiError> {
     }
 }
 
-/// A feature (its GeoJSON in `crs`) as JSON-FG: `time` from the collection's date/time attribute, and in a CRS
-/// other than CRS84 the geometry in `place` (with CRS84 in `geometry` for jsonfg-plus).
+/// A feature as JSON-FG: `time` from the collection's date/time attribute, and in a CRS other
+/// than CRS84 the geometry in `place` (with CRS84 in `geometry` for jsonfg-plus, else null).
+/// Written as text around the GeoJSON encoding (the pre-encoded feature where it serves), not
+/// through a JSON tree: a page of JSON-FG then costs about what a page of GeoJSON does.
 pub fn jsonfg_feature(
     s: &Snapshot,
     f: &Feature,
-    geojson: &str,
     crs: Crs,
+    selected: Option<&[usize]>,
     profile: Profile,
 ) -> Result<String, ApiError> {
-    let broken = |e: serde_json::Error| {
-        tracing::error!(error = %e, "a feature's JSON did not parse back");
-        ApiError::Unavailable("the feature cannot be written now".into())
+    let entry = &s.entry;
+    let geojson = |crs: Crs| {
+        formats::feature_geojson(entry, f, crs, selected)
+            .map(std::borrow::Cow::into_owned)
+            .map_err(encode_error)
     };
-    let mut v: serde_json::Value = serde_json::from_str(geojson).map_err(broken)?;
-    let Some(obj) = v.as_object_mut() else {
+    let mut place = String::new();
+    let mut out = if crs == Crs::Crs84 {
+        place.push_str("null");
+        geojson(Crs::Crs84)?
+    } else {
+        let projected = f
+            .geometry
+            .as_ref()
+            .map(|g| crs::from_crs84(&g.to_geo(), crs))
+            .transpose()
+            .map_err(|e| {
+                encode_error(formats::EncodeError {
+                    id: f.id.to_string(),
+                    message: e.to_string(),
+                })
+            })?;
+        push_geometry(&mut place, projected.as_ref());
+        match profile {
+            Profile::JsonFgPlus => geojson(Crs::Crs84)?,
+            _ => feature_json(entry, &f.id, None, &f.values, selected),
+        }
+    };
+    // Every encoding ends with the feature object's closing brace.
+    if out.pop() != Some('}') {
+        tracing::error!(feature = %f.id, "a feature's JSON does not end with a closing brace");
         return Err(ApiError::Unavailable(
             "the feature cannot be written now".into(),
         ));
-    };
-    if crs == Crs::Crs84 {
-        obj.insert("place".into(), serde_json::Value::Null);
-    } else {
-        let place = obj.remove("geometry").unwrap_or(serde_json::Value::Null);
-        obj.insert("place".into(), place);
-        let geometry = if profile == Profile::JsonFgPlus {
-            let mut plain: serde_json::Value = serde_json::from_str(&f.json).map_err(broken)?;
-            plain["geometry"].take()
-        } else {
-            serde_json::Value::Null
-        };
-        obj.insert("geometry".into(), geometry);
     }
-    let kind = s
-        .entry
+    let kind = entry
         .datetime_field
         .as_ref()
-        .and_then(|n| s.entry.attributes.iter().find(|a| &a.name == n))
+        .and_then(|n| entry.attributes.iter().find(|a| &a.name == n))
         .map(|a| a.kind);
     let time = match (f.instant, kind) {
         (Some(t), Some(crate::catalog::AttrType::Date)) => {
-            serde_json::json!({"date": t.format("%Y-%m-%d").to_string()})
+            format!("{{\"date\":\"{}\"}}", t.format("%Y-%m-%d"))
         }
-        (Some(t), _) => serde_json::json!({
-            "timestamp": t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
-        }),
-        (None, _) => serde_json::Value::Null,
+        (Some(t), _) => format!(
+            "{{\"timestamp\":\"{}\"}}",
+            t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+        ),
+        (None, _) => "null".to_string(),
     };
-    obj.insert("time".into(), time);
-    Ok(v.to_string())
+    out.push_str(",\"place\":");
+    out.push_str(&place);
+    out.push_str(",\"time\":");
+    out.push_str(&time);
+    out.push('}');
+    Ok(out)
 }
 
 /// The members a JSON-FG document's root carries before its features or geometry: the

@@ -179,6 +179,23 @@ fn envelope(g: &geo::Geometry<f64>) -> Option<AABB<[f64; 2]>> {
 
 /// Writes `{"type":"Feature","id":…,"geometry":…,"properties":{…}}`, straight into a string
 /// (this runs once per feature at start-up, so it avoids building a JSON tree first).
+/// A geometry as GeoJSON (`null` for none), points written directly.
+pub fn push_geometry(out: &mut String, geometry: Option<&geo::Geometry<f64>>) {
+    match geometry {
+        None => out.push_str("null"),
+        Some(geo::Geometry::Point(p)) => {
+            out.push_str("{\"type\":\"Point\",\"coordinates\":[");
+            push_number(out, p.x());
+            out.push(',');
+            push_number(out, p.y());
+            out.push_str("]}");
+        }
+        Some(g) => out.push_str(
+            &serde_json::to_string(&geojson::Geometry::from(g)).unwrap_or_else(|_| "null".into()),
+        ),
+    }
+}
+
 pub fn feature_json(
     entry: &CatalogEntry,
     id: &str,
@@ -190,19 +207,7 @@ pub fn feature_json(
     out.push_str("{\"type\":\"Feature\",\"id\":");
     out.push_str(&id_json(id).to_string());
     out.push_str(",\"geometry\":");
-    match geometry {
-        None => out.push_str("null"),
-        Some(geo::Geometry::Point(p)) => {
-            out.push_str("{\"type\":\"Point\",\"coordinates\":[");
-            push_number(&mut out, p.x());
-            out.push(',');
-            push_number(&mut out, p.y());
-            out.push_str("]}");
-        }
-        Some(g) => out.push_str(
-            &serde_json::to_string(&geojson::Geometry::from(g)).unwrap_or_else(|_| "null".into()),
-        ),
-    }
+    push_geometry(&mut out, geometry);
     out.push_str(",\"properties\":{");
     let mut first = true;
     let mut prop = |name: &str, v: &Value| {
