@@ -78,7 +78,7 @@ def pages(args):
 
 
 def count(path, fmt):
-    if fmt == "fgb":
+    if fmt in ("fgb", "gpkg", "dl-fgb", "dl-gpkg", "fgbidx"):
         p = subprocess.run(["ogr2ogr", "-f", "CSV", "/vsistdout/", path],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False)
         if p.returncode != 0 or p.stderr.strip():

@@ -42,7 +42,9 @@
 # which other processes took more than FOREIGN_MAX % of the CPU, up to ATTEMPTS attempts.
 #
 # Knobs (environment): POINTS (1000000), ROUNDS (3), EXPORTS ("hamn-fgb hamn-csv ogr2ogr-fgb
-# ogr2ogr-csv tipg-csv"; also hamn-geojson, hamn-ndjson, tipg-geojson, tipg-ndjson),
+# ogr2ogr-csv tipg-csv hamn-dl-fgb hamn-dl-gpkg ogr2ogr-fgbidx ogr2ogr-gpkg": the dl- ones are the
+# bulk downloads, files with a spatial index built once per version, beside ogr2ogr writing the
+# same formats with their index; also hamn-geojson, hamn-ndjson, tipg-geojson, tipg-ndjson),
 # EXPORT_TIMEOUT (1800 s per export), PAGE_FORMATS ("geojson jsonfg fgb csv ndjson"),
 # PAGE_ENCODINGS ("identity gzip"), PAGE_BOXES (20), PAGE_LIMIT (1000), PAGE_SECONDS (10),
 # WARMUP_SECONDS (2), CONNECTIONS (4), QUIET_BUSY (20), QUIET_WAIT (300), FOREIGN_MAX (10),
@@ -62,7 +64,7 @@ else
 fi
 TIPG_VENV=${TIPG_VENV:-/tmp/tipg-venv}
 ROUNDS=${ROUNDS:-3}
-EXPORTS=${EXPORTS:-hamn-fgb hamn-csv ogr2ogr-fgb ogr2ogr-csv tipg-csv}
+EXPORTS=${EXPORTS:-hamn-fgb hamn-csv ogr2ogr-fgb ogr2ogr-csv tipg-csv hamn-dl-fgb hamn-dl-gpkg ogr2ogr-fgbidx ogr2ogr-gpkg}
 EXPORT_TIMEOUT=${EXPORT_TIMEOUT:-1800}
 PAGE_FORMATS=${PAGE_FORMATS:-geojson jsonfg fgb csv ndjson}
 PAGE_ENCODINGS=${PAGE_ENCODINGS:-identity gzip}
@@ -260,7 +262,7 @@ if [ "${HAMN_BENCH_INNER:-}" = 1 ]; then
     printf 'label\tround\tattempts\tok\tnote\thttp\tfeatures\tttfb_s\ttotal_s\tbytes\tclient_cpu_s\tpeak_kib\trss_before_kib\trss_after_kib\tbusy\tsoftirq\tsteal\tserver_cpu\tclient_cpu\tforeign\ttop_foreign\n' >"$EXPORTS_TSV"
     export_run() { # LABEL ROUND: round 0 writes the file and checks it; others are timed
         local label=$1 r=$2 tool=${1%%-*} fmt=${1#*-} pid="" dest http ttfb total bytes
-        local features ok note attempt=0 before after peak base col opts
+        local features ok note attempt=0 before after peak base col opts url ext
         while :; do
             attempt=$((attempt + 1))
             http="" ttfb="-" features="-" ok=1 note=""
@@ -273,12 +275,18 @@ if [ "${HAMN_BENCH_INNER:-}" = 1 ]; then
                     else
                         pid=$tipg_pid base="http://127.0.0.1:$tipg_port" col=$tipg_col
                     fi
-                    if [ "$r" -eq 0 ]; then dest="$FILES/$label.$fmt"; else dest=/dev/null; fi
+                    if [ "$r" -eq 0 ]; then dest="$FILES/$label.${fmt#dl-}"; else dest=/dev/null; fi
                     before=$(status_kib "$pid" VmRSS)
                     reset_hwm "$pid" || true
+                    # dl-fgb, dl-gpkg: the bulk download (the collection's enclosure link),
+                    # built once per version; round 0 waits for the build if it is not done.
+                    case $fmt in
+                        dl-*) url="$base/collections/$col/download/${fmt#dl-}" ;;
+                        *) url="$base/collections/$col/items?f=$fmt&limit=$POINTS" ;;
+                    esac
                     timed curl -s -m "$EXPORT_TIMEOUT" -o "$dest" \
                         -w '%{http_code} %{time_starttransfer} %{time_total} %{size_download}\n' \
-                        "$base/collections/$col/items?f=$fmt&limit=$POINTS" >"$LOGS/curl.txt" 2>&1
+                        "$url" >"$LOGS/curl.txt" 2>&1
                     read -r http ttfb total bytes <"$LOGS/curl.txt" || true
                     peak=$(status_kib "$pid" VmHWM)
                     after=$(status_kib "$pid" VmRSS)
@@ -287,10 +295,15 @@ if [ "${HAMN_BENCH_INNER:-}" = 1 ]; then
                 ogr2ogr)
                     case $fmt in
                         fgb) opts=(-f FlatGeobuf -lco SPATIAL_INDEX=NO) ;;
+                        fgbidx) opts=(-f FlatGeobuf -lco SPATIAL_INDEX=YES) ;;
+                        gpkg) opts=(-f GPKG -lco SPATIAL_INDEX=YES) ;;
                         csv) opts=(-f CSV -lco GEOMETRY=AS_XY) ;;
-                        *) die "ogr2ogr-$fmt: only ogr2ogr-fgb and ogr2ogr-csv" ;;
+                        *) die "ogr2ogr-$fmt: only ogr2ogr-fgb, -fgbidx, -gpkg and -csv" ;;
                     esac
-                    if [ "$r" -eq 0 ]; then dest="$FILES/$label.$fmt"; else dest="$FILES/$label.timed.$fmt"; fi
+                    # A FlatGeobuf name must end in .fgb (else GDAL makes a directory of layers).
+                    ext=$fmt
+                    [ "$fmt" = fgbidx ] && ext=fgb
+                    if [ "$r" -eq 0 ]; then dest="$FILES/$label.$ext"; else dest="$FILES/$label.timed.$ext"; fi
                     rm -f "$dest"
                     before="-" after="-"
                     timed ogr2ogr "${opts[@]}" -nln points "$dest" "$ogr_src" -sql "$ogr_sql" \
@@ -333,6 +346,10 @@ if [ "${HAMN_BENCH_INNER:-}" = 1 ]; then
     for r in $(seq 0 "$ROUNDS"); do
         for e in $todo; do export_run "$e" "$r"; done
     done
+    # The bulk downloads' one-off builds (from the snapshot in memory, on one blocking thread).
+    sed 's/\x1b\[[0-9;]*m//g' "$LOGS/hamn.log" | grep 'download built' |
+        sed -n 's/.*format="\{0,1\}\([a-z]*\)"\{0,1\} bytes=\([0-9]*\) seconds=\([0-9.]*\).*/\1 \2 \3/p' |
+        while read -r f b sec; do info "hamn_download_build_$f" "$sec s, $b bytes"; done
     [ "$hwm_reset" -eq 1 ] || say "(peak RSS figures are since process start)"
     info hamn_rss_after_exports "$(status_kib "$hamn_pid" VmRSS) KiB"
     info tipg_rss_after_exports "$(status_kib "$tipg_pid" VmRSS) KiB"
