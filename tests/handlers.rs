@@ -1,6 +1,6 @@
 //! Handler edge cases, in-process (`actix_web::test`, no server process): every bad request
 //! is a 4xx with a JSON body `{code, description}` naming what was wrong, and nothing a client
-//! sends reaches a 5xx. Whole-binary tests keep what needs the process (streaming, GDAL
+//! sends reaches a 5xx (but a cursor from an instance ahead of this one: 503, retry). Whole-binary tests keep what needs the process (streaming, GDAL
 //! round trips, refresh across ingests).
 
 mod common;
@@ -89,9 +89,16 @@ async fn bad_requests_are_4xx_with_a_json_error_naming_the_problem() {
             400,
             "cursor",
         ),
-        // A cursor of a version never served: gone, with a link to start again.
+        // A cursor of a version newer than this instance has (another instance issued it):
+        // not gone but early, 503 with Retry-After.
         (
             "/collections/platser/items?cursor=MTJhNDE",
+            503,
+            "ask again in a moment",
+        ),
+        // One of an older version no longer held ("0a41"): gone, with a link to start again.
+        (
+            "/collections/platser/items?cursor=MGE0MQ",
             410,
             "start the walk again",
         ),

@@ -56,6 +56,16 @@ fn walked_snapshot(
     if let Some(s) = state.engine.get_version(&current.entry.id, c.version) {
         return Ok(s);
     }
+    // Behind a load balancer, another instance may have loaded an ingest this one has not
+    // yet: its cursor is not gone but early.
+    if c.version > current.version() {
+        return Err(ApiError::NotYet(format!(
+            "this cursor walks version {} of {}, which this instance has not loaded yet (it serves version {}); ask again in a moment",
+            c.version,
+            current.entry.id,
+            current.version()
+        )));
+    }
     let rest: String = form_urlencoded::Serializer::new(String::new())
         .extend_pairs(
             form_urlencoded::parse(req.query_string().as_bytes()).filter(|(k, _)| k != "cursor"),

@@ -106,6 +106,10 @@ pub enum ApiError {
     /// Too much heavy work under way, or this request's took too long (`heavy`).
     #[error("{0}")]
     Overloaded(String),
+    /// Asked for a version newer than this instance has loaded (a cursor another instance
+    /// issued, moments after an ingest): it will be here within the refresh.
+    #[error("{0}")]
+    NotYet(String),
     /// No credentials, or credentials that are not valid (401 with WWW-Authenticate).
     #[error("{0}")]
     Unauthorized(String),
@@ -129,7 +133,9 @@ impl ResponseError for ApiError {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
             ApiError::Gone { .. } => StatusCode::GONE,
-            ApiError::Unavailable(_) | ApiError::Overloaded(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::Overloaded(_) | ApiError::NotYet(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -147,6 +153,7 @@ impl ResponseError for ApiError {
             ApiError::Gone { .. } => "Gone",
             ApiError::Unavailable(_) => "ServiceUnavailable",
             ApiError::Overloaded(_) => "Overloaded",
+            ApiError::NotYet(_) => "NotYetLoaded",
             ApiError::Unauthorized(_) => "Unauthorized",
             ApiError::Forbidden(_) => "Forbidden",
             ApiError::TooManyRequests { .. } => "TooManyRequests",
@@ -171,6 +178,9 @@ impl ResponseError for ApiError {
             }
             ApiError::Overloaded(_) => {
                 resp.insert_header((header::RETRY_AFTER, "2"));
+            }
+            ApiError::NotYet(_) => {
+                resp.insert_header((header::RETRY_AFTER, "1"));
             }
             ApiError::Unauthorized(_) => {
                 resp.insert_header((header::WWW_AUTHENTICATE, "Bearer realm=\"hamn admin\""));
