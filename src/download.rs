@@ -467,8 +467,8 @@ fn write_features(
     let defn = layer.defn();
     for f in features {
         let mut out = Feature::new(defn)?;
-        out.set_field_string(0, &f.id.replace('\0', "\u{fffd}"))?;
-        for (i, v) in f.values.iter().enumerate() {
+        out.set_field_string(0, &f.id().replace('\0', "\u{fffd}"))?;
+        for (i, v) in f.values().iter().enumerate() {
             set_value(&mut out, i + 1, v)?;
         }
         if let Some(g) = &f.geometry {

@@ -950,7 +950,7 @@ async fn a_refresh_racing_ingests_builds_each_snapshot_from_one_version() {
                 ts.kind
             );
             for f in &s.features {
-                assert_eq!(f.values.len(), width, "{}: v{}", ts.kind, s.version());
+                assert_eq!(f.values().len(), width, "{}: v{}", ts.kind, s.version());
             }
             seen.insert(s.version());
         }
@@ -1089,7 +1089,7 @@ async fn an_ingest_between_list_and_read_gives_a_snapshot_of_one_version() {
             ts.kind
         );
         for f in &s.features {
-            assert_eq!(f.values.len(), s.entry.attributes.len(), "{}", ts.kind);
+            assert_eq!(f.values().len(), s.entry.attributes.len(), "{}", ts.kind);
         }
     }
 }

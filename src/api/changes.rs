@@ -79,7 +79,7 @@ pub async fn changes(
                 body.push(',');
             }
             first = false;
-            body.push_str(&f.json);
+            body.push_str(f.json());
         }
     }
     let rest = json!({

@@ -364,7 +364,7 @@ fn id_type(s: &Snapshot) -> Json {
     let integers = s
         .features
         .iter()
-        .filter(|f| crate::engine::snapshot::id_is_integer(&f.id))
+        .filter(|f| crate::engine::snapshot::id_is_integer(f.id()))
         .count();
     if s.features.is_empty() {
         // Without an id attribute, ids are sequence numbers.

@@ -243,9 +243,9 @@ pub fn items(p: &ItemsPage<'_>, base: &str, map: Markup) -> HttpResponse {
             @for f in &p.features {
                 tr {
                     td {
-                        a href={ (base) "/collections/" (e.id) "/items/" (form_urlencoded::byte_serialize(f.id.as_bytes()).collect::<String>()) } { (f.id) }
+                        a href={ (base) "/collections/" (e.id) "/items/" (form_urlencoded::byte_serialize(f.id().as_bytes()).collect::<String>()) } { (f.id()) }
                     }
-                    @for v in f.values.iter() { td { (cell(v.to_json())) } }
+                    @for v in f.values().iter() { td { (cell(v.to_json())) } }
                 }
             }
         }
@@ -267,7 +267,7 @@ pub fn items(p: &ItemsPage<'_>, base: &str, map: Markup) -> HttpResponse {
 
 pub fn item(e: &CatalogEntry, f: &Feature, base: &str, map: Markup) -> HttpResponse {
     page(
-        &format!("{} {}", e.meta.title, f.id),
+        &format!("{} {}", e.meta.title, f.id()),
         &[
             ("hamn", format!("{base}/")),
             ("Collections", format!("{base}/collections")),
@@ -280,7 +280,7 @@ pub fn item(e: &CatalogEntry, f: &Feature, base: &str, map: Markup) -> HttpRespo
         html! {
             (map)
             table {
-                @for (a, v) in e.attributes.iter().zip(f.values.iter()) {
+                @for (a, v) in e.attributes.iter().zip(f.values().iter()) {
                     tr { th { (a.name) } td { (cell(v.to_json())) } }
                 }
             }

@@ -424,7 +424,7 @@ fn feature_stream(
             if from + n > 0 {
                 buf.push(',');
             }
-            buf.push_str(&s.features[i as usize].json);
+            buf.push_str(s.features[i as usize].json());
         }
         bytes::Bytes::from(buf)
     });
@@ -490,7 +490,7 @@ pub async fn item(
                 format!(
                     "attachment; filename=\"{}-{}.{}\"",
                     s.entry.id,
-                    file_name_part(&f.id),
+                    file_name_part(f.id()),
                     e.extension()
                 ),
             ))
@@ -507,7 +507,7 @@ pub async fn item(
     let item_url = format!(
         "{base}/collections/{}/items/{}",
         s.entry.id,
-        urlencode(&f.id)
+        urlencode(f.id())
     );
     let mut links = vec![
         link(item_url.clone(), "self", GEOJSON),

@@ -77,19 +77,19 @@ pub fn jsonfg_feature(
             .transpose()
             .map_err(|e| {
                 encode_error(formats::EncodeError {
-                    id: f.id.to_string(),
+                    id: f.id().to_string(),
                     message: e.to_string(),
                 })
             })?;
         push_geometry(&mut place, projected.as_ref());
         match profile {
             Profile::JsonFgPlus => geojson(Crs::Crs84)?,
-            _ => feature_json(entry, &f.id, None, &f.values, selected),
+            _ => feature_json(entry, f.id(), None, &f.values(), selected),
         }
     };
     // Every encoding ends with the feature object's closing brace.
     if out.pop() != Some('}') {
-        tracing::error!(feature = %f.id, "a feature's JSON does not end with a closing brace");
+        tracing::error!(feature = %f.id(), "a feature's JSON does not end with a closing brace");
         return Err(ApiError::Unavailable(
             "the feature cannot be written now".into(),
         ));
@@ -99,7 +99,7 @@ pub fn jsonfg_feature(
         .as_ref()
         .and_then(|n| entry.attributes.iter().find(|a| &a.name == n))
         .map(|a| a.kind);
-    let time = match (f.instant, kind) {
+    let time = match (f.instant(), kind) {
         (Some(t), Some(crate::catalog::AttrType::Date)) => {
             format!("{{\"date\":\"{}\"}}", t.format("%Y-%m-%d"))
         }

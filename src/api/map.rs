@@ -172,7 +172,7 @@ pub fn block(v: &MapView<'_>) -> Markup {
         let drawn: Vec<&str> = features
             .iter()
             .filter(|f| f.geometry.is_some())
-            .map(|f| &*f.json)
+            .map(|f| f.json())
             .collect();
         if let Some(b) = extent(features) {
             fit = Some(b);
@@ -239,14 +239,7 @@ mod tests {
     use super::*;
 
     fn feature(id: &str, geometry: Option<Geom>, json: &str) -> Feature {
-        Feature {
-            fid: 1,
-            id: id.into(),
-            values: Box::new([]),
-            geometry,
-            json: json.into(),
-            instant: None,
-        }
+        Feature::with_json(1, id, geometry, json)
     }
 
     #[test]

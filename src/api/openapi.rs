@@ -864,7 +864,7 @@ pub fn document(collections: &[std::sync::Arc<Snapshot>], base: &str, limits: Li
         );
         let mut feature_id = path_param("featureId", "Feature id");
         if let Some(first) = s.features.first() {
-            feature_id = feature_id.example(Some(json!(first.id.as_ref())));
+            feature_id = feature_id.example(Some(json!(first.id())));
         }
         paths = paths
             .path(

@@ -12,7 +12,7 @@ use std::cmp::Ordering;
 use chrono::{DateTime, Utc};
 use geo::{Contains, Intersects};
 
-use super::snapshot::{Feature, Geom};
+use super::snapshot::{Feature, Geom, ValueRef};
 use crate::catalog::CatalogEntry;
 use crate::collation::Collation;
 use crate::cql2::ast::{Expr, Op, SpatialOp, TemporalOp};
@@ -22,7 +22,6 @@ use crate::cql2::bind::{
 };
 use crate::cql2::Cql2Error;
 use crate::crs::Crs;
-use crate::store::Value;
 
 /// A filter bound to one collection, ready to test features.
 #[derive(Debug)]
@@ -110,15 +109,15 @@ fn value<'f>(s: &'f Scalar, f: &'f Feature) -> V<'f> {
         Scalar::Text(t) => V::Text(Cow::Borrowed(t)),
         Scalar::Bool(b) => V::Bool(*b),
         Scalar::Time(t) => V::Time(*t),
-        Scalar::Attr(i) => match f.values.get(*i) {
-            None | Some(Value::Null) => V::Null,
-            Some(Value::Integer(i)) => V::Int(*i),
-            Some(Value::Real(r)) => V::Real(*r),
-            Some(Value::Text(t)) => V::Text(Cow::Borrowed(t)),
-            Some(Value::Boolean(b)) => V::Bool(*b),
-            Some(Value::Date(d)) => V::Time(midnight(*d)),
-            Some(Value::DateTime(t)) => V::Time(t.with_timezone(&Utc)),
-            Some(Value::Json(_)) => V::Json,
+        Scalar::Attr(i) => match f.value(*i) {
+            None | Some(ValueRef::Null) => V::Null,
+            Some(ValueRef::Integer(i)) => V::Int(i),
+            Some(ValueRef::Real(r)) => V::Real(r),
+            Some(ValueRef::Text(t)) => V::Text(Cow::Borrowed(t)),
+            Some(ValueRef::Boolean(b)) => V::Bool(b),
+            Some(ValueRef::Date(d)) => V::Time(midnight(d)),
+            Some(ValueRef::DateTime(t)) => V::Time(t.with_timezone(&Utc)),
+            Some(ValueRef::Json(_)) => V::Json,
         },
         Scalar::Neg(x) => match value(x, f) {
             V::Int(i) => i.checked_neg().map_or(V::Real(-(i as f64)), V::Int),
@@ -202,9 +201,9 @@ fn instant_of(e: &End, f: &Feature, open: DateTime<Utc>) -> Option<DateTime<Utc>
     match e {
         End::Fixed(t) => Some(*t),
         End::Open => Some(open),
-        End::Attr(i) => match f.values.get(*i) {
-            Some(Value::Date(d)) => Some(midnight(*d)),
-            Some(Value::DateTime(t)) => Some(t.with_timezone(&Utc)),
+        End::Attr(i) => match f.value(*i) {
+            Some(ValueRef::Date(d)) => Some(midnight(d)),
+            Some(ValueRef::DateTime(t)) => Some(t.with_timezone(&Utc)),
             _ => None,
         },
     }
@@ -384,6 +383,7 @@ impl Filter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::Value;
     use rstest::rstest;
 
     /// A collection with one text attribute, `namn`.
@@ -402,14 +402,7 @@ mod tests {
     }
 
     fn named(name: &str) -> Feature {
-        Feature {
-            fid: 1,
-            id: "1".into(),
-            values: vec![Value::Text(name.into())].into_boxed_slice(),
-            geometry: None,
-            json: "{}".into(),
-            instant: None,
-        }
+        Feature::new(&names_entry(), 1, "1", &[Value::Text(name.into())], None)
     }
 
     fn holds(filter: &str, name: &str, collation: &str) -> bool {

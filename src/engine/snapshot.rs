@@ -2,7 +2,7 @@
 //! GeoJSON encoded once, an R-tree over their envelopes, and the values filters compare.
 //! Built from a store's features; never changed after that (a new version is a new snapshot).
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, Utc};
 use geo::{BoundingRect, Intersects};
 use rstar::{RStarInsertionStrategy, RTree, RTreeObject, RTreeParams, AABB};
 use serde_json::Value as Json;
@@ -15,17 +15,439 @@ use crate::catalog::{AttrType, CatalogEntry};
 use crate::collation::Collation;
 use crate::store::{StoredFeature, Value};
 
-/// A feature ready to serve.
+/// A feature ready to serve: its sequence number and geometry as fields, and everything else
+/// (id, values, the pre-encoded GeoJSON) in one string, read through the methods below.
+///
+/// A feature used to be six fields with four heap blocks of their own (id, values, every text
+/// value, JSON): some 750 bytes a point. Here it is 48 bytes and one block: a short record of
+/// the values, then the GeoJSON. Texts and the id are not stored twice: the record points at
+/// them inside the GeoJSON (only those that JSON escapes are kept again, after it).
+///
+/// `data` is `[record length][record][GeoJSON][unescaped texts]`, the record and its length in
+/// the 7-bit code of [`put`], so the whole is valid UTF-8 and `json()` is a plain slice. The
+/// record is `[GeoJSON length][date/time attribute + 1, or 0][id at][id length]` and a tagged
+/// entry per attribute ([`tag`]); offsets count from the GeoJSON's start.
 #[derive(Debug)]
 pub struct Feature {
     pub fid: i64,
-    pub id: Box<str>,
-    pub values: Box<[Value]>,
     pub geometry: Option<Geom>,
+    data: Box<str>,
+}
+
+/// Record entry tags; what follows each tag is in [`Feature::value`].
+mod tag {
+    pub const NULL: u8 = 0;
+    pub const INTEGER: u8 = 1;
+    pub const REAL: u8 = 2;
+    pub const TEXT: u8 = 3;
+    pub const FALSE: u8 = 4;
+    pub const TRUE: u8 = 5;
+    pub const DATE: u8 = 6;
+    pub const DATETIME: u8 = 7;
+    pub const JSON: u8 = 8;
+}
+
+/// Appends `v` six bits a byte, low bits first, bit 6 set on all but the last byte: every byte
+/// is ASCII, so a record is text.
+fn put(out: &mut String, mut v: u64) {
+    loop {
+        let low = (v & 0x3f) as u8;
+        v >>= 6;
+        if v == 0 {
+            out.push(char::from(low));
+            return;
+        }
+        out.push(char::from(low | 0x40));
+    }
+}
+
+fn zigzag(v: i64) -> u64 {
+    ((v << 1) ^ (v >> 63)) as u64
+}
+
+fn unzigzag(v: u64) -> i64 {
+    ((v >> 1) as i64) ^ -((v & 1) as i64)
+}
+
+/// Reads what [`put`] wrote at `*pos`, moving `*pos` past it.
+fn get(bytes: &[u8], pos: &mut usize) -> u64 {
+    let mut v = 0u64;
+    let mut shift = 0u32;
+    while let Some(&b) = bytes.get(*pos) {
+        *pos += 1;
+        if shift < 64 {
+            v |= u64::from(b & 0x3f) << shift;
+        }
+        if b & 0x40 == 0 {
+            break;
+        }
+        shift += 6;
+    }
+    v
+}
+
+fn skip(bytes: &[u8], pos: &mut usize) {
+    while let Some(&b) = bytes.get(*pos) {
+        *pos += 1;
+        if b & 0x40 == 0 {
+            break;
+        }
+    }
+}
+
+/// One attribute value of a feature, borrowed from it: what [`Value`] is, without a heap block.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ValueRef<'a> {
+    Null,
+    Integer(i64),
+    Real(f64),
+    Text(&'a str),
+    Boolean(bool),
+    Date(chrono::NaiveDate),
+    DateTime(DateTime<chrono::FixedOffset>),
+    /// The value as the GeoJSON has it (JSON text).
+    Json(&'a str),
+}
+
+impl ValueRef<'_> {
+    pub fn to_value(self) -> Value {
+        match self {
+            ValueRef::Null => Value::Null,
+            ValueRef::Integer(i) => Value::Integer(i),
+            ValueRef::Real(r) => Value::Real(r),
+            ValueRef::Text(t) => Value::Text(t.to_string()),
+            ValueRef::Boolean(b) => Value::Boolean(b),
+            ValueRef::Date(d) => Value::Date(d),
+            ValueRef::DateTime(t) => Value::DateTime(t),
+            ValueRef::Json(j) => Value::Json(Box::new(serde_json::from_str(j).unwrap_or_default())),
+        }
+    }
+
+    /// A date or date-time as an instant, as [`Value::instant`].
+    pub fn instant(self) -> Option<DateTime<Utc>> {
+        match self {
+            ValueRef::Date(d) => d.and_hms_opt(0, 0, 0).map(|t| t.and_utc()),
+            ValueRef::DateTime(t) => Some(t.with_timezone(&Utc)),
+            _ => None,
+        }
+    }
+
+    /// Whether the value equals `wanted` as an `equals` query compares them: numbers by value,
+    /// date-times as instants, everything else exactly.
+    fn equals(self, wanted: &Value) -> bool {
+        match (self, wanted) {
+            (ValueRef::Integer(a), Value::Real(b)) => (a as f64) == *b,
+            (ValueRef::Real(a), Value::Integer(b)) => a == (*b as f64),
+            (ValueRef::Null, Value::Null) => true,
+            (ValueRef::Integer(a), Value::Integer(b)) => a == *b,
+            (ValueRef::Real(a), Value::Real(b)) => a == *b,
+            (ValueRef::Text(a), Value::Text(b)) => a == b,
+            (ValueRef::Boolean(a), Value::Boolean(b)) => a == *b,
+            (ValueRef::Date(a), Value::Date(b)) => a == *b,
+            (ValueRef::DateTime(a), Value::DateTime(b)) => a == *b,
+            (ValueRef::Json(_), Value::Json(_)) => self.to_value() == *wanted,
+            _ => false,
+        }
+    }
+}
+
+/// Where the building of a feature's GeoJSON put the id and each text or JSON value, so the
+/// record can point there instead of keeping a copy.
+#[derive(Default)]
+struct Spans {
+    id: Option<(usize, usize)>,
+    /// Per attribute, in order.
+    values: Vec<Option<(usize, usize)>>,
+}
+
+/// Writes `s` as a JSON string. Returns where `s` itself lies in `out` if it went in unescaped.
+fn push_json_str(out: &mut String, s: &str) -> Option<(usize, usize)> {
+    // serde_json escapes nothing else: quote, backslash and control characters.
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.push('"');
+        let at = out.len();
+        out.push_str(s);
+        out.push('"');
+        Some((at, s.len()))
+    } else {
+        out.push_str(&Json::String(s.to_string()).to_string());
+        None
+    }
+}
+
+impl Feature {
+    /// A feature of `entry`, its GeoJSON encoded as [`feature_json`] encodes it.
+    pub fn new(
+        entry: &CatalogEntry,
+        fid: i64,
+        id: &str,
+        values: &[Value],
+        geometry: Option<geo::Geometry<f64>>,
+    ) -> Self {
+        let mut json = String::with_capacity(128 + values.len() * 24);
+        let mut spans = Spans::default();
+        write_feature(
+            &mut json,
+            entry,
+            id,
+            geometry.as_ref(),
+            values,
+            None,
+            Some(&mut spans),
+        );
+        let datetime = entry
+            .datetime_field
+            .as_ref()
+            .and_then(|n| entry.attributes.iter().position(|a| &a.name == n));
+        Self::assemble(
+            fid,
+            id,
+            values,
+            geometry.map(Geom::from_geo),
+            json,
+            &spans,
+            datetime,
+        )
+    }
+
+    /// A feature with the given GeoJSON text, which need not contain the id or the values (for
+    /// tests of what is done with the text).
+    #[cfg(test)]
+    pub fn with_json(fid: i64, id: &str, geometry: Option<Geom>, json: &str) -> Self {
+        Self::assemble(
+            fid,
+            id,
+            &[],
+            geometry,
+            json.to_string(),
+            &Spans::default(),
+            None,
+        )
+    }
+
+    fn assemble(
+        fid: i64,
+        id: &str,
+        values: &[Value],
+        geometry: Option<Geom>,
+        json: String,
+        spans: &Spans,
+        datetime: Option<usize>,
+    ) -> Self {
+        let mut extra = String::new();
+        let mut place = |span: Option<(usize, usize)>, text: &str| match span {
+            Some(s) => s,
+            None => {
+                let at = json.len() + extra.len();
+                extra.push_str(text);
+                (at, text.len())
+            }
+        };
+        let mut record = String::with_capacity(16 + values.len() * 4);
+        put(&mut record, json.len() as u64);
+        put(&mut record, datetime.map_or(0, |d| d as u64 + 1));
+        let (at, len) = place(spans.id, id);
+        put(&mut record, at as u64);
+        put(&mut record, len as u64);
+        for (i, v) in values.iter().enumerate() {
+            let span = spans.values.get(i).copied().flatten();
+            match v {
+                Value::Null => record.push(char::from(tag::NULL)),
+                Value::Integer(n) => {
+                    record.push(char::from(tag::INTEGER));
+                    put(&mut record, zigzag(*n));
+                }
+                Value::Real(r) => {
+                    record.push(char::from(tag::REAL));
+                    put(&mut record, r.to_bits());
+                }
+                Value::Text(t) => {
+                    record.push(char::from(tag::TEXT));
+                    let (at, len) = place(span, t);
+                    put(&mut record, at as u64);
+                    put(&mut record, len as u64);
+                }
+                Value::Boolean(b) => {
+                    record.push(char::from(if *b { tag::TRUE } else { tag::FALSE }));
+                }
+                Value::Date(d) => {
+                    record.push(char::from(tag::DATE));
+                    put(&mut record, zigzag(i64::from(d.num_days_from_ce())));
+                }
+                Value::DateTime(t) => {
+                    record.push(char::from(tag::DATETIME));
+                    put(&mut record, zigzag(t.timestamp()));
+                    put(&mut record, u64::from(t.timestamp_subsec_nanos()));
+                    put(&mut record, zigzag(i64::from(t.offset().local_minus_utc())));
+                }
+                Value::Json(j) => {
+                    record.push(char::from(tag::JSON));
+                    let text = j.to_string();
+                    let (at, len) = place(span, &text);
+                    put(&mut record, at as u64);
+                    put(&mut record, len as u64);
+                }
+            }
+        }
+        let mut data = String::with_capacity(4 + record.len() + json.len() + extra.len());
+        put(&mut data, record.len() as u64);
+        data.push_str(&record);
+        data.push_str(&json);
+        data.push_str(&extra);
+        Self {
+            fid,
+            geometry,
+            data: data.into_boxed_str(),
+        }
+    }
+
+    /// Where the record starts, where the GeoJSON starts, and the GeoJSON's length.
+    fn layout(&self) -> (usize, usize, usize) {
+        let b = self.data.as_bytes();
+        let mut pos = 0;
+        let record = get(b, &mut pos) as usize;
+        let start = pos;
+        let json_len = get(b, &mut pos) as usize;
+        (start, start + record, json_len)
+    }
+
+    /// Text at a record offset (from the GeoJSON's start).
+    fn text(&self, json_at: usize, at: u64, len: u64) -> &str {
+        let from = json_at.saturating_add(at as usize);
+        self.data
+            .get(from..from.saturating_add(len as usize))
+            .unwrap_or("")
+    }
+
     /// The whole GeoJSON Feature, in CRS84, with every property.
-    pub json: Box<str>,
+    pub fn json(&self) -> &str {
+        let (_, at, len) = self.layout();
+        self.data.get(at..at.saturating_add(len)).unwrap_or("")
+    }
+
+    /// The public feature id.
+    pub fn id(&self) -> &str {
+        let (mut pos, json_at, _) = self.layout();
+        let b = self.data.as_bytes();
+        skip(b, &mut pos);
+        skip(b, &mut pos);
+        let at = get(b, &mut pos);
+        let len = get(b, &mut pos);
+        self.text(json_at, at, len)
+    }
+
+    /// Position just past the id in the record.
+    fn values_start(&self) -> (usize, usize) {
+        let (mut pos, json_at, _) = self.layout();
+        let b = self.data.as_bytes();
+        for _ in 0..4 {
+            skip(b, &mut pos);
+        }
+        (pos, json_at)
+    }
+
+    /// The value of attribute `attribute`; `None` past the last attribute.
+    pub fn value(&self, attribute: usize) -> Option<ValueRef<'_>> {
+        let (mut pos, json_at) = self.values_start();
+        for _ in 0..attribute {
+            self.skip_entry(&mut pos)?;
+        }
+        self.entry(&mut pos, json_at)
+    }
+
+    /// The values, in attribute order, borrowed.
+    pub fn value_refs(&self) -> impl Iterator<Item = ValueRef<'_>> {
+        let (mut pos, json_at) = self.values_start();
+        std::iter::from_fn(move || self.entry(&mut pos, json_at))
+    }
+
+    /// The values, in attribute order, as owned [`Value`]s.
+    pub fn values(&self) -> Vec<Value> {
+        self.value_refs().map(ValueRef::to_value).collect()
+    }
+
     /// Instant of the collection's date/time attribute, for `datetime` queries.
-    pub instant: Option<DateTime<Utc>>,
+    pub fn instant(&self) -> Option<DateTime<Utc>> {
+        let (mut pos, _, _) = self.layout();
+        let b = self.data.as_bytes();
+        skip(b, &mut pos);
+        let attribute = get(b, &mut pos).checked_sub(1)?;
+        self.value(usize::try_from(attribute).ok()?)?.instant()
+    }
+
+    /// Reads one byte of each cache line of the feature's data, for loading features ahead of
+    /// their use (see `tiles::mvt`); returns them summed, so the reads are not optimised away.
+    pub fn touch(&self) -> usize {
+        self.data
+            .as_bytes()
+            .iter()
+            .step_by(64)
+            .map(|&b| usize::from(b))
+            .sum()
+    }
+
+    fn skip_entry(&self, pos: &mut usize) -> Option<()> {
+        let b = self.data.as_bytes();
+        let t = *b.get(*pos)?;
+        *pos += 1;
+        let words = match t {
+            tag::NULL | tag::FALSE | tag::TRUE => 0,
+            tag::INTEGER | tag::REAL | tag::DATE => 1,
+            tag::TEXT | tag::JSON => 2,
+            tag::DATETIME => 3,
+            _ => return None,
+        };
+        for _ in 0..words {
+            skip(b, pos);
+        }
+        Some(())
+    }
+
+    fn entry(&self, pos: &mut usize, json_at: usize) -> Option<ValueRef<'_>> {
+        let b = self.data.as_bytes();
+        if *pos >= json_at {
+            return None;
+        }
+        let t = *b.get(*pos)?;
+        *pos += 1;
+        Some(match t {
+            tag::NULL => ValueRef::Null,
+            tag::INTEGER => ValueRef::Integer(unzigzag(get(b, pos))),
+            tag::REAL => ValueRef::Real(f64::from_bits(get(b, pos))),
+            tag::TEXT => {
+                let at = get(b, pos);
+                ValueRef::Text(self.text(json_at, at, get(b, pos)))
+            }
+            tag::FALSE => ValueRef::Boolean(false),
+            tag::TRUE => ValueRef::Boolean(true),
+            tag::DATE => {
+                let days = i32::try_from(unzigzag(get(b, pos))).ok()?;
+                ValueRef::Date(chrono::NaiveDate::from_num_days_from_ce_opt(days)?)
+            }
+            tag::DATETIME => {
+                let secs = unzigzag(get(b, pos));
+                let nanos = u32::try_from(get(b, pos)).ok()?;
+                let offset = i32::try_from(unzigzag(get(b, pos))).ok()?;
+                let offset = chrono::FixedOffset::east_opt(offset)?;
+                ValueRef::DateTime(DateTime::from_timestamp(secs, nanos)?.with_timezone(&offset))
+            }
+            tag::JSON => {
+                let at = get(b, pos);
+                ValueRef::Json(self.text(json_at, at, get(b, pos)))
+            }
+            _ => return None,
+        })
+    }
+
+    /// Heap bytes of the feature beyond its struct (for /metrics).
+    fn heap_bytes(&self) -> usize {
+        use geo::CoordsIter;
+        let geometry = match &self.geometry {
+            Some(Geom::Shape(g)) => 64 + g.coords_count() * 16,
+            _ => 0,
+        };
+        self.data.len() + geometry
+    }
 }
 
 /// A feature's geometry, compact for the common case: a point is two numbers, anything else
@@ -177,8 +599,6 @@ fn envelope(g: &geo::Geometry<f64>) -> Option<AABB<[f64; 2]>> {
         .map(|r| AABB::from_corners([r.min().x, r.min().y], [r.max().x, r.max().y]))
 }
 
-/// Writes `{"type":"Feature","id":…,"geometry":…,"properties":{…}}`, straight into a string
-/// (this runs once per feature at start-up, so it avoids building a JSON tree first).
 /// A geometry as GeoJSON (`null` for none), points written directly.
 pub fn push_geometry(out: &mut String, geometry: Option<&geo::Geometry<f64>>) {
     match geometry {
@@ -196,6 +616,8 @@ pub fn push_geometry(out: &mut String, geometry: Option<&geo::Geometry<f64>>) {
     }
 }
 
+/// Writes `{"type":"Feature","id":…,"geometry":…,"properties":{…}}`, straight into a string
+/// (this runs once per feature at start-up, so it avoids building a JSON tree first).
 pub fn feature_json(
     entry: &CatalogEntry,
     id: &str,
@@ -204,35 +626,76 @@ pub fn feature_json(
     selected: Option<&[usize]>,
 ) -> String {
     let mut out = String::with_capacity(128 + values.len() * 24);
+    write_feature(&mut out, entry, id, geometry, values, selected, None);
+    out
+}
+
+/// [`feature_json`] into `out`, noting in `spans` where the id and the texts went.
+fn write_feature(
+    out: &mut String,
+    entry: &CatalogEntry,
+    id: &str,
+    geometry: Option<&geo::Geometry<f64>>,
+    values: &[Value],
+    selected: Option<&[usize]>,
+    mut spans: Option<&mut Spans>,
+) {
     out.push_str("{\"type\":\"Feature\",\"id\":");
-    out.push_str(&id_json(id).to_string());
+    let id_span = if id_is_integer(id) {
+        let at = out.len();
+        out.push_str(id);
+        Some((at, id.len()))
+    } else {
+        push_json_str(out, id)
+    };
+    if let Some(s) = spans.as_deref_mut() {
+        s.id = id_span;
+        s.values.clear();
+        s.values.resize(values.len(), None);
+    }
     out.push_str(",\"geometry\":");
-    push_geometry(&mut out, geometry);
+    push_geometry(out, geometry);
     out.push_str(",\"properties\":{");
     let mut first = true;
-    let mut prop = |name: &str, v: &Value| {
+    let mut prop = |out: &mut String, i: usize| {
+        let (Some(a), Some(v)) = (entry.attributes.get(i), values.get(i)) else {
+            return;
+        };
         if !first {
             out.push(',');
         }
         first = false;
-        out.push_str(&Json::String(name.to_string()).to_string());
+        push_json_str(out, &a.name);
         out.push(':');
-        out.push_str(&v.to_json().to_string());
+        let span = match v {
+            Value::Text(t) => push_json_str(out, t),
+            Value::Json(j) => {
+                let at = out.len();
+                out.push_str(&j.to_string());
+                Some((at, out.len() - at))
+            }
+            _ => {
+                out.push_str(&v.to_json().to_string());
+                None
+            }
+        };
+        if let Some(s) = spans.as_deref_mut().and_then(|s| s.values.get_mut(i)) {
+            *s = span;
+        }
     };
     match selected {
         Some(sel) => {
             for &i in sel {
-                prop(&entry.attributes[i].name, &values[i]);
+                prop(out, i);
             }
         }
         None => {
-            for (a, v) in entry.attributes.iter().zip(values) {
-                prop(&a.name, v);
+            for i in 0..entry.attributes.len().min(values.len()) {
+                prop(out, i);
             }
         }
     }
     out.push_str("}}");
-    out
 }
 
 fn push_number(out: &mut String, v: f64) {
@@ -257,14 +720,6 @@ pub fn id_is_integer(id: &str) -> bool {
         && id.len() < 16
         && id.bytes().all(|b| b.is_ascii_digit())
         && !(id.len() > 1 && id.starts_with('0'))
-}
-
-fn instant(v: &Value) -> Option<DateTime<Utc>> {
-    match v {
-        Value::Date(d) => d.and_hms_opt(0, 0, 0).map(|t| t.and_utc()),
-        Value::DateTime(t) => Some(t.with_timezone(&Utc)),
-        _ => None,
-    }
 }
 
 /// Parses ISO WKB into a `geo` geometry: points directly (most features of large collections
@@ -293,10 +748,6 @@ pub fn geometry_from_wkb(wkb: &[u8]) -> Option<geo::Geometry<f64>> {
 
 impl Snapshot {
     pub fn build(entry: CatalogEntry, stored: Vec<StoredFeature>, collation: Collation) -> Self {
-        let datetime_attr = entry
-            .datetime_field
-            .as_ref()
-            .and_then(|n| entry.attributes.iter().position(|a| &a.name == n));
         let mut features = Vec::with_capacity(stored.len());
         let mut nodes = Vec::with_capacity(stored.len());
         for (i, f) in stored.into_iter().enumerate() {
@@ -306,21 +757,18 @@ impl Snapshot {
                 let point = matches!(geometry, Some(geo::Geometry::Point(_)));
                 nodes.push(Node { env, index, point });
             }
-            let json =
-                feature_json(&entry, &f.id, geometry.as_ref(), &f.values, None).into_boxed_str();
-            features.push(Feature {
-                fid: f.fid,
-                instant: datetime_attr.and_then(|a| instant(&f.values[a])),
-                id: f.id.into_boxed_str(),
-                values: f.values.into_boxed_slice(),
-                geometry: geometry.map(Geom::from_geo),
-                json,
-            });
+            features.push(Feature::new(&entry, f.fid, &f.id, &f.values, geometry));
         }
         let core_bbox = core_bbox(&nodes);
-        let mut by_id: Vec<u32> = (0..features.len() as u32).collect();
-        by_id.sort_unstable_by(|&a, &b| features[a as usize].id.cmp(&features[b as usize].id));
-        let memory_bytes = estimate_memory(&features);
+        // Sorted with the ids at hand: reading one from its feature takes a few steps.
+        let mut keyed: Vec<(&str, u32)> = features
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (f.id(), i as u32))
+            .collect();
+        keyed.sort_unstable();
+        let by_id: Vec<u32> = keyed.into_iter().map(|(_, i)| i).collect();
+        let memory_bytes = estimate_memory(&features, nodes.len());
         let text_ranks = entry.attributes.iter().map(|_| OnceLock::new()).collect();
         Self {
             entry,
@@ -350,8 +798,8 @@ impl Snapshot {
         }
         let ranks = self.text_ranks.get(attribute)?.get_or_init(|| {
             self.collation
-                .ranks(self.features.iter().map(|f| match f.values.get(attribute) {
-                    Some(Value::Text(t)) => Some(t.as_str()),
+                .ranks(self.features.iter().map(|f| match f.value(attribute) {
+                    Some(ValueRef::Text(t)) => Some(t),
                     _ => None,
                 }))
         });
@@ -360,7 +808,7 @@ impl Snapshot {
 
     pub fn get(&self, id: &str) -> Option<&Feature> {
         self.by_id
-            .binary_search_by(|&i| (*self.features[i as usize].id).cmp(id))
+            .binary_search_by(|&i| self.features[i as usize].id().cmp(id))
             .ok()
             .map(|pos| &self.features[self.by_id[pos] as usize])
     }
@@ -368,7 +816,7 @@ impl Snapshot {
     fn matches(&self, f: &Feature, q: &Query) -> bool {
         if let Some((from, to)) = q.datetime {
             if self.entry.datetime_field.is_some() {
-                let Some(t) = f.instant else { return false };
+                let Some(t) = f.instant() else { return false };
                 if from.is_some_and(|a| t < a) || to.is_some_and(|b| t > b) {
                     return false;
                 }
@@ -376,7 +824,7 @@ impl Snapshot {
         }
         q.equals
             .iter()
-            .all(|e| values_equal(&f.values[e.attribute], &e.value))
+            .all(|e| f.value(e.attribute).is_some_and(|v| v.equals(&e.value)))
             && q.filter.as_ref().is_none_or(|filter| filter.matches(f))
     }
 
@@ -504,8 +952,8 @@ impl Snapshot {
                 keys.iter()
                     .map(|(k, ranks)| {
                         sort_order(
-                            &fa.values[k.attribute],
-                            &fb.values[k.attribute],
+                            fa.value(k.attribute).unwrap_or(ValueRef::Null),
+                            fb.value(k.attribute).unwrap_or(ValueRef::Null),
                             k.descending,
                             |x, y| match ranks {
                                 Some(r) => r[a as usize].cmp(&r[b as usize]),
@@ -563,23 +1011,23 @@ fn core_bbox(nodes: &[Node]) -> Option<[f64; 4]> {
 /// Order of two values of one attribute for `sortby`; missing values come last either way.
 /// Two texts are ordered by `text` (the collation, or ranks made from it).
 fn sort_order(
-    a: &Value,
-    b: &Value,
+    a: ValueRef,
+    b: ValueRef,
     descending: bool,
     text: impl FnOnce(&str, &str) -> Ordering,
 ) -> Ordering {
     let o = match (a, b) {
-        (Value::Null, Value::Null) => return Ordering::Equal,
-        (Value::Null, _) => return Ordering::Greater,
-        (_, Value::Null) => return Ordering::Less,
-        (Value::Integer(x), Value::Integer(y)) => x.cmp(y),
-        (Value::Integer(x), Value::Real(y)) => (*x as f64).total_cmp(y),
-        (Value::Real(x), Value::Integer(y)) => x.total_cmp(&(*y as f64)),
-        (Value::Real(x), Value::Real(y)) => x.total_cmp(y),
-        (Value::Text(x), Value::Text(y)) => text(x, y),
-        (Value::Boolean(x), Value::Boolean(y)) => x.cmp(y),
-        (Value::Date(x), Value::Date(y)) => x.cmp(y),
-        (Value::DateTime(x), Value::DateTime(y)) => x.cmp(y),
+        (ValueRef::Null, ValueRef::Null) => return Ordering::Equal,
+        (ValueRef::Null, _) => return Ordering::Greater,
+        (_, ValueRef::Null) => return Ordering::Less,
+        (ValueRef::Integer(x), ValueRef::Integer(y)) => x.cmp(&y),
+        (ValueRef::Integer(x), ValueRef::Real(y)) => (x as f64).total_cmp(&y),
+        (ValueRef::Real(x), ValueRef::Integer(y)) => x.total_cmp(&(y as f64)),
+        (ValueRef::Real(x), ValueRef::Real(y)) => x.total_cmp(&y),
+        (ValueRef::Text(x), ValueRef::Text(y)) => text(x, y),
+        (ValueRef::Boolean(x), ValueRef::Boolean(y)) => x.cmp(&y),
+        (ValueRef::Date(x), ValueRef::Date(y)) => x.cmp(&y),
+        (ValueRef::DateTime(x), ValueRef::DateTime(y)) => x.cmp(&y),
         // Values of different kinds in one column (a list among numbers): ordered by kind, so
         // the order stays total, as sorting requires.
         (a, b) => kind_rank(a).cmp(&kind_rank(b)),
@@ -591,25 +1039,15 @@ fn sort_order(
     }
 }
 
-fn kind_rank(v: &Value) -> u8 {
+fn kind_rank(v: ValueRef) -> u8 {
     match v {
-        Value::Null => 0,
-        Value::Integer(_) | Value::Real(_) => 1,
-        Value::Text(_) => 2,
-        Value::Boolean(_) => 3,
-        Value::Date(_) => 4,
-        Value::DateTime(_) => 5,
-        Value::Json(_) => 6,
-    }
-}
-
-fn values_equal(stored: &Value, wanted: &Value) -> bool {
-    match (stored, wanted) {
-        (Value::Integer(a), Value::Real(b)) | (Value::Real(b), Value::Integer(a)) => {
-            (*a as f64) == *b
-        }
-        (Value::DateTime(a), Value::DateTime(b)) => a == b,
-        (a, b) => a == b,
+        ValueRef::Null => 0,
+        ValueRef::Integer(_) | ValueRef::Real(_) => 1,
+        ValueRef::Text(_) => 2,
+        ValueRef::Boolean(_) => 3,
+        ValueRef::Date(_) => 4,
+        ValueRef::DateTime(_) => 5,
+        ValueRef::Json(_) => 6,
     }
 }
 
@@ -634,32 +1072,15 @@ pub fn parse_value(kind: AttrType, text: &str) -> Option<Value> {
 
 /// Heap bytes of the features, the R-tree and the id index: an estimate from sizes and string
 /// lengths (allocator overhead not counted), good enough to see which collection costs what.
-fn estimate_memory(features: &[Feature]) -> usize {
-    use geo::CoordsIter;
+fn estimate_memory(features: &[Feature], nodes: usize) -> usize {
     use std::mem::size_of;
-    let per_feature = size_of::<Feature>() + size_of::<Node>() + size_of::<u32>();
-    features
+    // A leaf is an `RTreeNode` (the size of a parent node); parents add about one in ten.
+    let tree = nodes * size_of::<rstar::RTreeNode<Node>>() * 11 / 10;
+    let per_feature = size_of::<Feature>() + size_of::<u32>();
+    tree + features
         .iter()
-        .map(|f| {
-            let values: usize = f
-                .values
-                .iter()
-                .map(|v| {
-                    size_of::<Value>()
-                        + match v {
-                            Value::Text(t) => t.len(),
-                            Value::Json(j) => j.to_string().len() + 72,
-                            _ => 0,
-                        }
-                })
-                .sum();
-            let geometry = match &f.geometry {
-                Some(Geom::Shape(g)) => 64 + g.coords_count() * 16,
-                _ => 0,
-            };
-            per_feature + f.id.len() + f.json.len() + values + geometry
-        })
-        .sum()
+        .map(|f| per_feature + f.heap_bytes())
+        .sum::<usize>()
 }
 
 #[cfg(test)]
@@ -710,11 +1131,113 @@ mod tests {
         s.query(&q, Start::Offset(0), usize::MAX)
             .items
             .iter()
-            .map(|&i| match &s.features[i as usize].values[0] {
-                Value::Text(t) => Some(t.clone()),
+            .map(|&i| match s.features[i as usize].value(0) {
+                Some(ValueRef::Text(t)) => Some(t.to_string()),
                 _ => None,
             })
             .collect()
+    }
+
+    fn typed_entry(datetime: Option<&str>) -> CatalogEntry {
+        serde_json::from_value(serde_json::json!({
+            "id": "t", "title": "t", "description": null, "keywords": [], "theme": null,
+            "publisher": null, "licence": null,
+            "source": {"name": "t.geojson", "sha256": "0", "layer": "t", "crs": "EPSG:4326"},
+            "attributes": [
+                {"name": "n", "column": "n", "type": "integer"},
+                {"name": "r", "column": "r", "type": "real"},
+                {"name": "t\"x", "column": "t", "type": "text"},
+                {"name": "b", "column": "b", "type": "boolean"},
+                {"name": "d", "column": "d", "type": "date"},
+                {"name": "dt", "column": "dt", "type": "datetime"},
+                {"name": "j", "column": "j", "type": "json"},
+                {"name": "z", "column": "z", "type": "text"}
+            ],
+            "geometry_types": ["Point"], "id_field": null, "datetime_field": datetime,
+            "feature_count": 1, "extent": null, "temporal_extent": null,
+            "created": "2026-01-01T00:00:00Z", "updated": "2026-01-01T00:00:00Z",
+            "zoom": [0, 22], "version": 1
+        }))
+        .expect("a catalog entry")
+    }
+
+    /// The record gives back every value, the id and the instant, and the text is what
+    /// `feature_json` writes, for texts and ids JSON escapes as well as those it does not.
+    #[rstest]
+    #[case::integer_id("42", "Malmö, Storgatan 12")]
+    #[case::leading_zero("007", "plain")]
+    #[case::text_id("a-1", "tab\there")]
+    #[case::escaped_id("x\"y\\z\u{1}", "quote \" and \\")]
+    #[case::empty("", "")]
+    fn features_keep_what_they_were_built_from(#[case] id: &str, #[case] text: &str) {
+        let dt = DateTime::parse_from_rfc3339("2024-02-29T23:59:59.5+01:00").expect("a date-time");
+        let values = vec![
+            Value::Integer(-1234567890123),
+            Value::Real(f64::NAN),
+            Value::Text(text.into()),
+            Value::Boolean(true),
+            Value::Date(chrono::NaiveDate::from_ymd_opt(1, 1, 1).expect("a date")),
+            Value::DateTime(dt),
+            Value::Json(Box::new(
+                serde_json::json!({"b": [1, 2.5, "å\n"], "a": null}),
+            )),
+            Value::Null,
+        ];
+        for (datetime, geometry) in [
+            (None, None),
+            (
+                Some("dt"),
+                Some(geo::Geometry::Point(geo::Point::new(13.1, 55.6))),
+            ),
+            (
+                Some("d"),
+                Some(geo::Geometry::LineString(geo::LineString::from(vec![
+                    (1.0, 2.0),
+                    (3.0, 4.5),
+                ]))),
+            ),
+        ] {
+            let entry = typed_entry(datetime);
+            let want = feature_json(&entry, id, geometry.as_ref(), &values, None);
+            let f = Feature::new(&entry, 7, id, &values, geometry);
+            assert_eq!(f.json(), want);
+            assert_eq!(f.id(), id);
+            assert_eq!(f.fid, 7);
+            let got = f.values();
+            assert_eq!(got.len(), values.len());
+            for (g, w) in got.iter().zip(&values) {
+                match (g, w) {
+                    (Value::Real(a), Value::Real(b)) => assert_eq!(a.to_bits(), b.to_bits()),
+                    (Value::DateTime(a), Value::DateTime(b)) => {
+                        assert_eq!(a.to_rfc3339(), b.to_rfc3339())
+                    }
+                    (a, b) => assert_eq!(a, b),
+                }
+            }
+            assert_eq!(f.value(values.len()), None);
+            assert_eq!(f.value(2), Some(ValueRef::Text(text)));
+            let instant = datetime.and_then(|d| {
+                let i = entry.attributes.iter().position(|a| a.name == d)?;
+                values[i].instant()
+            });
+            assert_eq!(f.instant(), instant);
+        }
+    }
+
+    /// The texts the record points at in the GeoJSON are exactly those serde_json leaves
+    /// unescaped.
+    #[test]
+    fn json_strings_are_written_as_serde_json_writes_them() {
+        for c in (0u32..0x300).chain([0x2028, 0x2029, 0xfeff, 0x1f600]) {
+            let Some(c) = char::from_u32(c) else { continue };
+            let s = format!("a{c}b");
+            let mut out = String::new();
+            let span = push_json_str(&mut out, &s);
+            assert_eq!(out, Json::String(s.clone()).to_string(), "{c:?}");
+            if let Some((at, len)) = span {
+                assert_eq!(&out[at..at + len], s);
+            }
+        }
     }
 
     const NAMES: &[Option<&str>] = &[
@@ -776,8 +1299,8 @@ mod tests {
             keys.iter()
                 .map(|k| {
                     sort_order(
-                        &fa.values[k.attribute],
-                        &fb.values[k.attribute],
+                        fa.value(k.attribute).unwrap_or(ValueRef::Null),
+                        fb.value(k.attribute).unwrap_or(ValueRef::Null),
                         k.descending,
                         |x, y| s.collation().compare(x, y),
                     )
@@ -787,8 +1310,8 @@ mod tests {
         });
         let want: Vec<Option<String>> = want
             .iter()
-            .map(|&i| match &s.features[i].values[0] {
-                Value::Text(t) => Some(t.clone()),
+            .map(|&i| match s.features[i].value(0) {
+                Some(ValueRef::Text(t)) => Some(t.to_string()),
                 _ => None,
             })
             .collect();

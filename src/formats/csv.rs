@@ -102,10 +102,11 @@ impl FeatureEncoder for Csv {
     fn feature(&mut self, f: &Feature, out: &mut Vec<u8>) -> Result<(), EncodeError> {
         let line = &mut self.line;
         line.clear();
-        field(line, &f.id, !plain_integer(&f.id));
+        field(line, f.id(), !plain_integer(f.id()));
+        let values = f.values();
         for &(i, _, _) in &self.layer.attributes {
             line.push(',');
-            if let Some(v) = f.values.get(i) {
+            if let Some(v) = values.get(i) {
                 value(line, v);
             }
         }

@@ -160,10 +160,11 @@ impl FeatureEncoder for Fgb {
         let g = geometry_xy(f, self.layer.crs)?;
         let props = &mut self.properties;
         props.clear();
-        string_property(props, 0, &f.id);
+        string_property(props, 0, f.id());
+        let values = f.values();
         for (n, &(i, _, kind)) in self.layer.attributes.iter().enumerate() {
             let column = u16::try_from(n + 1).unwrap_or(u16::MAX);
-            if let Some(v) = f.values.get(i) {
+            if let Some(v) = values.get(i) {
                 property(props, column, kind, v);
             }
         }

@@ -257,7 +257,7 @@ pub fn geometry_xy(
     crs::from_crs84_xy(&g.to_geo(), crs)
         .map(|g| Some(Cow::Owned(g)))
         .map_err(|e| EncodeError {
-            id: f.id.to_string(),
+            id: f.id().to_string(),
             message: e.to_string(),
         })
 }
@@ -271,12 +271,12 @@ pub fn feature_geojson<'a>(
     selected: Option<&[usize]>,
 ) -> Result<Cow<'a, str>, EncodeError> {
     if crs == Crs::Crs84 && selected.is_none() {
-        return Ok(Cow::Borrowed(&f.json));
+        return Ok(Cow::Borrowed(f.json()));
     }
     let geometry = match (&f.geometry, crs) {
         (Some(g), Crs::Epsg(_)) => {
             Some(crs::from_crs84(&g.to_geo(), crs).map_err(|e| EncodeError {
-                id: f.id.to_string(),
+                id: f.id().to_string(),
                 message: e.to_string(),
             })?)
         }
@@ -284,9 +284,9 @@ pub fn feature_geojson<'a>(
     };
     Ok(Cow::Owned(feature_json(
         entry,
-        &f.id,
+        f.id(),
         geometry.as_ref(),
-        &f.values,
+        &f.values(),
         selected,
     )))
 }
@@ -583,7 +583,7 @@ mod tests {
         assert_eq!(records.len(), 3);
         assert_eq!(records.concat(), nd);
         for (r, f) in records.iter().zip(&s.features) {
-            assert_eq!(*r, format!("{}\n", f.json).as_bytes());
+            assert_eq!(*r, format!("{}\n", f.json()).as_bytes());
         }
     }
 }

@@ -7,9 +7,8 @@
 
 use super::geometry::{near_box, projected_parts, quantise, shape_for_tile};
 use super::tms::TileId;
-use crate::engine::snapshot::{Feature, Geom};
+use crate::engine::snapshot::{Feature, Geom, ValueRef};
 use crate::engine::{Query, Snapshot};
-use crate::store::Value;
 
 /// Tile grid size and buffer, in tile units (MVT's usual 4096 and 64).
 #[derive(Debug, Clone, Copy)]
@@ -111,23 +110,23 @@ enum TagValue<'a> {
 }
 
 impl<'a> TagValue<'a> {
-    fn of(v: &'a Value) -> Option<Self> {
+    fn of(v: ValueRef<'a>) -> Option<Self> {
         Some(match v {
-            Value::Null => return None,
-            Value::Integer(i) => TagValue::Int(*i),
-            Value::Real(f) => TagValue::Real(f.to_bits()),
-            Value::Boolean(b) => TagValue::Bool(*b),
-            Value::Text(s) => TagValue::Text(s),
-            Value::Date(d) => TagValue::Date(*d),
-            Value::DateTime(t) => TagValue::DateTime(
+            ValueRef::Null => return None,
+            ValueRef::Integer(i) => TagValue::Int(i),
+            ValueRef::Real(f) => TagValue::Real(f.to_bits()),
+            ValueRef::Boolean(b) => TagValue::Bool(b),
+            ValueRef::Text(s) => TagValue::Text(s),
+            ValueRef::Date(d) => TagValue::Date(d),
+            ValueRef::DateTime(t) => TagValue::DateTime(
                 t.timestamp(),
                 t.timestamp_subsec_nanos(),
                 t.offset().local_minus_utc(),
             ),
-            other => TagValue::Json(match other.to_json() {
-                serde_json::Value::String(s) => s,
-                j => j.to_string(),
-            }),
+            // A JSON string as its text, anything else as JSON (as the GeoJSON has it).
+            ValueRef::Json(j) => {
+                TagValue::Json(serde_json::from_str::<String>(j).unwrap_or_else(|_| j.to_string()))
+            }
         })
     }
 
@@ -235,9 +234,9 @@ impl<'a> LayerWriter<'a> {
     }
 
     /// Tags of a feature: (attribute, value index) pairs for its non-null values.
-    fn tags_of(&mut self, values: &'a [Value]) {
+    fn tags_of(&mut self, values: impl Iterator<Item = ValueRef<'a>>) {
         self.tags.clear();
-        for (k, v) in values.iter().enumerate() {
+        for (k, v) in values.enumerate() {
             let Some(tv) = TagValue::of(v) else { continue };
             let (tries, hits) = self.lookups.get(k).copied().unwrap_or((0, 0));
             // Only text is worth skipping: numbers and dates hash in a few instructions.
@@ -384,7 +383,8 @@ fn commands(g: &geo::Geometry<f64>, out: &mut Vec<u32>) -> Option<u32> {
 
 /// MVT ids are unsigned integers: numeric feature ids are kept, others use the sequence number.
 fn mvt_id(f: &Feature) -> u64 {
-    f.id.parse::<u64>()
+    f.id()
+        .parse::<u64>()
         .unwrap_or(u64::try_from(f.fid).unwrap_or(0))
 }
 
@@ -399,27 +399,17 @@ const LOAD_AHEAD: usize = 256;
 /// overlaps them. Numbers in BENCHMARKS.md ("Loading ahead").
 fn load_ahead(features: &[Feature], selected: &[u32]) {
     let mut sum = 0usize;
-    // A record spans two cache lines: the values' and id's addresses, and the geometry.
+    // The struct first (geometry, and where the data is), then the data: a line for the
+    // record, more for the texts in the GeoJSON.
     for &i in selected {
         if let Some(f) = features.get(i as usize) {
             let point = matches!(f.geometry, Some(Geom::Point(..)));
-            sum = sum.wrapping_add(f.values.len() + usize::from(point));
+            sum = sum.wrapping_add(usize::from(point));
         }
     }
     for &i in selected {
         if let Some(f) = features.get(i as usize) {
-            let first = f.values.first().is_some_and(|v| matches!(v, Value::Null));
-            let id = f.id.as_bytes().first().copied().unwrap_or(0);
-            sum = sum.wrapping_add(usize::from(first) + usize::from(id));
-        }
-    }
-    for &i in selected {
-        if let Some(f) = features.get(i as usize) {
-            for v in f.values.iter() {
-                if let Value::Text(t) = v {
-                    sum = sum.wrapping_add(usize::from(t.as_bytes().first().copied().unwrap_or(0)));
-                }
-            }
+            sum = sum.wrapping_add(f.touch());
         }
     }
     std::hint::black_box(sum);
@@ -496,7 +486,7 @@ pub fn layer(
                 let gy = ((t - my) / span * extent).round() as i64;
                 geometry.clear();
                 geometry.extend([command(1, 1), zigzag(gx), zigzag(gy)]);
-                w.tags_of(&f.values);
+                w.tags_of(f.value_refs());
                 w.feature(mvt_id(f), POINT, &geometry);
             }
             Some(Geom::Shape(g)) => {
@@ -515,7 +505,7 @@ pub fn layer(
                         continue;
                     }
                     if !tagged {
-                        w.tags_of(&f.values);
+                        w.tags_of(f.value_refs());
                         tagged = true;
                     }
                     w.feature(mvt_id(f), kind, &geometry);
