@@ -16,14 +16,17 @@ use crate::collation::Collation;
 use crate::store::{StoredFeature, Value};
 
 /// A feature ready to serve: its sequence number and geometry as fields, and everything else
-/// (id, values, the pre-encoded GeoJSON) in one string, read through the methods below.
+/// (id, values, the pre-encoded GeoJSON) in one string, its data, read through the methods
+/// below.
 ///
-/// A feature used to be six fields with four heap blocks of their own (id, values, every text
-/// value, JSON): some 750 bytes a point. Here it is 48 bytes and one block: a short record of
-/// the values, then the GeoJSON. Texts and the id are not stored twice: the record points at
-/// them inside the GeoJSON (only those that JSON escapes are kept again, after it).
+/// A feature used to be six fields with heap blocks of their own for the id, the values, every
+/// text value and the JSON: some 750 bytes a point with five attributes. Here it is 56 bytes
+/// and its data, which lies in a block shared with the features next to it ([`Packer`]): a
+/// short record of the values, then the GeoJSON. Texts and the id are not stored twice: the
+/// record points at them inside the GeoJSON (only those that JSON escapes are kept again, after
+/// it). BENCHMARKS.md, "Memory per feature (issue 14)".
 ///
-/// `data` is `[record length][record][GeoJSON][unescaped texts]`, the record and its length in
+/// The data is `[record length][record][GeoJSON][unescaped texts]`, the record and its length in
 /// the 7-bit code of [`put`], so the whole is valid UTF-8 and `json()` is a plain slice. The
 /// record is `[GeoJSON length][date/time attribute + 1, or 0][id at][id length]` and a tagged
 /// entry per attribute ([`tag`]); offsets count from the GeoJSON's start.
@@ -31,7 +34,11 @@ use crate::store::{StoredFeature, Value};
 pub struct Feature {
     pub fid: i64,
     pub geometry: Option<Geom>,
-    data: Box<str>,
+    /// Shared with the features built before and after it; this one's data is
+    /// `block[at..at + len]`.
+    block: Arc<str>,
+    at: u32,
+    len: u32,
 }
 
 /// Record entry tags; what follows each tag is in [`Feature::value`].
@@ -175,6 +182,162 @@ fn push_json_str(out: &mut String, s: &str) -> Option<(usize, usize)> {
     }
 }
 
+/// Scratch space for encoding features' data, reused from one feature to the next: at
+/// start-up, blocks freed between the features' data would be holes the size of a few of them.
+#[derive(Default)]
+struct Encoder {
+    json: String,
+    spans: Spans,
+    extra: String,
+    record: String,
+    data: String,
+}
+
+impl Encoder {
+    /// The data of a feature of `entry` (see [`Feature`]), its GeoJSON as [`feature_json`]
+    /// writes it.
+    fn feature(
+        &mut self,
+        entry: &CatalogEntry,
+        datetime: Option<usize>,
+        id: &str,
+        values: &[Value],
+        geometry: Option<&geo::Geometry<f64>>,
+    ) -> &str {
+        self.json.clear();
+        write_feature(
+            &mut self.json,
+            entry,
+            id,
+            geometry,
+            values,
+            None,
+            Some(&mut self.spans),
+        );
+        self.pack(id, values, datetime)
+    }
+
+    /// The data of a feature whose GeoJSON is `self.json`, with ids and texts where
+    /// `self.spans` says.
+    fn pack(&mut self, id: &str, values: &[Value], datetime: Option<usize>) -> &str {
+        let Encoder {
+            json,
+            spans,
+            extra,
+            record,
+            data,
+        } = self;
+        extra.clear();
+        record.clear();
+        let mut place = |span: Option<(usize, usize)>, text: &str| match span {
+            Some(s) => s,
+            None => {
+                let at = json.len() + extra.len();
+                extra.push_str(text);
+                (at, text.len())
+            }
+        };
+        put(record, json.len() as u64);
+        put(record, datetime.map_or(0, |d| d as u64 + 1));
+        let (at, len) = place(spans.id, id);
+        put(record, at as u64);
+        put(record, len as u64);
+        for (i, v) in values.iter().enumerate() {
+            let span = spans.values.get(i).copied().flatten();
+            match v {
+                Value::Null => record.push(char::from(tag::NULL)),
+                Value::Integer(n) => {
+                    record.push(char::from(tag::INTEGER));
+                    put(record, zigzag(*n));
+                }
+                Value::Real(r) => {
+                    record.push(char::from(tag::REAL));
+                    put(record, r.to_bits());
+                }
+                Value::Text(t) => {
+                    record.push(char::from(tag::TEXT));
+                    let (at, len) = place(span, t);
+                    put(record, at as u64);
+                    put(record, len as u64);
+                }
+                Value::Boolean(b) => {
+                    record.push(char::from(if *b { tag::TRUE } else { tag::FALSE }));
+                }
+                Value::Date(d) => {
+                    record.push(char::from(tag::DATE));
+                    put(record, zigzag(i64::from(d.num_days_from_ce())));
+                }
+                Value::DateTime(t) => {
+                    record.push(char::from(tag::DATETIME));
+                    put(record, zigzag(t.timestamp()));
+                    put(record, u64::from(t.timestamp_subsec_nanos()));
+                    put(record, zigzag(i64::from(t.offset().local_minus_utc())));
+                }
+                Value::Json(j) => {
+                    record.push(char::from(tag::JSON));
+                    let text = j.to_string();
+                    let (at, len) = place(span, &text);
+                    put(record, at as u64);
+                    put(record, len as u64);
+                }
+            }
+        }
+        data.clear();
+        put(data, record.len() as u64);
+        data.push_str(record);
+        data.push_str(json);
+        data.push_str(extra);
+        data
+    }
+}
+
+/// About how many bytes of features' data share one block.
+const BLOCK: usize = 1 << 20;
+
+/// Packs features' data into shared blocks of about [`BLOCK`] bytes, in order: one block of
+/// its own per feature would cost the allocator's header and rounding (some 16 bytes) and, at
+/// start-up, leave holes where the rows read from the store were freed (some 60 bytes more a
+/// point).
+#[derive(Default)]
+struct Packer {
+    block: String,
+    /// Features whose data is in `block`: fid, geometry, where and how long.
+    pending: Vec<(i64, Option<Geom>, usize, usize)>,
+    features: Vec<Feature>,
+}
+
+impl Packer {
+    fn push(&mut self, fid: i64, geometry: Option<Geom>, data: &str) {
+        if !self.block.is_empty() && self.block.len() + data.len() > BLOCK {
+            self.flush();
+        }
+        self.pending
+            .push((fid, geometry, self.block.len(), data.len()));
+        self.block.push_str(data);
+    }
+
+    fn flush(&mut self) {
+        let block: Arc<str> = Arc::from(self.block.as_str());
+        for (fid, geometry, at, len) in self.pending.drain(..) {
+            self.features.push(Feature {
+                fid,
+                geometry,
+                block: block.clone(),
+                at: u32::try_from(at).unwrap_or(u32::MAX),
+                len: u32::try_from(len).unwrap_or(0),
+            });
+        }
+        self.block.clear();
+    }
+
+    fn finish(mut self) -> Vec<Feature> {
+        if !self.pending.is_empty() {
+            self.flush();
+        }
+        self.features
+    }
+}
+
 impl Feature {
     /// A feature of `entry`, its GeoJSON encoded as [`feature_json`] encodes it.
     pub fn new(
@@ -184,126 +347,51 @@ impl Feature {
         values: &[Value],
         geometry: Option<geo::Geometry<f64>>,
     ) -> Self {
-        let mut json = String::with_capacity(128 + values.len() * 24);
-        let mut spans = Spans::default();
-        write_feature(
-            &mut json,
+        let mut encoder = Encoder::default();
+        let data = encoder.feature(
             entry,
+            datetime_attribute(entry),
             id,
+            values,
             geometry.as_ref(),
-            values,
-            None,
-            Some(&mut spans),
         );
-        let datetime = entry
-            .datetime_field
-            .as_ref()
-            .and_then(|n| entry.attributes.iter().position(|a| &a.name == n));
-        Self::assemble(
-            fid,
-            id,
-            values,
-            geometry.map(Geom::from_geo),
-            json,
-            &spans,
-            datetime,
-        )
+        Self::alone(fid, geometry.map(Geom::from_geo), data)
     }
 
     /// A feature with the given GeoJSON text, which need not contain the id or the values (for
     /// tests of what is done with the text).
     #[cfg(test)]
     pub fn with_json(fid: i64, id: &str, geometry: Option<Geom>, json: &str) -> Self {
-        Self::assemble(
-            fid,
-            id,
-            &[],
-            geometry,
-            json.to_string(),
-            &Spans::default(),
-            None,
-        )
+        let mut encoder = Encoder {
+            json: json.to_string(),
+            ..Encoder::default()
+        };
+        let data = encoder.pack(id, &[], None);
+        Self::alone(fid, geometry, data)
     }
 
-    fn assemble(
-        fid: i64,
-        id: &str,
-        values: &[Value],
-        geometry: Option<Geom>,
-        json: String,
-        spans: &Spans,
-        datetime: Option<usize>,
-    ) -> Self {
-        let mut extra = String::new();
-        let mut place = |span: Option<(usize, usize)>, text: &str| match span {
-            Some(s) => s,
-            None => {
-                let at = json.len() + extra.len();
-                extra.push_str(text);
-                (at, text.len())
-            }
-        };
-        let mut record = String::with_capacity(16 + values.len() * 4);
-        put(&mut record, json.len() as u64);
-        put(&mut record, datetime.map_or(0, |d| d as u64 + 1));
-        let (at, len) = place(spans.id, id);
-        put(&mut record, at as u64);
-        put(&mut record, len as u64);
-        for (i, v) in values.iter().enumerate() {
-            let span = spans.values.get(i).copied().flatten();
-            match v {
-                Value::Null => record.push(char::from(tag::NULL)),
-                Value::Integer(n) => {
-                    record.push(char::from(tag::INTEGER));
-                    put(&mut record, zigzag(*n));
-                }
-                Value::Real(r) => {
-                    record.push(char::from(tag::REAL));
-                    put(&mut record, r.to_bits());
-                }
-                Value::Text(t) => {
-                    record.push(char::from(tag::TEXT));
-                    let (at, len) = place(span, t);
-                    put(&mut record, at as u64);
-                    put(&mut record, len as u64);
-                }
-                Value::Boolean(b) => {
-                    record.push(char::from(if *b { tag::TRUE } else { tag::FALSE }));
-                }
-                Value::Date(d) => {
-                    record.push(char::from(tag::DATE));
-                    put(&mut record, zigzag(i64::from(d.num_days_from_ce())));
-                }
-                Value::DateTime(t) => {
-                    record.push(char::from(tag::DATETIME));
-                    put(&mut record, zigzag(t.timestamp()));
-                    put(&mut record, u64::from(t.timestamp_subsec_nanos()));
-                    put(&mut record, zigzag(i64::from(t.offset().local_minus_utc())));
-                }
-                Value::Json(j) => {
-                    record.push(char::from(tag::JSON));
-                    let text = j.to_string();
-                    let (at, len) = place(span, &text);
-                    put(&mut record, at as u64);
-                    put(&mut record, len as u64);
-                }
-            }
-        }
-        let mut data = String::with_capacity(4 + record.len() + json.len() + extra.len());
-        put(&mut data, record.len() as u64);
-        data.push_str(&record);
-        data.push_str(&json);
-        data.push_str(&extra);
+    /// A feature with a block of its own.
+    fn alone(fid: i64, geometry: Option<Geom>, data: &str) -> Self {
         Self {
             fid,
             geometry,
-            data: data.into_boxed_str(),
+            block: Arc::from(data),
+            at: 0,
+            len: u32::try_from(data.len()).unwrap_or(0),
         }
+    }
+
+    /// This feature's part of its block.
+    fn data(&self) -> &str {
+        let at = self.at as usize;
+        self.block
+            .get(at..at.saturating_add(self.len as usize))
+            .unwrap_or("")
     }
 
     /// Where the record starts, where the GeoJSON starts, and the GeoJSON's length.
     fn layout(&self) -> (usize, usize, usize) {
-        let b = self.data.as_bytes();
+        let b = self.data().as_bytes();
         let mut pos = 0;
         let record = get(b, &mut pos) as usize;
         let start = pos;
@@ -314,7 +402,7 @@ impl Feature {
     /// Text at a record offset (from the GeoJSON's start).
     fn text(&self, json_at: usize, at: u64, len: u64) -> &str {
         let from = json_at.saturating_add(at as usize);
-        self.data
+        self.data()
             .get(from..from.saturating_add(len as usize))
             .unwrap_or("")
     }
@@ -322,13 +410,13 @@ impl Feature {
     /// The whole GeoJSON Feature, in CRS84, with every property.
     pub fn json(&self) -> &str {
         let (_, at, len) = self.layout();
-        self.data.get(at..at.saturating_add(len)).unwrap_or("")
+        self.data().get(at..at.saturating_add(len)).unwrap_or("")
     }
 
     /// The public feature id.
     pub fn id(&self) -> &str {
         let (mut pos, json_at, _) = self.layout();
-        let b = self.data.as_bytes();
+        let b = self.data().as_bytes();
         skip(b, &mut pos);
         skip(b, &mut pos);
         let at = get(b, &mut pos);
@@ -339,7 +427,7 @@ impl Feature {
     /// Position just past the id in the record.
     fn values_start(&self) -> (usize, usize) {
         let (mut pos, json_at, _) = self.layout();
-        let b = self.data.as_bytes();
+        let b = self.data().as_bytes();
         for _ in 0..4 {
             skip(b, &mut pos);
         }
@@ -369,7 +457,7 @@ impl Feature {
     /// Instant of the collection's date/time attribute, for `datetime` queries.
     pub fn instant(&self) -> Option<DateTime<Utc>> {
         let (mut pos, _, _) = self.layout();
-        let b = self.data.as_bytes();
+        let b = self.data().as_bytes();
         skip(b, &mut pos);
         let attribute = get(b, &mut pos).checked_sub(1)?;
         self.value(usize::try_from(attribute).ok()?)?.instant()
@@ -378,7 +466,7 @@ impl Feature {
     /// Reads one byte of each cache line of the feature's data, for loading features ahead of
     /// their use (see `tiles::mvt`); returns them summed, so the reads are not optimised away.
     pub fn touch(&self) -> usize {
-        self.data
+        self.data()
             .as_bytes()
             .iter()
             .step_by(64)
@@ -387,7 +475,7 @@ impl Feature {
     }
 
     fn skip_entry(&self, pos: &mut usize) -> Option<()> {
-        let b = self.data.as_bytes();
+        let b = self.data().as_bytes();
         let t = *b.get(*pos)?;
         *pos += 1;
         let words = match t {
@@ -404,7 +492,7 @@ impl Feature {
     }
 
     fn entry(&self, pos: &mut usize, json_at: usize) -> Option<ValueRef<'_>> {
-        let b = self.data.as_bytes();
+        let b = self.data().as_bytes();
         if *pos >= json_at {
             return None;
         }
@@ -446,7 +534,7 @@ impl Feature {
             Some(Geom::Shape(g)) => 64 + g.coords_count() * 16,
             _ => 0,
         };
-        self.data.len() + geometry
+        self.len as usize + geometry
     }
 }
 
@@ -722,6 +810,14 @@ pub fn id_is_integer(id: &str) -> bool {
         && !(id.len() > 1 && id.starts_with('0'))
 }
 
+/// The position of the collection's date/time attribute.
+fn datetime_attribute(entry: &CatalogEntry) -> Option<usize> {
+    entry
+        .datetime_field
+        .as_ref()
+        .and_then(|n| entry.attributes.iter().position(|a| &a.name == n))
+}
+
 /// Parses ISO WKB into a `geo` geometry: points directly (most features of large collections
 /// are points), anything else through GDAL, which wrote it.
 pub fn geometry_from_wkb(wkb: &[u8]) -> Option<geo::Geometry<f64>> {
@@ -748,7 +844,12 @@ pub fn geometry_from_wkb(wkb: &[u8]) -> Option<geo::Geometry<f64>> {
 
 impl Snapshot {
     pub fn build(entry: CatalogEntry, stored: Vec<StoredFeature>, collation: Collation) -> Self {
-        let mut features = Vec::with_capacity(stored.len());
+        let datetime = datetime_attribute(&entry);
+        let mut encoder = Encoder::default();
+        let mut packer = Packer {
+            features: Vec::with_capacity(stored.len()),
+            ..Packer::default()
+        };
         let mut nodes = Vec::with_capacity(stored.len());
         for (i, f) in stored.into_iter().enumerate() {
             let index = u32::try_from(i).unwrap_or(u32::MAX);
@@ -757,8 +858,10 @@ impl Snapshot {
                 let point = matches!(geometry, Some(geo::Geometry::Point(_)));
                 nodes.push(Node { env, index, point });
             }
-            features.push(Feature::new(&entry, f.fid, &f.id, &f.values, geometry));
+            let data = encoder.feature(&entry, datetime, &f.id, &f.values, geometry.as_ref());
+            packer.push(f.fid, geometry.map(Geom::from_geo), data);
         }
+        let features = packer.finish();
         let core_bbox = core_bbox(&nodes);
         // Sorted with the ids at hand: reading one from its feature takes a few steps.
         let mut keyed: Vec<(&str, u32)> = features
