@@ -35,21 +35,11 @@ impl Got {
     }
 }
 
+/// A successful GET: headers and body.
 fn body(url: &str) -> (Got, Vec<u8>) {
-    let resp = ureq::get(url)
-        .call()
-        .unwrap_or_else(|e| panic!("{url}: {e}"));
-    let headers = resp
-        .headers_names()
-        .into_iter()
-        .filter_map(|n| {
-            let v = resp.header(&n)?.to_string();
-            Some((n.to_ascii_lowercase(), v))
-        })
-        .collect();
-    let mut bytes = Vec::new();
-    std::io::Read::read_to_end(&mut resp.into_reader(), &mut bytes).expect("body");
-    (Got { headers }, bytes)
+    let (status, got, bytes) = raw(url, "GET", &[]);
+    assert_eq!(status, 200, "{url}: {}", String::from_utf8_lossy(&bytes));
+    (got, bytes)
 }
 
 /// ogr2ogr reads `bytes` (as a file with the extension `ext`) and writes GeoJSON.
