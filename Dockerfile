@@ -1,11 +1,20 @@
-# syntax=docker/dockerfile:1
 # hamn — open geodata API server.
-#   docker build -t hamn .
+#   docker build -t hamn .          (BuildKit: the default since Docker 23; DOCKER_BUILDKIT=1 before)
 #   docker run --rm -p 8080:8080 -v hamn-data:/var/lib/hamn hamn
 # or with PostGIS: docker compose up --build
+# No "# syntax=" line: BuildKit would pull that frontend image from Docker Hub; the built-in
+# frontend (Docker 20.10 and later) has everything used here (RUN --mount=type=cache).
+#
+# The base images are arguments so that the image can be built without Docker Hub, from
+# images made locally (scripts/docker-check.sh makes them from a debootstrap root):
+#   BUILDER_IMAGE  Debian 12 with a Rust toolchain (cargo, rustc) on PATH, CARGO_HOME
+#                  /usr/local/cargo, and a C compiler;
+#   BASE_IMAGE     Debian 12 (bookworm), as small as it comes.
+ARG BUILDER_IMAGE=rust:1-bookworm
+ARG BASE_IMAGE=debian:bookworm-slim
 
 # ---- build -------------------------------------------------------------------
-FROM rust:1-bookworm AS builder
+FROM ${BUILDER_IMAGE} AS builder
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
         libgdal-dev clang libclang-dev pkg-config \
@@ -26,7 +35,7 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
  && install -m 0755 target/release/hamn /usr/local/bin/hamn
 
 # ---- runtime -----------------------------------------------------------------
-FROM debian:bookworm-slim
+FROM ${BASE_IMAGE}
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
         libgdal32 ca-certificates \
