@@ -1,4 +1,4 @@
-//! The Dockerfile cannot be built on the development machines (no Docker engine), so what can
+//! The Dockerfile is built by `scripts/docker-check.sh` (10-20 minutes, not in CI), so what can
 //! be checked without building it is checked here: the builder stage copies every file the
 //! crate compiles in (`include_str!`/`include_bytes!` outside `src/`).
 
