@@ -845,14 +845,7 @@ async fn serve(
         args.collation.clone(),
     )
     .await?;
-    let database_url = match &config.store {
-        StoreConfig::Postgis { url } => Some(url.clone()),
-        StoreConfig::Embedded { .. } => None,
-    };
-    engine.watch(
-        std::time::Duration::from_secs(args.refresh_seconds.max(1)),
-        database_url,
-    );
+    engine.watch(std::time::Duration::from_secs(args.refresh_seconds.max(1)));
     // Beside the embedded store's data (removed with it, reused after a restart); for PostGIS
     // a temporary directory of the process unless --download-dir names one.
     let download_dir = match (&args.download_dir, &config.store) {

@@ -119,6 +119,53 @@ async fn postgis_store_is_served_too() {
     assert_eq!(health["store"], "postgis");
 }
 
+/// Two instances on one PostGIS stay in step through the store's notifications, not polling
+/// (which is set to an hour here): an ingest by another process is served by both within
+/// seconds, and a title edit too.
+#[tokio::test]
+async fn instances_on_postgis_follow_commits_at_once() {
+    let Some(store) = postgis().await else { return };
+    let slow = ["--no-demo", "--refresh-seconds", "3600"];
+    let (a, b) = (start(&store.args(), &slow), start(&store.args(), &slow));
+    let o = store
+        .hamn()
+        .args(["ingest", &data("bathing/harryda_badplatser.csv")])
+        .output()
+        .expect("ingest");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let served = |base: &str, want: &str| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let (status, doc) = get(&format!("{base}/collections/harryda-badplatser"));
+            if status == 200 && doc["title"] == want {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{base}: not served within 20 s though polling waits an hour: {doc}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    };
+    let title = store.entry("harryda-badplatser").await.meta.title;
+    served(&a.base, &title);
+    served(&b.base, &title);
+    let o = store
+        .hamn()
+        .args([
+            "collections",
+            "edit",
+            "harryda-badplatser",
+            "--title",
+            "Härryda",
+        ])
+        .output()
+        .expect("edit");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    served(&a.base, "Härryda");
+    served(&b.base, "Härryda");
+}
+
 /// One collection's failure is that collection's alone: with its GeoPackage replaced by junk
 /// the server still starts and serves the rest, answers 503 with the reason for the broken
 /// one, lists it for operators in /health, retries with back-off, and recovers by itself when

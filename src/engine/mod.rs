@@ -2,8 +2,9 @@
 //! from the store at start-up and rebuilt when a collection's version changes, then swapped in
 //! atomically. A request holds an `Arc` to one snapshot, so it sees one version, whole.
 //!
-//! Versions are noticed by polling the store's catalog and, with PostGIS, at once through
-//! `LISTEN hamn_catalog` (ingests `NOTIFY` on commit), so several server instances stay in step.
+//! Versions are noticed by polling the store's catalog and at once when the store tells of a
+//! commit (`Store::watch`: PostGIS's LISTEN/NOTIFY), so several server instances stay in step.
+//! The engine itself speaks no PostgreSQL.
 
 pub mod filter;
 pub mod snapshot;
@@ -424,13 +425,11 @@ impl Engine {
         Ok(snapshot)
     }
 
-    /// Keeps the snapshots current: polls every `interval`, and with PostGIS also refreshes as
-    /// soon as a `NOTIFY` arrives.
-    pub fn watch(self: &Arc<Self>, interval: Duration, database_url: Option<String>) {
+    /// Keeps the snapshots current: polls every `interval`, and refreshes as soon as the store
+    /// tells of a commit.
+    pub fn watch(self: &Arc<Self>, interval: Duration) {
         let (tx, mut rx) = tokio::sync::mpsc::channel::<()>(1);
-        if let Some(url) = database_url {
-            tokio::spawn(listen(url, tx.clone()));
-        }
+        self.store.watch(tx);
         let engine = self.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(interval);
@@ -445,46 +444,5 @@ impl Engine {
                 }
             }
         });
-    }
-}
-
-/// Forwards `hamn_catalog` notifications; reconnects after a pause when the connection drops.
-async fn listen(url: String, tx: tokio::sync::mpsc::Sender<()>) {
-    use futures_util::StreamExt;
-    loop {
-        let connected = match crate::store::tls::connector(&url) {
-            Ok((config, tls)) => config.connect(tls).await.map_err(|e| e.to_string()),
-            Err(e) => Err(e.to_string()),
-        };
-        match connected {
-            Ok((client, mut conn)) => {
-                let (ntx, mut nrx) = tokio::sync::mpsc::unbounded_channel();
-                let pump = tokio::spawn(async move {
-                    let mut stream = futures_util::stream::poll_fn(move |cx| conn.poll_message(cx));
-                    while let Some(msg) = stream.next().await {
-                        match msg {
-                            Ok(tokio_postgres::AsyncMessage::Notification(_)) => {
-                                let _ = ntx.send(());
-                            }
-                            Ok(_) => {}
-                            Err(_) => break,
-                        }
-                    }
-                });
-                if client
-                    .batch_execute(&format!("LISTEN {}", crate::store::postgis::NOTIFY_CHANNEL))
-                    .await
-                    .is_ok()
-                {
-                    while nrx.recv().await.is_some() {
-                        // A full channel means a refresh is already due.
-                        let _ = tx.try_send(());
-                    }
-                }
-                pump.abort();
-            }
-            Err(e) => tracing::warn!(error = %e, "LISTEN connection failed; retrying"),
-        }
-        tokio::time::sleep(Duration::from_secs(5)).await;
     }
 }

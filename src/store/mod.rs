@@ -161,6 +161,12 @@ impl RecordKind {
 pub trait Store: Send + Sync {
     /// A short name for logs: `postgis` or `embedded`.
     fn kind(&self) -> &'static str;
+    /// From now on, sends on `changed` whenever a catalog change is committed (by this process
+    /// or another), never waiting: a full channel means a refresh is already due. A store that
+    /// cannot tell sends nothing, and readers rely on polling.
+    fn watch(&self, changed: tokio::sync::mpsc::Sender<()>) {
+        drop(changed);
+    }
     async fn list(&self) -> Result<Vec<CatalogEntry>>;
     async fn get(&self, id: &CollectionId) -> Result<Option<CatalogEntry>>;
     async fn delete(&self, id: &CollectionId) -> Result<()>;

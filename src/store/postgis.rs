@@ -5,6 +5,9 @@
 //! it with binary COPY, indexes it, points the catalog row at it and drops the old table — all
 //! in one transaction. A failed or killed ingest rolls back whole (the new table included), so
 //! there is nothing to clean up and readers never see a half-loaded collection.
+//!
+//! Commits `NOTIFY hamn_catalog`; `watch` listens for it on a connection of its own, so every
+//! instance on the database refreshes at once.
 
 use std::pin::Pin;
 
@@ -54,6 +57,9 @@ pub const NOTIFY_CHANNEL: &str = "hamn_catalog";
 
 pub struct PostgisStore {
     pool: Pool,
+    /// For the LISTEN connection of `watch`, which must be a session of its own (a pooled
+    /// connection goes back to the pool between uses).
+    url: std::sync::Arc<str>,
 }
 
 /// Runs a transaction on a task of its own. A request's future can be dropped at any await
@@ -102,7 +108,10 @@ impl PostgisStore {
             .runtime(deadpool_postgres::Runtime::Tokio1)
             .build()
             .map_err(pool_err)?;
-        let store = Self { pool };
+        let store = Self {
+            pool,
+            url: url.into(),
+        };
         store.migrate().await?;
         Ok(store)
     }
@@ -111,6 +120,7 @@ impl PostgisStore {
     fn detached(&self) -> PostgisStore {
         PostgisStore {
             pool: self.pool.clone(),
+            url: self.url.clone(),
         }
     }
 
@@ -369,6 +379,10 @@ async fn lock_collection(client: &Object, id: &CollectionId) -> Result<()> {
 impl Store for PostgisStore {
     fn kind(&self) -> &'static str {
         "postgis"
+    }
+
+    fn watch(&self, changed: tokio::sync::mpsc::Sender<()>) {
+        tokio::spawn(listen(self.url.to_string(), changed));
     }
 
     async fn list(&self) -> Result<Vec<CatalogEntry>> {
@@ -935,5 +949,46 @@ impl IngestSink for PgSink {
         // Committed: give the connection back to the pool instead of closing it.
         self.client = None;
         Ok(entry)
+    }
+}
+
+/// Forwards `hamn_catalog` notifications; reconnects after a pause when the connection drops.
+async fn listen(url: String, tx: tokio::sync::mpsc::Sender<()>) {
+    use futures_util::StreamExt;
+    loop {
+        let connected = match super::tls::connector(&url) {
+            Ok((config, tls)) => config.connect(tls).await.map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        match connected {
+            Ok((client, mut conn)) => {
+                let (ntx, mut nrx) = tokio::sync::mpsc::unbounded_channel();
+                let pump = tokio::spawn(async move {
+                    let mut stream = futures_util::stream::poll_fn(move |cx| conn.poll_message(cx));
+                    while let Some(msg) = stream.next().await {
+                        match msg {
+                            Ok(tokio_postgres::AsyncMessage::Notification(_)) => {
+                                let _ = ntx.send(());
+                            }
+                            Ok(_) => {}
+                            Err(_) => break,
+                        }
+                    }
+                });
+                if client
+                    .batch_execute(&format!("LISTEN {}", NOTIFY_CHANNEL))
+                    .await
+                    .is_ok()
+                {
+                    while nrx.recv().await.is_some() {
+                        // A full channel means a refresh is already due.
+                        let _ = tx.try_send(());
+                    }
+                }
+                pump.abort();
+            }
+            Err(e) => tracing::warn!(error = %e, "LISTEN connection failed; retrying"),
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(5)).await;
     }
 }
