@@ -373,6 +373,16 @@ impl Filter {
         decide(&self.pred, f, &self.collation) == Some(true)
     }
 
+    /// The bound predicate, for an engine that compiles it (the PostGIS engine's SQL).
+    pub fn predicate(&self) -> &Predicate {
+        &self.pred
+    }
+
+    /// The order of text this filter was bound with.
+    pub fn collation(&self) -> &Collation {
+        &self.collation
+    }
+
     /// CRS84 box that every matching feature intersects, for an R-tree pre-filter. An empty
     /// intersection of several boxes comes back with west > east (nothing can match).
     pub fn envelope(&self) -> Option<[f64; 4]> {

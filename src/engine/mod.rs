@@ -7,6 +7,7 @@
 //! The engine itself speaks no PostgreSQL.
 
 pub mod filter;
+pub mod postgis;
 pub mod snapshot;
 mod trim;
 

@@ -1,0 +1,1 @@
+//! Compiles a bound query to SQL (placeholder: being written).

@@ -1,0 +1,1 @@
+//! One vector tile layer by `ST_AsMVT` (placeholder: being written).
