@@ -111,9 +111,17 @@ pub struct ServeArgs {
     /// Do not load demo data, even into an empty store.
     #[arg(long)]
     pub no_demo: bool,
-    /// Largest collection (in features) served from memory; larger ones are refused with a log line.
+    /// Largest collection (in features) served from memory. On PostGIS, larger ones are served
+    /// from their tables by the PostGIS engine (0: every collection); on the embedded store they
+    /// are refused with a log line.
     #[arg(long, env = "HAMN_MAX_FEATURES", default_value_t = 5_000_000)]
     pub max_features: u64,
+    /// PostGIS engine: longest one query may run before PostgreSQL cancels it (the client gets 503).
+    #[arg(long, env = "HAMN_STATEMENT_TIMEOUT_SECONDS", default_value_t = 30)]
+    pub statement_timeout_seconds: u64,
+    /// PostGIS engine: `numberMatched` is counted up to this many features and left out above.
+    #[arg(long, env = "HAMN_COUNT_LIMIT", default_value_t = 100_000)]
+    pub count_limit: usize,
     /// Largest page of items; a larger `limit` is clamped to it.
     #[arg(long, env = "HAMN_MAX_LIMIT", default_value_t = 10_000)]
     pub max_limit: usize,
@@ -839,6 +847,13 @@ async fn serve(
         store,
         crate::engine::EngineOptions {
             max_features: args.max_features,
+            postgis: crate::engine::postgis::PostgisOptions {
+                statement_timeout: std::time::Duration::from_secs(
+                    args.statement_timeout_seconds.max(1),
+                ),
+                count_limit: args.count_limit,
+                ..Default::default()
+            },
             cursor_grace: std::time::Duration::from_secs(args.cursor_grace_seconds),
             ..Default::default()
         },

@@ -261,7 +261,7 @@ impl Downloads {
         let current = engine.list();
         let mut held: std::collections::HashSet<(CollectionId, i64)> = current
             .iter()
-            .map(|s| (s.entry.id.clone(), s.version()))
+            .map(|s| (s.entry().id.clone(), s.version()))
             .collect();
         held.extend(engine.previous_versions());
         if !self.swept.swap(true, std::sync::atomic::Ordering::Relaxed) {
@@ -280,9 +280,9 @@ impl Downloads {
                 }
             }
         }
-        for s in current {
+        for s in current.iter().filter_map(|s| s.snapshot()) {
             for format in Format::ALL {
-                let due = match slots.get(&key(&s, format)) {
+                let due = match slots.get(&key(s, format)) {
                     None => true,
                     Some(Slot::Failed(at)) => at.elapsed() >= RETRY,
                     Some(_) => false,

@@ -941,6 +941,7 @@ async fn a_refresh_racing_ingests_builds_each_snapshot_from_one_version() {
         while !writer.is_finished() {
             engine.refresh().await.expect("refresh");
             let s = engine.get(&id("race")).expect("served");
+            let s = s.snapshot().expect("held in memory").clone();
             let width = s.entry.attributes.len();
             assert!(width == 1 || width == 6, "{}", ts.kind);
             assert_eq!(
@@ -1074,6 +1075,7 @@ async fn an_ingest_between_list_and_read_gives_a_snapshot_of_one_version() {
             .store(true, std::sync::atomic::Ordering::SeqCst);
         engine.refresh().await.expect("refresh");
         let s = engine.get(&id("race")).expect("served");
+        let s = s.snapshot().expect("held in memory").clone();
         let stored = ts.entry("race").await;
         assert_eq!(
             s.version(),
@@ -1151,7 +1153,11 @@ async fn replaced_versions_are_held_for_the_grace_period_then_freed() {
     tokio::time::sleep(grace).await;
     engine.refresh().await.expect("refresh");
     assert!(engine.previous_versions().is_empty());
-    assert_eq!(v2.features.len(), 150, "still whole for its holder");
+    assert_eq!(
+        v2.snapshot().expect("held in memory").features.len(),
+        150,
+        "still whole for its holder"
+    );
     drop(v2);
     assert!(
         v2_weak.upgrade().is_some(),

@@ -6,7 +6,7 @@ use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
 
-use super::common::snapshot;
+use super::common::{engine_error, source};
 use super::params::Params;
 use super::{base_url, etag_check, not_modified, quote, ApiError, AppState, JSON};
 use crate::changes::{self, Unknown};
@@ -16,7 +16,7 @@ pub async fn changes(
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let s = snapshot(&state, &path)?;
+    let s = source(&state, &path)?;
     let q = Params::parse(req.query_string(), &["since", "f"])?;
     if let Some(f) = q.get("f") {
         if f != "json" {
@@ -26,7 +26,7 @@ pub async fn changes(
             )));
         }
     }
-    let id = &s.entry.id;
+    let id = &s.entry().id;
     let current = s.version();
     let base = base_url(&req)?;
     let url = format!("{base}/collections/{id}/changes");
@@ -74,7 +74,7 @@ pub async fn changes(
     let mut body = String::from("{\"type\":\"FeatureCollection\",\"features\":[");
     let mut first = true;
     for fid in net.added.iter().chain(&net.updated) {
-        if let Some(f) = s.get(fid) {
+        if let Some(f) = s.item(fid).await.map_err(engine_error)? {
             if !first {
                 body.push(',');
             }
@@ -105,7 +105,7 @@ pub async fn changes(
     state.cache.apply(
         &mut resp,
         super::cache::Kind::Document,
-        Some(s.entry.updated),
+        Some(s.entry().updated),
     );
     Ok(resp.body(body))
 }

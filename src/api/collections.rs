@@ -6,7 +6,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Value as Json};
 
 use super::cache::Kind;
-use super::common::{fxhash, snapshot};
+use super::common::{fxhash, source};
 use super::params::Params;
 use super::{
     base_url, etag_check, negotiate, not_modified, ApiError, AppState, Format, CRS84, GEOJSON,
@@ -14,14 +14,19 @@ use super::{
 };
 use crate::catalog::{AttrType, CatalogEntry};
 use crate::download::Format as DownloadFormat;
-use crate::engine::Snapshot;
+use crate::engine::Source;
 use crate::search::{fold, Document, Query, Score};
 
 /// The bulk downloads of a collection version, with their lengths once built.
-pub fn enclosures(state: &AppState, entry: &CatalogEntry) -> Vec<(DownloadFormat, Option<u64>)> {
+pub fn enclosures(state: &AppState, s: &dyn Source) -> Vec<(DownloadFormat, Option<u64>)> {
+    // Download files are written from the features the memory engine holds; a collection
+    // served from PostGIS is too large for them and has none.
+    if s.snapshot().is_none() {
+        return Vec::new();
+    }
     DownloadFormat::ALL
         .into_iter()
-        .map(|f| (f, state.downloads.length(entry, f)))
+        .map(|f| (f, state.downloads.length(s.entry(), f)))
         .collect()
 }
 
@@ -191,7 +196,7 @@ pub async fn list(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRe
     let search = Search::parse(&params)?;
     let base = base_url(&req)?;
     let all = state.engine.list();
-    let entries: Vec<&CatalogEntry> = all.iter().map(|s| &s.entry).collect();
+    let entries: Vec<&CatalogEntry> = all.iter().map(|s| s.entry()).collect();
     let found = search.run(&entries);
     if format == Format::Html {
         return Ok(super::html::collections(
@@ -215,9 +220,9 @@ pub async fn list(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRe
         .map(|s| {
             format!(
                 "{}.{}{}",
-                s.entry.id,
+                s.entry().id,
                 s.version(),
-                built_mark(&enclosures(&state, &s.entry))
+                built_mark(&enclosures(&state, s.as_ref()))
             )
         })
         .collect::<Vec<_>>()
@@ -234,7 +239,14 @@ pub async fn list(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRe
     };
     let mut body = json!({
         "links": [{"href": self_href, "rel": "self", "type": JSON}],
-        "collections": found.iter().map(|e| collection_json(e, &base, &enclosures(&state, e))).collect::<Vec<_>>(),
+        "collections": found.iter().map(|e| {
+            let files = all
+                .iter()
+                .find(|s| s.entry().id == e.id)
+                .map(|s| enclosures(&state, s.as_ref()))
+                .unwrap_or_default();
+            collection_json(e, &base, &files)
+        }).collect::<Vec<_>>(),
     });
     if search.active() {
         body["numberMatched"] = json!(found.len());
@@ -243,7 +255,7 @@ pub async fn list(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRe
     let mut resp = HttpResponse::Ok();
     resp.insert_header((header::CONTENT_TYPE, JSON))
         .insert_header((header::ETAG, etag));
-    let modified = all.iter().map(|s| s.entry.updated).max();
+    let modified = all.iter().map(|s| s.entry().updated).max();
     state.cache.apply(&mut resp, Kind::Document, modified);
     Ok(resp.body(body.to_string()))
 }
@@ -264,13 +276,13 @@ pub async fn one(
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let s = snapshot(&state, &path)?;
+    let s = source(&state, &path)?;
     let q = Params::parse(req.query_string(), &["f"])?;
     if negotiate(&req, q.get("f"))? == Format::Html {
         let base = base_url(&req)?;
-        let tilejson = super::map::collection_tilejson(&base, &s.entry.id);
+        let tilejson = super::map::collection_tilejson(&base, &s.entry().id);
         return Ok(super::html::collection(
-            &s.entry,
+            s.entry(),
             &base,
             super::map::block(&super::map::MapView {
                 layers: std::slice::from_ref(&s),
@@ -281,10 +293,15 @@ pub async fn one(
             }),
         ));
     }
-    let enclosures = enclosures(&state, &s.entry);
+    let enclosures = enclosures(&state, s.as_ref());
     let (etag, fresh) = etag_check(
         &req,
-        &format!("{}-v{}{}", s.entry.id, s.version(), built_mark(&enclosures)),
+        &format!(
+            "{}-v{}{}",
+            s.entry().id,
+            s.version(),
+            built_mark(&enclosures)
+        ),
     );
     if fresh {
         return Ok(not_modified(&etag));
@@ -294,8 +311,8 @@ pub async fn one(
         .insert_header((header::ETAG, etag));
     state
         .cache
-        .apply(&mut resp, Kind::Document, Some(s.entry.updated));
-    Ok(resp.body(collection_json(&s.entry, &base_url(&req)?, &enclosures).to_string()))
+        .apply(&mut resp, Kind::Document, Some(s.entry().updated));
+    Ok(resp.body(collection_json(s.entry(), &base_url(&req)?, &enclosures).to_string()))
 }
 
 /// JSON Schema type of an attribute type. JSON attributes are lists (ingest makes them from
@@ -360,24 +377,18 @@ impl SchemaKind {
 
 /// How the feature ids of a collection are served (see `engine::snapshot::id_json`): the JSON
 /// Schema type of the `id` member.
-fn id_type(s: &Snapshot) -> Json {
-    let integers = s
-        .features
-        .iter()
-        .filter(|f| crate::engine::snapshot::id_is_integer(f.id()))
-        .count();
-    if s.features.is_empty() {
-        // Without an id attribute, ids are sequence numbers.
-        return json!(if s.entry.id_field.is_none() {
+fn id_type(s: &dyn Source) -> Json {
+    let ids = s.summary().ids;
+    match (ids.integers, ids.strings) {
+        // No features: without an id attribute, ids are sequence numbers.
+        (false, false) => json!(if s.entry().id_field.is_none() {
             "integer"
         } else {
             "string"
-        });
-    }
-    match integers {
-        0 => json!("string"),
-        n if n == s.features.len() => json!("integer"),
-        _ => json!(["integer", "string"]),
+        }),
+        (true, false) => json!("integer"),
+        (false, true) => json!("string"),
+        (true, true) => json!(["integer", "string"]),
     }
 }
 
@@ -387,8 +398,8 @@ fn id_type(s: &Snapshot) -> Json {
 /// description, code list and format, its role (`x-ogc-role`: `id`, `primary-geometry`,
 /// `primary-instant`) and its place in the feature (`x-ogc-propertySeq`, the same in every
 /// document).
-fn property_schemas(s: &Snapshot, kind: SchemaKind) -> serde_json::Map<String, Json> {
-    let entry = &s.entry;
+fn property_schemas(s: &dyn Source, kind: SchemaKind) -> serde_json::Map<String, Json> {
+    let entry = s.entry();
     // A theme collection's attributes carry the theme's descriptions, code lists and formats.
     let theme = crate::theme::by_conformance(&entry.meta.conforms_to);
     let mut props = serde_json::Map::new();
@@ -488,24 +499,24 @@ async fn schema_document(
     state: &AppState,
     kind: SchemaKind,
 ) -> Result<HttpResponse, ApiError> {
-    let s = snapshot(state, id)?;
+    let s = source(state, id)?;
     let q = Params::parse(req.query_string(), &["f"])?;
     negotiate(&req, q.get("f"))?;
     let base = base_url(&req)?;
     let name = kind.path();
-    let (etag, fresh) = etag_check(&req, &format!("{}-v{}-{name}", s.entry.id, s.version()));
+    let (etag, fresh) = etag_check(&req, &format!("{}-v{}-{name}", s.entry().id, s.version()));
     if fresh {
         return Ok(not_modified(&etag));
     }
     let mut body = json!({
         "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "$id": format!("{base}/collections/{}/{name}", s.entry.id),
+        "$id": format!("{base}/collections/{}/{name}", s.entry().id),
         "type": "object",
-        "title": s.entry.meta.title,
+        "title": s.entry().meta.title,
     });
     if kind == SchemaKind::Schema {
         if let Some(d) = s
-            .entry
+            .entry()
             .meta
             .description
             .as_deref()
@@ -514,7 +525,7 @@ async fn schema_document(
             body["description"] = json!(d);
         }
     }
-    body["properties"] = Json::Object(property_schemas(&s, kind));
+    body["properties"] = Json::Object(property_schemas(s.as_ref(), kind));
     body["additionalProperties"] = json!(false);
     Ok(HttpResponse::Ok()
         .insert_header((header::CONTENT_TYPE, SCHEMA_JSON))

@@ -13,7 +13,6 @@
 //! harvester names), Turtle, JSON-LD and N-Triples.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -24,7 +23,7 @@ use super::params::Params;
 use super::{base_url, etag_check, not_modified, quote, ApiError, AppState, CONFORMANCE};
 use crate::catalog::{CatalogEntry, LANGUAGES};
 use crate::config::DcatArgs;
-use crate::engine::Snapshot;
+use crate::engine::Served;
 
 /// Where the catalog is served (the path dataportal.se assumes).
 pub const PATH: &str = "/datasets/dcat";
@@ -407,7 +406,7 @@ fn agent_fragment(name: &str) -> String {
 /// The catalog as triples: settings, the collections served (in id order) and the base URL.
 pub fn graph(
     settings: &CatalogSettings,
-    collections: &[Arc<Snapshot>],
+    collections: &[Served],
     base: &str,
     downloads: &crate::download::Downloads,
 ) -> Result<Vec<Triple>, String> {
@@ -496,7 +495,7 @@ pub fn graph(
     g.link(&catalog, foaf("homepage"), &format!("{base}/"))?;
     g.link(&catalog, dcat("themeTaxonomy"), DATA_THEME)?;
     g.add(&catalog, dcat("service"), service.clone());
-    if let Some(latest) = collections.iter().map(|s| s.entry.updated).max() {
+    if let Some(latest) = collections.iter().map(|s| s.entry().updated).max() {
         g.typed(
             &catalog,
             dct("modified"),
@@ -536,7 +535,13 @@ pub fn graph(
     let mut agents: BTreeMap<String, NamedNode> = BTreeMap::new();
     for s in collections {
         let dataset = dataset(
-            &mut g, settings, &s.entry, base, &service, &openapi, downloads,
+            &mut g,
+            settings,
+            s.entry(),
+            base,
+            &service,
+            &openapi,
+            s.snapshot().is_some().then_some(downloads),
         )?;
         g.add(&catalog, dcat("dataset"), dataset.clone());
         g.add(&service, dcat("servesDataset"), dataset.clone());
@@ -545,7 +550,7 @@ pub fn graph(
         }
         // The collection's own publisher when it is known what kind it is (DCAT-AP-SE 3.0.1
         // wants a publisher type); else the catalog's, with the name as the creator.
-        let own = s.entry.meta.publisher.as_deref().map(str::trim);
+        let own = s.entry().meta.publisher.as_deref().map(str::trim);
         let own = own.filter(|n| !n.is_empty());
         match (own, &publisher) {
             (Some(name), Some((catalog_name, p))) if name == catalog_name => {
@@ -611,7 +616,8 @@ fn dataset(
     base: &str,
     service: &NamedNode,
     openapi: &str,
-    downloads: &crate::download::Downloads,
+    // None when the collection has no bulk downloads (it is not held in memory).
+    downloads: Option<&crate::download::Downloads>,
 ) -> Result<NamedNode, String> {
     let dcat = |l: &str| term(ns::DCAT, l);
     let dct = |l: &str| term(ns::DCT, l);
@@ -732,7 +738,12 @@ fn dataset(
     ];
     // The bulk downloads: one file of the whole collection per format, at a URL that always
     // names the current version (harvesters keep it), with its size once built.
-    let files = crate::download::Format::ALL.map(|f| {
+    let formats = if downloads.is_some() {
+        crate::download::Format::ALL.to_vec()
+    } else {
+        Vec::new()
+    };
+    let files = formats.into_iter().map(|f| {
         let title = match (f, lang == "sv") {
             (crate::download::Format::FlatGeobuf, true) => {
                 "Hela datamängden som en FlatGeobuf-fil (med rumsligt index)"
@@ -750,7 +761,7 @@ fn dataset(
             format!("{url}/download/{}", f.name()),
             f.media_type(),
             title,
-            Some(downloads.length(entry, f)),
+            Some(downloads.and_then(|d| d.length(entry, f))),
         )
     });
     let distributions = distributions
@@ -867,14 +878,14 @@ pub async fn catalog(
     let (media, format) = choose(&req, q.get("f"))?;
     let base = base_url(&req)?;
     let mut all = state.engine.list();
-    all.sort_by(|a, b| a.entry.id.cmp(&b.entry.id));
+    all.sort_by(|a, b| a.entry().id.cmp(&b.entry().id));
     // A download's size appears once it is built: that changes the catalog too.
     let versions: String = all
         .iter()
         .map(|s| {
             let built = crate::download::Format::ALL
-                .map(|f| u8::from(state.downloads.length(&s.entry, f).is_some()));
-            format!("{}.{}.{built:?}", s.entry.id, s.version())
+                .map(|f| u8::from(state.downloads.length(s.entry(), f).is_some()));
+            format!("{}.{}.{built:?}", s.entry().id, s.version())
         })
         .collect::<Vec<_>>()
         .join(",");

@@ -15,7 +15,7 @@ use futures_util::stream;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use super::cache::Kind;
-use super::common::snapshot;
+use super::common::source;
 use super::params::Params;
 use super::{base_url, quote, ApiError, AppState};
 use crate::download::{DownloadError, Format};
@@ -26,12 +26,12 @@ pub async fn download(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let (id, name) = path.into_inner();
-    let s = snapshot(&state, &id)?;
+    let s = source(&state, &id)?;
     let format = Format::from_name(&name).ok_or_else(|| {
         ApiError::NotFound(format!(
             "no download {} of {}: there are {}",
             quote(&name),
-            s.entry.id,
+            s.entry().id,
             Format::ALL.map(Format::name).join(" and ")
         ))
     })?;
@@ -50,7 +50,7 @@ pub async fn download(
             let url = format!(
                 "{}/collections/{}/download/{}?v={version}",
                 base_url(&req)?,
-                s.entry.id,
+                s.entry().id,
                 format.name()
             );
             return Ok(HttpResponse::Found()
@@ -59,12 +59,22 @@ pub async fn download(
                 .finish());
         }
     };
-    let built = state.downloads.get(&s, format).await.map_err(|e| match e {
-        DownloadError::Superseded => {
-            ApiError::Unavailable(format!("{e}; ask again for the new version"))
-        }
-        DownloadError::Failed(_) => ApiError::Unavailable(e.to_string()),
-    })?;
+    let Some(snapshot) = s.snapshot() else {
+        return Err(ApiError::NotFound(format!(
+            "{} is served from PostGIS, too large for a download file; page through its items (f=fgb, f=csv …) instead",
+            s.entry().id
+        )));
+    };
+    let built = state
+        .downloads
+        .get(snapshot, format)
+        .await
+        .map_err(|e| match e {
+            DownloadError::Superseded => {
+                ApiError::Unavailable(format!("{e}; ask again for the new version"))
+            }
+            DownloadError::Failed(_) => ApiError::Unavailable(e.to_string()),
+        })?;
     let etag = format!("\"{}\"", built.digest);
     let mut resp = HttpResponse::Ok();
     resp.insert_header((header::ETAG, etag.clone()))
@@ -73,11 +83,11 @@ pub async fn download(
             header::CONTENT_DISPOSITION,
             format!(
                 "attachment; filename=\"{}-v{version}.{}\"",
-                s.entry.id,
+                s.entry().id,
                 format.name()
             ),
         ));
-    state.cache.apply(&mut resp, kind, Some(s.entry.updated));
+    state.cache.apply(&mut resp, kind, Some(s.entry().updated));
     if if_none_match(&req, &etag) {
         return Ok(resp
             .status(actix_web::http::StatusCode::NOT_MODIFIED)
@@ -123,7 +133,7 @@ pub async fn download(
         tracing::warn!(path = %built.path.display(), error = %e, "cannot open a download");
         // Deleted from under us (an operator, another instance sharing the directory): built
         // again for the next request.
-        state.downloads.forget(&s, format);
+        state.downloads.forget(snapshot, format);
         ApiError::Unavailable("the file is being prepared; ask again".into())
     })?;
     file.seek(SeekFrom::Start(start))

@@ -211,7 +211,7 @@ pub fn collection(e: &CatalogEntry, base: &str, map: Markup) -> HttpResponse {
 pub struct ItemsPage<'a> {
     pub entry: &'a CatalogEntry,
     pub features: Vec<&'a Feature>,
-    pub matched: usize,
+    pub matched: Option<usize>,
     pub next: Option<String>,
     pub prev: Option<String>,
 }
@@ -233,7 +233,11 @@ pub fn items(p: &ItemsPage<'_>, base: &str, map: Markup) -> HttpResponse {
         @if let Some(h) = &p.next { a href=(h) { "next" } }
     };
     let body = html! {
-        p { (p.features.len()) " of " (p.matched) " features. " (nav) }
+        p {
+            (p.features.len())
+            @if let Some(n) = p.matched { " of " (n) }
+            " features. " (nav)
+        }
         (map)
         table {
             tr {

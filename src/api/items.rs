@@ -8,7 +8,7 @@ use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::Utc;
 
-use super::common::{encode_error, fxhash, snapshot};
+use super::common::{encode_error, engine_error, fxhash, page, source};
 use super::jsonfg::{jsonfg_feature, jsonfg_root, profile, Profile, JSONFG};
 use super::params::Params;
 use super::query::{parse_items, response_crs, Cursor, ITEM_PARAMS};
@@ -16,20 +16,21 @@ use super::{
     base_url, etag_check, negotiate_among, not_modified, quote, ApiError, AppState, Format,
     GEOJSON, JSON,
 };
+use crate::catalog::CatalogEntry;
 use crate::crs::Crs;
 use crate::engine::snapshot::Feature;
-use crate::engine::{Query, Snapshot, Start};
+use crate::engine::{Features, Served, Start};
 use crate::formats::{self, Chunks, Encoding, Layer};
 
 /// A feature's JSON in the response CRS: the pre-encoded text for CRS84 with all properties,
 /// else encoded anew.
 fn encode(
-    s: &Snapshot,
+    entry: &CatalogEntry,
     f: &Feature,
     crs: Crs,
     selected: Option<&[usize]>,
 ) -> Result<String, ApiError> {
-    formats::feature_geojson(&s.entry, f, crs, selected)
+    formats::feature_geojson(entry, f, crs, selected)
         .map(|json| json.into_owned())
         .map_err(encode_error)
 }
@@ -38,11 +39,7 @@ fn encode(
 /// A cursor whose version is no longer held (replaced twice since, or the server restarted) is
 /// answered 410 with a link that starts the same walk again on the current version, rather
 /// than continued on other data.
-fn walked_snapshot(
-    req: &HttpRequest,
-    state: &AppState,
-    current: std::sync::Arc<Snapshot>,
-) -> Result<std::sync::Arc<Snapshot>, ApiError> {
+fn walked(req: &HttpRequest, state: &AppState, current: Served) -> Result<Served, ApiError> {
     let Some(raw) = form_urlencoded::parse(req.query_string().as_bytes())
         .find(|(k, _)| k == "cursor")
         .map(|(_, v)| v.into_owned())
@@ -53,7 +50,7 @@ fn walked_snapshot(
     if c.version == current.version() {
         return Ok(current);
     }
-    if let Some(s) = state.engine.get_version(&current.entry.id, c.version) {
+    if let Some(s) = state.engine.get_version(&current.entry().id, c.version) {
         return Ok(s);
     }
     // Behind a load balancer, another instance may have loaded an ingest this one has not
@@ -62,7 +59,7 @@ fn walked_snapshot(
         return Err(ApiError::NotYet(format!(
             "this cursor walks version {} of {}, which this instance has not loaded yet (it serves version {}); ask again in a moment",
             c.version,
-            current.entry.id,
+            current.entry().id,
             current.version()
         )));
     }
@@ -71,12 +68,16 @@ fn walked_snapshot(
             form_urlencoded::parse(req.query_string().as_bytes()).filter(|(k, _)| k != "cursor"),
         )
         .finish();
-    let items_url = format!("{}/collections/{}/items", base_url(req)?, current.entry.id);
+    let items_url = format!(
+        "{}/collections/{}/items",
+        base_url(req)?,
+        current.entry().id
+    );
     Err(ApiError::Gone {
         message: format!(
             "this cursor walks version {} of {}, which is no longer served (it is now at version {}); start the walk again",
             c.version,
-            current.entry.id,
+            current.entry().id,
             current.version()
         ),
         restart: if rest.is_empty() {
@@ -96,17 +97,18 @@ pub async fn items(
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let current = snapshot(&state, &path)?;
+    let current = source(&state, &path)?;
     // The cursor chooses the version first; everything else in the request is then read against
     // that version's attributes, so a cursor never applies one version's columns to another's.
-    let s = walked_snapshot(&req, &state, current)?;
-    let attrs = s.entry.attributes.clone();
+    let s = walked(&req, &state, current)?;
+    let entry = s.entry();
+    let attrs = entry.attributes.clone();
     let q = Params::parse_with(req.query_string(), ITEM_PARAMS, |n| {
         attrs.iter().any(|a| a.name == n)
     })?;
     let format = negotiate_among(&req, q.get("f"), &Encoding::ALL)?;
     let profile = profile(&q, format)?;
-    let r = parse_items(&q, &s, &state)?;
+    let r = parse_items(&q, s.as_ref(), &state)?;
     if !r.query.sort.is_empty()
         && r.cursor
             .is_some_and(|c| !matches!(c.start, Start::Offset(_)))
@@ -125,7 +127,7 @@ pub async fn items(
         &req,
         &format!(
             "{}-v{}-{:x}-{}",
-            s.entry.id,
+            entry.id,
             s.version(),
             // The collation decides a sorted or filtered page: a restart with another one
             // must not answer 304 to a page cached before it.
@@ -136,23 +138,10 @@ pub async fn items(
     if fresh {
         return Ok(not_modified(&etag));
     }
-    let page = if state.heavy.is_heavy(s.estimate(&r.query)) {
-        let cancel = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let query = Query {
-            cancel: Some(cancel.clone()),
-            ..r.query.clone()
-        };
-        let (walked, limit) = (s.clone(), r.limit);
-        state
-            .heavy
-            .run(cancel, move || walked.query(&query, start, limit))
-            .await?
-    } else {
-        s.query(&r.query, start, r.limit)
-    };
+    let page = page(&state, &s, &r.query, start, r.limit).await?;
 
     let base = base_url(&req)?;
-    let items_url = format!("{base}/collections/{}/items", s.entry.id);
+    let items_url = format!("{base}/collections/{}/items", entry.id);
     // A link to another page (`extra`: its cursor or offset) in the format `f` (None: the
     // format this request named, if it named one).
     let with = |extra: &[(&str, String)], f: Option<&str>| {
@@ -177,7 +166,7 @@ pub async fn items(
     let mut links = vec![
         link(self_href, "self", GEOJSON),
         link(
-            format!("{base}/collections/{}", s.entry.id),
+            format!("{base}/collections/{}", entry.id),
             "collection",
             JSON,
         ),
@@ -194,41 +183,41 @@ pub async fn items(
         };
         vec![("cursor", c.encode())]
     };
+    let returned = page.features.len();
     let next = page
         .has_more
-        .then(|| match (use_offsets, page.items.last()) {
-            (true, _) => vec![(
-                "offset",
-                (page.first_position + page.items.len()).to_string(),
-            )],
-            (false, _) if sorted => at(page.first_position + page.items.len()),
-            (false, Some(&last)) => {
+        .then(|| match (use_offsets, page.features.last()) {
+            (true, _) => vec![("offset", (page.first_position + returned).to_string())],
+            (false, _) if sorted => at(page.first_position + returned),
+            (false, Some(last)) => {
                 let c = Cursor {
                     version: s.version(),
-                    start: Start::After(s.features[last as usize].fid),
+                    start: Start::After(last.fid),
                 };
                 vec![("cursor", c.encode())]
             }
             (false, None) => vec![],
         });
-    let prev = (page.first_position > 0).then(|| match (use_offsets, page.items.first()) {
-        (true, _) => vec![(
-            "offset",
-            page.first_position.saturating_sub(r.limit).to_string(),
-        )],
-        (false, _) if sorted => at(page.first_position.saturating_sub(r.limit)),
-        (false, Some(&first)) => {
-            let c = Cursor {
-                version: s.version(),
-                start: Start::Before(s.features[first as usize].fid),
-            };
-            vec![("cursor", c.encode())]
-        }
-        (false, None) => vec![(
-            "offset",
-            page.first_position.saturating_sub(r.limit).to_string(),
-        )],
-    });
+    let prev = page
+        .has_prev
+        .then(|| match (use_offsets, page.features.first()) {
+            (true, _) => vec![(
+                "offset",
+                page.first_position.saturating_sub(r.limit).to_string(),
+            )],
+            (false, _) if sorted => at(page.first_position.saturating_sub(r.limit)),
+            (false, Some(first)) => {
+                let c = Cursor {
+                    version: s.version(),
+                    start: Start::Before(first.fid),
+                };
+                vec![("cursor", c.encode())]
+            }
+            (false, None) => vec![(
+                "offset",
+                page.first_position.saturating_sub(r.limit).to_string(),
+            )],
+        });
     // The Link header names pages in the format of this response: FlatGeobuf and CSV have no
     // place for links of their own.
     let (header_f, header_type) = match format {
@@ -252,21 +241,17 @@ pub async fn items(
                 .and_then(|l| l["href"].as_str())
                 .map(str::to_string)
         };
-        let features: Vec<_> = page
-            .items
-            .iter()
-            .map(|&i| &s.features[i as usize])
-            .collect();
+        let features: Vec<&Feature> = page.features.iter().collect();
         let map = super::map::block(&super::map::MapView {
             layers: std::slice::from_ref(&s),
-            tilejson: &super::map::collection_tilejson(&base, &s.entry.id),
+            tilejson: &super::map::collection_tilejson(&base, &entry.id),
             base: &base,
             basemap: state.basemap_style.as_deref(),
             highlight: Some(&features),
         });
         return Ok(super::html::items(
             &super::html::ItemsPage {
-                entry: &s.entry,
+                entry,
                 features,
                 matched: page.matched,
                 next: href("next"),
@@ -277,31 +262,26 @@ pub async fn items(
         ));
     }
 
-    let (matched, returned) = (page.matched, page.items.len());
+    let matched = page.matched;
     if let Format::Encoded(e) = format {
-        let layer = Layer::new(
-            &s.entry,
-            r.selected.as_deref(),
-            r.crs,
-            page.items.iter().map(|&i| &s.features[i as usize]),
-        );
-        let encoder = formats::encoder(e, &s.entry, layer, r.selected.clone());
-        let body = encoded_stream(s.clone(), page.items, encoder)?;
+        let layer = Layer::new(entry, r.selected.as_deref(), r.crs, page.features.iter());
+        let encoder = formats::encoder(e, entry, layer, r.selected.clone());
+        let body = encoded_stream(entry, page.features.clone(), encoder)?;
         let mut resp = HttpResponse::Ok();
         resp.insert_header((header::CONTENT_TYPE, e.content_type()))
             .insert_header((
                 header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"{}.{}\"", s.entry.id, e.extension()),
+                format!("attachment; filename=\"{}.{}\"", entry.id, e.extension()),
             ))
             .insert_header(("Content-Crs", format!("<{}>", r.crs.uri())))
-            .insert_header(("OGC-NumberMatched", matched.to_string()))
             .insert_header(("OGC-NumberReturned", returned.to_string()))
             .insert_header((header::ETAG, etag));
-        state.cache.apply(
-            &mut resp,
-            super::cache::Kind::Document,
-            Some(s.entry.updated),
-        );
+        if let Some(n) = matched {
+            resp.insert_header(("OGC-NumberMatched", n.to_string()));
+        }
+        state
+            .cache
+            .apply(&mut resp, super::cache::Kind::Document, Some(entry.updated));
         if !header_links.is_empty() {
             resp.insert_header((header::LINK, header_links.join(", ")));
         }
@@ -309,10 +289,13 @@ pub async fn items(
     }
 
     let mut tail = String::with_capacity(256);
-    tail.push_str("],\"numberMatched\":");
-    tail.push_str(&page.matched.to_string());
+    tail.push(']');
+    if let Some(n) = matched {
+        tail.push_str(",\"numberMatched\":");
+        tail.push_str(&n.to_string());
+    }
     tail.push_str(",\"numberReturned\":");
-    tail.push_str(&page.items.len().to_string());
+    tail.push_str(&returned.to_string());
     tail.push_str(",\"timeStamp\":");
     tail.push_str(
         &serde_json::Value::String(Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
@@ -326,24 +309,23 @@ pub async fn items(
     // is never one string in memory; other CRSs, property selections and JSON-FG re-encode
     // (and can fail with a 400, so they are encoded before the response starts).
     let body = if r.crs == Crs::Crs84 && r.selected.is_none() && profile == Profile::Plain {
-        Body::Stream(feature_stream(s.clone(), page.items, HEAD, tail))
+        Body::Stream(feature_stream(page.features.clone(), HEAD, tail))
     } else {
         let mut body = String::with_capacity(64 + returned * 256);
         if profile == Profile::Plain {
             body.push_str(HEAD);
         } else {
             body.push_str("{\"type\":\"FeatureCollection\",");
-            body.push_str(&jsonfg_root(&s, r.crs, &base));
+            body.push_str(&jsonfg_root(entry, r.crs, &base));
             body.push_str(",\"features\":[");
         }
-        for (n, &i) in page.items.iter().enumerate() {
+        for (n, f) in page.features.iter().enumerate() {
             if n > 0 {
                 body.push(',');
             }
-            let f = &s.features[i as usize];
             body.push_str(&match profile {
-                Profile::Plain => encode(&s, f, r.crs, r.selected.as_deref())?,
-                _ => jsonfg_feature(&s, f, r.crs, r.selected.as_deref(), profile)?,
+                Profile::Plain => encode(entry, f, r.crs, r.selected.as_deref())?,
+                _ => jsonfg_feature(entry, f, r.crs, r.selected.as_deref(), profile)?,
             });
         }
         body.push_str(&tail);
@@ -358,14 +340,14 @@ pub async fn items(
     };
     resp.insert_header((header::CONTENT_TYPE, media))
         .insert_header(("Content-Crs", format!("<{}>", r.crs.uri())))
-        .insert_header(("OGC-NumberMatched", matched.to_string()))
         .insert_header(("OGC-NumberReturned", returned.to_string()))
         .insert_header((header::ETAG, etag));
-    state.cache.apply(
-        &mut resp,
-        super::cache::Kind::Document,
-        Some(s.entry.updated),
-    );
+    if let Some(n) = matched {
+        resp.insert_header(("OGC-NumberMatched", n.to_string()));
+    }
+    state
+        .cache
+        .apply(&mut resp, super::cache::Kind::Document, Some(entry.updated));
     if !header_links.is_empty() {
         resp.insert_header((header::LINK, header_links.join(", ")));
     }
@@ -389,12 +371,12 @@ const CHUNK: usize = 256;
 /// GeoJSON page does; one further on can only end the stream early (the client sees a body cut
 /// short, and the log says why).
 fn encoded_stream(
-    s: std::sync::Arc<Snapshot>,
-    items: Vec<u32>,
+    entry: &CatalogEntry,
+    features: Features,
     encoder: Box<dyn formats::FeatureEncoder>,
 ) -> Result<impl futures_util::Stream<Item = Result<bytes::Bytes, actix_web::Error>>, ApiError> {
-    let collection = s.entry.id.to_string();
-    let mut chunks = Chunks::new(s, items, encoder);
+    let collection = entry.id.to_string();
+    let mut chunks = Chunks::new(features, encoder);
     let first = chunks.next().transpose().map_err(encode_error)?;
     let rest = chunks.map(move |c| {
         c.map(bytes::Bytes::from).map_err(|e| {
@@ -412,19 +394,18 @@ fn encoded_stream(
 
 /// `head`, the page's pre-encoded features separated by commas, `tail`: one chunk at a time.
 fn feature_stream(
-    s: std::sync::Arc<Snapshot>,
-    items: Vec<u32>,
+    features: Features,
     head: &'static str,
     tail: String,
 ) -> impl futures_util::Stream<Item = Result<bytes::Bytes, actix_web::Error>> {
-    let chunks = (0..items.len()).step_by(CHUNK).map(move |from| {
-        let to = (from + CHUNK).min(items.len());
+    let chunks = (0..features.len()).step_by(CHUNK).map(move |from| {
+        let to = (from + CHUNK).min(features.len());
         let mut buf = String::with_capacity((to - from) * 320);
-        for (n, &i) in items[from..to].iter().enumerate() {
-            if from + n > 0 {
+        for n in from..to {
+            if n > 0 {
                 buf.push(',');
             }
-            buf.push_str(s.features[i as usize].json());
+            buf.push_str(features.get(n).map_or("null", Feature::json));
         }
         bytes::Bytes::from(buf)
     });
@@ -442,35 +423,37 @@ pub async fn item(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let (collection, feature) = path.into_inner();
-    let s = snapshot(&state, &collection)?;
+    let s = source(&state, &collection)?;
+    let entry = s.entry();
     let q = Params::parse(req.query_string(), &["f", "crs", "profile"])?;
     let format = negotiate_among(&req, q.get("f"), &Encoding::ALL)?;
     let profile = profile(&q, format)?;
     let crs = response_crs(&q)?;
-    let f = s.get(&feature).ok_or_else(|| {
+    let f = s.item(&feature).await.map_err(engine_error)?;
+    let f = f.as_ref().ok_or_else(|| {
         ApiError::NotFound(format!(
             "no feature {} in collection {}",
             quote(&feature),
-            s.entry.id
+            entry.id
         ))
     })?;
     if format == Format::Html {
         let base = base_url(&req)?;
         let map = super::map::block(&super::map::MapView {
             layers: std::slice::from_ref(&s),
-            tilejson: &super::map::collection_tilejson(&base, &s.entry.id),
+            tilejson: &super::map::collection_tilejson(&base, &entry.id),
             base: &base,
             basemap: state.basemap_style.as_deref(),
             highlight: Some(&[f]),
         });
-        return Ok(super::html::item(&s.entry, f, &base, map));
+        return Ok(super::html::item(entry, f, &base, map));
     }
     // The query (crs, f) makes the representation too.
     let (etag, fresh) = etag_check(
         &req,
         &format!(
             "{}-v{}-{:x}-{}",
-            s.entry.id,
+            entry.id,
             s.version(),
             fxhash(&format!("{feature}?{}", req.query_string())),
             format.tag()
@@ -480,8 +463,8 @@ pub async fn item(
         return Ok(not_modified(&etag));
     }
     if let Format::Encoded(e) = format {
-        let layer = Layer::new(&s.entry, None, crs, std::iter::once(f));
-        let mut encoder = formats::encoder(e, &s.entry, layer, None);
+        let layer = Layer::new(entry, None, crs, std::iter::once(f));
+        let mut encoder = formats::encoder(e, entry, layer, None);
         let body = formats::encode_one(encoder.as_mut(), f).map_err(encode_error)?;
         let mut resp = HttpResponse::Ok();
         resp.insert_header((header::CONTENT_TYPE, e.content_type()))
@@ -489,30 +472,28 @@ pub async fn item(
                 header::CONTENT_DISPOSITION,
                 format!(
                     "attachment; filename=\"{}-{}.{}\"",
-                    s.entry.id,
+                    entry.id,
                     file_name_part(f.id()),
                     e.extension()
                 ),
             ))
             .insert_header(("Content-Crs", format!("<{}>", crs.uri())))
             .insert_header((header::ETAG, etag));
-        state.cache.apply(
-            &mut resp,
-            super::cache::Kind::Document,
-            Some(s.entry.updated),
-        );
+        state
+            .cache
+            .apply(&mut resp, super::cache::Kind::Document, Some(entry.updated));
         return Ok(resp.body(body));
     }
     let base = base_url(&req)?;
     let item_url = format!(
         "{base}/collections/{}/items/{}",
-        s.entry.id,
+        entry.id,
         urlencode(f.id())
     );
     let mut links = vec![
         link(item_url.clone(), "self", GEOJSON),
         link(
-            format!("{base}/collections/{}", s.entry.id),
+            format!("{base}/collections/{}", entry.id),
             "collection",
             JSON,
         ),
@@ -521,12 +502,12 @@ pub async fn item(
     let links = serde_json::Value::Array(links);
     // The feature's JSON ends with '}': add the links before it.
     let (json, media) = match profile {
-        Profile::Plain => (encode(&s, f, crs, None)?, GEOJSON),
+        Profile::Plain => (encode(entry, f, crs, None)?, GEOJSON),
         _ => {
             // A JSON-FG document's root declares its conformance (and CRS).
-            let feature = jsonfg_feature(&s, f, crs, None, profile)?;
+            let feature = jsonfg_feature(entry, f, crs, None, profile)?;
             (
-                format!("{{{},{}", jsonfg_root(&s, crs, &base), &feature[1..]),
+                format!("{{{},{}", jsonfg_root(entry, crs, &base), &feature[1..]),
                 JSONFG,
             )
         }
@@ -536,11 +517,9 @@ pub async fn item(
     resp.insert_header((header::CONTENT_TYPE, media))
         .insert_header(("Content-Crs", format!("<{}>", crs.uri())))
         .insert_header((header::ETAG, etag));
-    state.cache.apply(
-        &mut resp,
-        super::cache::Kind::Document,
-        Some(s.entry.updated),
-    );
+    state
+        .cache
+        .apply(&mut resp, super::cache::Kind::Document, Some(entry.updated));
     Ok(resp.body(body))
 }
 

@@ -5,9 +5,9 @@
 use super::common::encode_error;
 use super::params::Params;
 use super::{quote, ApiError, Format};
+use crate::catalog::CatalogEntry;
 use crate::crs::{self, Crs};
 use crate::engine::snapshot::{feature_json, push_geometry, Feature};
-use crate::engine::Snapshot;
 use crate::formats;
 
 /// JSON-FG 1.0 (OGC 21-045r1), asked for with `profile=jsonfg` or `profile=jsonfg-plus` on a
@@ -53,13 +53,12 @@ pub fn profile(q: &Params, format: Format) -> Result<Profile, ApiError> {
 /// Written as text around the GeoJSON encoding (the pre-encoded feature where it serves), not
 /// through a JSON tree: a page of JSON-FG then costs about what a page of GeoJSON does.
 pub fn jsonfg_feature(
-    s: &Snapshot,
+    entry: &CatalogEntry,
     f: &Feature,
     crs: Crs,
     selected: Option<&[usize]>,
     profile: Profile,
 ) -> Result<String, ApiError> {
-    let entry = &s.entry;
     let geojson = |crs: Crs| {
         formats::feature_geojson(entry, f, crs, selected)
             .map(std::borrow::Cow::into_owned)
@@ -121,14 +120,14 @@ pub fn jsonfg_feature(
 /// classes it conforms to (Core, and Feature Types and Schemas: `featureType`, the collection's
 /// Part 5 schema as `featureSchema`, `geometryDimension` when every geometry type has one), and
 /// the CRS when it is not CRS84.
-pub fn jsonfg_root(s: &Snapshot, crs: Crs, base: &str) -> String {
-    let id = &s.entry.id;
+pub fn jsonfg_root(entry: &CatalogEntry, crs: Crs, base: &str) -> String {
+    let id = &entry.id;
     let mut root = format!(
         "\"conformsTo\":[\"{JSONFG_CORE}\",\"{JSONFG_TYPES_SCHEMAS}\"],\"featureType\":{},\"featureSchema\":{}",
         serde_json::Value::String(id.to_string()),
         serde_json::Value::String(format!("{base}/collections/{id}/schema"))
     );
-    if let Some(d) = geometry_dimension(&s.entry.geometry_types) {
+    if let Some(d) = geometry_dimension(&entry.geometry_types) {
         root.push_str(&format!(",\"geometryDimension\":{d}"));
     }
     if crs != Crs::Crs84 {

@@ -5,15 +5,13 @@
 //! attributes, and the view fitted to where the features are. Items and feature pages draw
 //! their own features highlighted over the collection's tiles.
 
-use std::sync::Arc;
-
 use actix_web::http::header;
 use actix_web::{web, HttpResponse};
 use serde_json::json;
 
 use super::ApiError;
 use crate::engine::snapshot::{Feature, Geom};
-use crate::engine::Snapshot;
+use crate::engine::Served;
 use maud::{html, Markup, PreEscaped};
 
 const MAPLIBRE_JS: &[u8] = include_bytes!("../../assets/maplibre-gl/maplibre-gl.js");
@@ -103,7 +101,7 @@ pub fn basemap_style(given: Option<String>) -> Result<Option<String>, BasemapSty
 /// What a map shows.
 pub struct MapView<'a> {
     /// The collections drawn from the server's vector tiles.
-    pub layers: &'a [Arc<Snapshot>],
+    pub layers: &'a [Served],
     /// The TileJSON of those tiles.
     pub tilejson: &'a str,
     /// The base of this server's links.
@@ -163,7 +161,7 @@ fn script_json(json: &str) -> PreEscaped<String> {
 pub fn block(v: &MapView<'_>) -> Markup {
     let mut fit: Option<[f64; 4]> = None;
     for s in v.layers {
-        if let Some(b) = s.core_bbox {
+        if let Some(b) = s.summary().core_bbox {
             fit = Some(union(fit, b));
         }
     }
@@ -194,11 +192,11 @@ pub fn block(v: &MapView<'_>) -> Markup {
             b[3].clamp(-85.0, 85.0),
         ]),
         "layers": v.layers.iter().map(|s| json!({
-            "id": s.entry.id,
-            "title": s.entry.meta.title,
-            "types": s.entry.geometry_types,
-            "minzoom": s.entry.zoom.min(),
-            "maxzoom": s.entry.zoom.max(),
+            "id": s.entry().id,
+            "title": s.entry().meta.title,
+            "types": s.entry().geometry_types,
+            "minzoom": s.entry().zoom.min(),
+            "maxzoom": s.entry().zoom.max(),
         })).collect::<Vec<_>>(),
         "highlightTitle": match v.highlight {
             Some([_]) => "This feature",

@@ -138,13 +138,13 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     let engine = &state.engine;
     let served = engine.list();
     let one = |v: f64| vec![(String::new(), v)];
-    let per_collection = |f: &dyn Fn(&crate::engine::Snapshot) -> f64| {
+    let per_collection = |f: &dyn Fn(&dyn crate::engine::Source) -> f64| {
         served
             .iter()
             .map(|s| {
                 (
-                    format!("collection=\"{}\"", label(s.entry.id.as_str())),
-                    f(s),
+                    format!("collection=\"{}\"", label(s.entry().id.as_str())),
+                    f(s.as_ref()),
                 )
             })
             .collect::<Vec<_>>()
@@ -154,14 +154,14 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
         "hamn_collection_features",
         "gauge",
         "Features served per collection.",
-        &per_collection(&|s| s.features.len() as f64),
+        &per_collection(&|s| s.entry().feature_count as f64),
     );
     metric(
         &mut out,
         "hamn_collection_memory_bytes",
         "gauge",
         "Estimated heap bytes of each collection's current snapshot.",
-        &per_collection(&|s| s.memory_bytes as f64),
+        &per_collection(&|s| s.summary().memory_bytes as f64),
     );
     metric(
         &mut out,

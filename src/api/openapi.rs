@@ -23,7 +23,7 @@ use super::{
     base_url, negotiate, ApiError, AppState, Encoding, Limits, GEOJSON, JSON, OPENAPI, SCHEMA_JSON,
 };
 use crate::catalog::AttrType;
-use crate::engine::Snapshot;
+use crate::engine::Served;
 
 fn string_param(name: &str, description: &str) -> ParameterBuilder {
     ParameterBuilder::new()
@@ -623,8 +623,8 @@ fn collection_search_params() -> Vec<ParameterBuilder> {
 }
 
 /// Builds the document for the collections being served.
-pub fn document(collections: &[std::sync::Arc<Snapshot>], base: &str, limits: Limits) -> Json {
-    let ids: Vec<&str> = collections.iter().map(|s| s.entry.id.as_str()).collect();
+pub fn document(collections: &[Served], base: &str, limits: Limits) -> Json {
+    let ids: Vec<&str> = collections.iter().map(|s| s.entry().id.as_str()).collect();
     let collection = || collection_param(&ids);
     let mut paths = PathsBuilder::new()
         .path(
@@ -838,9 +838,9 @@ pub fn document(collections: &[std::sync::Arc<Snapshot>], base: &str, limits: Li
             )),
         );
     for s in collections {
-        let id = s.entry.id.as_str();
+        let id = s.entry().id.as_str();
         let mut params = item_params(limits);
-        for a in &s.entry.attributes {
+        for a in &s.entry().attributes {
             if a.kind != AttrType::Json && !super::query::ITEM_PARAMS.contains(&a.name.as_str()) {
                 params.push(attribute_param(&a.name, a.kind));
             }
@@ -848,7 +848,7 @@ pub fn document(collections: &[std::sync::Arc<Snapshot>], base: &str, limits: Li
         let items = with_get(
             get(
                 &format!("getFeatures-{id}"),
-                &format!("Features of {}", s.entry.meta.title),
+                &format!("Features of {}", s.entry().meta.title),
                 GEOJSON,
                 "featureCollectionGeoJSON",
                 params,
@@ -863,8 +863,8 @@ pub fn document(collections: &[std::sync::Arc<Snapshot>], base: &str, limits: Li
             },
         );
         let mut feature_id = path_param("featureId", "Feature id");
-        if let Some(first) = s.features.first() {
-            feature_id = feature_id.example(Some(json!(first.id())));
+        if let Some(first) = &s.summary().example_id {
+            feature_id = feature_id.example(Some(json!(first)));
         }
         paths = paths
             .path(
@@ -876,7 +876,7 @@ pub fn document(collections: &[std::sync::Arc<Snapshot>], base: &str, limits: Li
                 with_unavailable(with_etag(with_encodings(
                     with_html(get(
                         &format!("getFeature-{id}"),
-                        &format!("One feature of {}", s.entry.meta.title),
+                        &format!("One feature of {}", s.entry().meta.title),
                         GEOJSON,
                         "featureGeoJSON",
                         vec![

@@ -12,7 +12,7 @@ use crate::catalog::{AttrType, CatalogEntry};
 use crate::cql2::{self, Lang};
 use crate::crs::{self, Crs};
 use crate::engine::snapshot::{parse_value, Equals, Interval};
-use crate::engine::{Filter, Query, Snapshot, SortKey, Start};
+use crate::engine::{Filter, Query, SortKey, Source, Start};
 
 pub const ITEM_PARAMS: &[&str] = &[
     "f",
@@ -204,7 +204,7 @@ impl Cursor {
 }
 
 /// `filter`, `filter-lang` and `filter-crs` as a filter bound to the snapshot `s`.
-pub fn parse_filter(q: &Params, s: &Snapshot) -> Result<Option<Filter>, ApiError> {
+pub fn parse_filter(q: &Params, s: &dyn Source) -> Result<Option<Filter>, ApiError> {
     let Some(text) = q.get("filter") else {
         if q.get("filter-lang").is_some() || q.get("filter-crs").is_some() {
             return Err(ApiError::BadRequest(
@@ -232,7 +232,7 @@ pub fn parse_filter(q: &Params, s: &Snapshot) -> Result<Option<Filter>, ApiError
         })?,
     };
     let expr = cql2::parse(text, lang).map_err(|e| ApiError::BadRequest(format!("filter: {e}")))?;
-    Filter::bind(&expr, &s.entry, crs, s.collation())
+    Filter::bind(&expr, s.entry(), crs, s.collation())
         .map(Some)
         .map_err(|e| ApiError::BadRequest(format!("filter: {e}")))
 }
@@ -302,8 +302,8 @@ pub struct ItemsRequest {
     pub selected: Option<Vec<usize>>,
 }
 
-pub fn parse_items(q: &Params, s: &Snapshot, state: &AppState) -> Result<ItemsRequest, ApiError> {
-    let attrs = &s.entry.attributes;
+pub fn parse_items(q: &Params, s: &dyn Source, state: &AppState) -> Result<ItemsRequest, ApiError> {
+    let attrs = &s.entry().attributes;
     let mut query = Query::default();
     if let Some(b) = q.get("bbox") {
         query.bbox = parse_bbox(b, q.get("bbox-crs"))?;
@@ -316,7 +316,7 @@ pub fn parse_items(q: &Params, s: &Snapshot, state: &AppState) -> Result<ItemsRe
     let crs = response_crs(q)?;
     query.filter = parse_filter(q, s)?.map(std::sync::Arc::new);
     if let Some(sortby) = q.get("sortby") {
-        query.sort = parse_sortby(sortby, &s.entry)?;
+        query.sort = parse_sortby(sortby, s.entry())?;
     }
     for (name, value) in q.iter().filter(|(k, _)| !ITEM_PARAMS.contains(k)) {
         // Params::parse_with admitted only attribute names here.

@@ -10,12 +10,12 @@ use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Value as Json};
 
-use super::common::{fxhash, snapshot};
+use super::common::{engine_error, fxhash, source};
 use super::params::Params;
 use super::{base_url, etag_check, not_modified, quote, ApiError, AppState, JSON};
 use crate::catalog::{AttrType, CollectionId, ZoomRange};
 use crate::engine::Lookup;
-use crate::engine::{Query, Snapshot};
+use crate::engine::{Query, Served};
 use crate::tiles::tms::{self, TileId, Tms};
 
 pub const MVT: &str = "application/vnd.mapbox-vector-tile";
@@ -85,7 +85,7 @@ pub async fn tile_matrix_set(
 }
 
 /// The collections a dataset request names (`collections=a,b`), or all.
-fn chosen(state: &AppState, q: &Params) -> Result<Vec<Arc<Snapshot>>, ApiError> {
+fn chosen(state: &AppState, q: &Params) -> Result<Vec<Served>, ApiError> {
     match q.get("collections") {
         None => Ok(state.engine.list()),
         Some(list) => {
@@ -115,7 +115,7 @@ fn chosen(state: &AppState, q: &Params) -> Result<Vec<Arc<Snapshot>>, ApiError> 
 
 /// What names the content of the layers' tiles: the collection's version for one, a hash of
 /// every id and version for several. A tile URL with `v=` equal to it is immutable.
-fn version_tag(layers: &[Arc<Snapshot>]) -> String {
+fn version_tag(layers: &[Served]) -> String {
     match layers {
         [one] => one.version().to_string(),
         _ => format!(
@@ -123,7 +123,7 @@ fn version_tag(layers: &[Arc<Snapshot>]) -> String {
             fxhash(
                 &layers
                     .iter()
-                    .map(|s| format!("{}.{}", s.entry.id, s.version()))
+                    .map(|s| format!("{}.{}", s.entry().id, s.version()))
                     .collect::<Vec<_>>()
                     .join(",")
             )
@@ -153,10 +153,10 @@ fn field_type(kind: AttrType) -> &'static str {
 }
 
 /// Union of the collections' extents (the world when none has one).
-fn bounds(layers: &[Arc<Snapshot>]) -> [f64; 4] {
+fn bounds(layers: &[Served]) -> [f64; 4] {
     let mut b: Option<[f64; 4]> = None;
     for s in layers {
-        if let Some(e) = s.entry.extent {
+        if let Some(e) = s.entry().extent {
             let e = e.0;
             b = Some(match b {
                 None => e,
@@ -184,20 +184,20 @@ fn fit_zoom(b: [f64; 4]) -> u8 {
     ((360.0 / span).log2().floor() as i32).clamp(0, 16) as u8
 }
 
-fn tilejson(layers: &[Arc<Snapshot>], base: &str, collection: Option<&str>, query: &str) -> Json {
+fn tilejson(layers: &[Served], base: &str, collection: Option<&str>, query: &str) -> Json {
     let b = bounds(layers);
     let name = match (collection, layers.first()) {
-        (Some(_), Some(s)) => s.entry.meta.title.clone(),
+        (Some(_), Some(s)) => s.entry().meta.title.clone(),
         _ => "hamn".to_string(),
     };
     let attribution: Vec<String> = layers
         .iter()
         .filter_map(|s| {
-            s.entry
+            s.entry()
                 .meta
                 .publisher
                 .clone()
-                .map(|p| match &s.entry.meta.licence {
+                .map(|p| match &s.entry().meta.licence {
                     Some(l) => format!("{p} ({l})"),
                     None => p,
                 })
@@ -208,10 +208,14 @@ fn tilejson(layers: &[Arc<Snapshot>], base: &str, collection: Option<&str>, quer
         .collect::<std::collections::BTreeSet<_>>()
         .into_iter()
         .collect();
-    let minzoom = layers.iter().map(|s| s.entry.zoom.min()).min().unwrap_or(0);
+    let minzoom = layers
+        .iter()
+        .map(|s| s.entry().zoom.min())
+        .min()
+        .unwrap_or(0);
     let maxzoom = layers
         .iter()
-        .map(|s| s.entry.zoom.max())
+        .map(|s| s.entry().zoom.max())
         .max()
         .unwrap_or(22);
     json!({
@@ -228,23 +232,23 @@ fn tilejson(layers: &[Arc<Snapshot>], base: &str, collection: Option<&str>, quer
         "center": [(b[0] + b[2]) / 2.0, (b[1] + b[3]) / 2.0, fit_zoom(b).clamp(minzoom, maxzoom)],
         "attribution": attribution.join("; "),
         "vector_layers": layers.iter().map(|s| {
-            let fields: serde_json::Map<String, Json> = s.entry.attributes.iter()
+            let fields: serde_json::Map<String, Json> = s.entry().attributes.iter()
                 .map(|a| (a.name.clone(), Json::String(field_type(a.kind).to_string())))
                 .collect();
             json!({
-                "id": s.entry.id,
-                "description": s.entry.meta.title,
-                "minzoom": s.entry.zoom.min(),
-                "maxzoom": s.entry.zoom.max(),
+                "id": s.entry().id,
+                "description": s.entry().meta.title,
+                "minzoom": s.entry().zoom.min(),
+                "maxzoom": s.entry().zoom.max(),
                 "fields": fields,
-                "geometry_types": s.entry.geometry_types,
+                "geometry_types": s.entry().geometry_types,
             })
         }).collect::<Vec<_>>(),
     })
 }
 
 fn tileset(
-    layers: &[Arc<Snapshot>],
+    layers: &[Served],
     base: &str,
     collection: Option<&str>,
     tms: Tms,
@@ -268,17 +272,17 @@ fn tileset(
     let layers: Vec<Json> = layers
         .iter()
         .filter_map(|s| {
-            let (min, max) = levels(tms, s.entry.zoom)?;
+            let (min, max) = levels(tms, s.entry().zoom)?;
             Some(json!({
-                "id": s.entry.id,
-                "title": s.entry.meta.title,
+                "id": s.entry().id,
+                "title": s.entry().meta.title,
                 "dataType": "vector",
-                "geometryType": s.entry.geometry_types.first().map(|g| g.to_lowercase()).unwrap_or_default(),
+                "geometryType": s.entry().geometry_types.first().map(|g| g.to_lowercase()).unwrap_or_default(),
                 "minTileMatrix": min.to_string(),
                 "maxTileMatrix": max.to_string(),
                 // Not an OGC member: what a client needs to know to read a dense tile right.
                 "hamn:maxFeaturesPerTile": max_features,
-                "hamn:thinned": s.features.len() > max_features,
+                "hamn:thinned": s.entry().feature_count > max_features as u64,
             }))
         })
         .collect();
@@ -340,11 +344,11 @@ pub async fn collection_tilesets(
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let s = snapshot(&state, &path)?;
+    let s = source(&state, &path)?;
     Params::parse(req.query_string(), &["f"])?;
     Ok(json(tilesets(
         &base_url(&req)?,
-        Some((s.entry.id.as_str(), s.entry.zoom)),
+        Some((s.entry().id.as_str(), s.entry().zoom)),
     )))
 }
 
@@ -354,22 +358,22 @@ pub async fn collection_tileset(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let (id, tms) = path.into_inner();
-    let s = snapshot(&state, &id)?;
+    let s = source(&state, &id)?;
     let tms = check_tms(&tms)?;
     Params::parse(req.query_string(), &["f"])?;
-    if levels(tms, s.entry.zoom).is_none() {
+    if levels(tms, s.entry().zoom).is_none() {
         return Err(ApiError::NotFound(format!(
             "{} has no {} tiles at its zoom range {} to {}",
-            s.entry.id,
+            s.entry().id,
             tms.id(),
-            s.entry.zoom.min(),
-            s.entry.zoom.max()
+            s.entry().zoom.min(),
+            s.entry().zoom.max()
         )));
     }
     Ok(json(tileset(
         std::slice::from_ref(&s),
         &base_url(&req)?,
-        Some(s.entry.id.as_str()),
+        Some(s.entry().id.as_str()),
         tms,
         state.tile_options.max_features,
     )))
@@ -381,7 +385,7 @@ pub async fn collection_tilejson(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let (id, tms) = path.into_inner();
-    let s = snapshot(&state, &id)?;
+    let s = source(&state, &id)?;
     check_tilejson_tms(&tms)?;
     let q = Params::parse(req.query_string(), &["filter", "filter-lang", "filter-crs"])?;
     // A filter given here is checked now and passed on to every tile URL.
@@ -389,7 +393,7 @@ pub async fn collection_tilejson(
     Ok(json(tilejson(
         std::slice::from_ref(&s),
         &base_url(&req)?,
-        Some(s.entry.id.as_str()),
+        Some(s.entry().id.as_str()),
         &q.rebuild(&[], &[]),
     )))
 }
@@ -474,7 +478,7 @@ fn tile_id(tms: Tms, z: &str, y: &str, x: &str) -> Result<TileId, ApiError> {
 
 /// The filter (`filter`, `filter-lang`, `filter-crs`) bound to each layer, and the text that
 /// names it in cache keys and ETags.
-fn tile_queries(q: &Params, layers: &[Arc<Snapshot>]) -> Result<(Vec<Query>, String), ApiError> {
+fn tile_queries(q: &Params, layers: &[Served]) -> Result<(Vec<Query>, String), ApiError> {
     if q.get("filter").is_none() && q.get("filter-lang").is_none() && q.get("filter-crs").is_none()
     {
         return Ok((Vec::new(), String::new()));
@@ -482,7 +486,7 @@ fn tile_queries(q: &Params, layers: &[Arc<Snapshot>]) -> Result<(Vec<Query>, Str
     let mut queries = Vec::with_capacity(layers.len());
     for s in layers {
         queries.push(Query {
-            filter: super::query::parse_filter(q, s)?.map(Arc::new),
+            filter: super::query::parse_filter(q, s.as_ref())?.map(Arc::new),
             ..Query::default()
         });
     }
@@ -493,7 +497,7 @@ fn tile_queries(q: &Params, layers: &[Arc<Snapshot>]) -> Result<(Vec<Query>, Str
 async fn tile_response(
     req: &HttpRequest,
     state: &web::Data<AppState>,
-    layers: Vec<Arc<Snapshot>>,
+    layers: Vec<Served>,
     tile: TileId,
     (queries, filter_key): (Vec<Query>, String),
     // True when the URL's `v=` names the version served: the response never changes.
@@ -501,7 +505,7 @@ async fn tile_response(
 ) -> Result<HttpResponse, ApiError> {
     let tag: String = layers
         .iter()
-        .map(|s| format!("{}.{}", s.entry.id, s.version()))
+        .map(|s| format!("{}.{}", s.entry().id, s.version()))
         .collect::<Vec<_>>()
         .join(",");
     let (etag, fresh) = etag_check(
@@ -522,7 +526,7 @@ async fn tile_response(
     if fresh {
         return Ok(not_modified(&etag));
     }
-    let modified = layers.iter().map(|s| s.entry.updated).max();
+    let modified = layers.iter().map(|s| s.entry().updated).max();
     let opts = state.tile_options;
     let area = tile.lonlat_bounds(opts.buffer, opts.extent);
     let estimate: usize = layers
@@ -545,16 +549,26 @@ async fn tile_response(
                     ..queries.get(i).cloned().unwrap_or_default()
                 })
                 .collect();
-            let state = state.clone();
+            let (state, runtime) = (state.clone(), tokio::runtime::Handle::current());
             state
                 .heavy
                 .clone()
                 .run(cancel, move || {
-                    crate::tiles::render(&state.tiles, &layers, tile, opts, &queries, &filter_key)
+                    runtime.block_on(crate::tiles::render(
+                        &state.tiles,
+                        &layers,
+                        tile,
+                        opts,
+                        &queries,
+                        &filter_key,
+                    ))
                 })
                 .await?
+                .map_err(engine_error)?
         }
-        None => crate::tiles::render(&state.tiles, &layers, tile, opts, &queries, &filter_key),
+        None => crate::tiles::render(&state.tiles, &layers, tile, opts, &queries, &filter_key)
+            .await
+            .map_err(engine_error)?,
     };
     let mut resp = if bytes.is_empty() {
         HttpResponse::NoContent()
@@ -582,18 +596,18 @@ pub async fn collection_tile(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let (id, tms, z, y, x) = path.into_inner();
-    let s = snapshot(&state, &id)?;
+    let s = source(&state, &id)?;
     let tms = check_tms(&tms)?;
     let q = Params::parse(req.query_string(), TILE_PARAMS)?;
     let tile = tile_id(tms, &z, &y, &x)?;
-    if !s.entry.zoom.contains(tms.web_mercator_zoom(tile.z())) {
-        let range = match levels(tms, s.entry.zoom) {
+    if !s.entry().zoom.contains(tms.web_mercator_zoom(tile.z())) {
+        let range = match levels(tms, s.entry().zoom) {
             Some((min, max)) => format!("at levels {min} to {max} only"),
             None => "at no level".to_string(),
         };
         return Err(ApiError::NotFound(format!(
             "{} has {} tiles {range}",
-            s.entry.id,
+            s.entry().id,
             tms.id()
         )));
     }
@@ -615,9 +629,9 @@ pub async fn dataset_tile(
     let all = chosen(&state, &q)?;
     let versioned = q.get("v") == Some(version_tag(&all).as_str());
     // Collections outside their zoom range are left out of the tile.
-    let layers: Vec<Arc<Snapshot>> = all
+    let layers: Vec<Served> = all
         .into_iter()
-        .filter(|s| s.entry.zoom.contains(tms.web_mercator_zoom(tile.z())))
+        .filter(|s| s.entry().zoom.contains(tms.web_mercator_zoom(tile.z())))
         .collect();
     let queries = tile_queries(&q, &layers)?;
     tile_response(&req, &state, layers, tile, queries, versioned).await

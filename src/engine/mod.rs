@@ -9,6 +9,7 @@
 pub mod filter;
 pub mod postgis;
 pub mod snapshot;
+pub mod source;
 mod trim;
 
 use std::collections::HashMap;
@@ -21,9 +22,13 @@ use crate::catalog::CollectionId;
 use crate::collation::Collation;
 use crate::store::{Store, StoreError};
 pub use filter::Filter;
-pub use snapshot::{Page, Query, Snapshot, SortKey, Start};
+pub use snapshot::{Query, Snapshot, SortKey, Start};
+pub use source::{EngineError, EngineKind, Features, MemorySource, Page, Source, Summary};
 
-type Snapshots = HashMap<CollectionId, Arc<Snapshot>>;
+/// A served collection version, whichever engine serves it.
+pub type Served = Arc<dyn Source>;
+
+type Snapshots = HashMap<CollectionId, Served>;
 
 /// Why a collection was not built this time.
 enum Build {
@@ -38,8 +43,10 @@ enum Build {
 /// How the engine holds collections; `Default` is what `hamn serve` uses without flags.
 #[derive(Debug, Clone, Copy)]
 pub struct EngineOptions {
-    /// Largest collection (in features) held in memory.
+    /// Largest collection (in features) held in memory; a larger one is served by the PostGIS
+    /// engine from its table, or (on the embedded store, which has no SQL) not at all.
     pub max_features: u64,
+    pub postgis: postgis::PostgisOptions,
     /// How long the version before a swap stays held for cursors walking it.
     pub cursor_grace: Duration,
     /// Longest a refresh waits for the catalog, and for one collection's rows: a store that
@@ -52,6 +59,7 @@ impl Default for EngineOptions {
     fn default() -> Self {
         Self {
             max_features: 5_000_000,
+            postgis: postgis::PostgisOptions::default(),
             cursor_grace: Duration::from_secs(900),
             list_timeout: Duration::from_secs(30),
             read_timeout: Duration::from_secs(600),
@@ -62,7 +70,7 @@ impl Default for EngineOptions {
 /// A version replaced by a newer one, held for cursors until `since + cursor_grace`.
 #[derive(Clone)]
 struct Retired {
-    snapshot: Arc<Snapshot>,
+    snapshot: Served,
     since: std::time::Instant,
 }
 
@@ -81,6 +89,8 @@ pub struct RefreshStatus {
 
 pub struct Engine {
     store: Arc<dyn Store>,
+    /// Connections of the PostGIS engine (on a PostGIS store only).
+    read_pool: Option<deadpool_postgres::Pool>,
     options: EngineOptions,
     current: ArcSwap<Snapshots>,
     /// The version each collection had before its latest swap, kept for `cursor_grace` so
@@ -88,7 +98,7 @@ pub struct Engine {
     previous: ArcSwap<HashMap<CollectionId, Retired>>,
     /// Snapshots no longer served, dropped by the refresh task once no request holds them:
     /// freeing a large snapshot takes a while and must not fall to a request's thread.
-    graveyard: std::sync::Mutex<Vec<Arc<Snapshot>>>,
+    graveyard: std::sync::Mutex<Vec<Served>>,
     status: std::sync::Mutex<RefreshStatus>,
     /// Collections in the catalog that are not served as their catalog says, and why.
     failures: std::sync::Mutex<HashMap<CollectionId, Failure>>,
@@ -124,7 +134,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(300);
 
 /// What the engine knows of a collection id.
 pub enum Lookup {
-    Served(Arc<Snapshot>),
+    Served(Served),
     /// In the catalog, but not served: the reason.
     Unavailable(String),
     Missing,
@@ -136,8 +146,15 @@ impl Engine {
         options: EngineOptions,
         collation: Collation,
     ) -> Result<Arc<Self>, StoreError> {
+        let read_pool = match store.postgis() {
+            Some(pg) => {
+                Some(pg.read_pool(options.postgis.statement_timeout, options.postgis.pool_size)?)
+            }
+            None => None,
+        };
         let engine = Arc::new(Self {
             store,
+            read_pool,
             options,
             current: ArcSwap::from_pointee(HashMap::new()),
             previous: ArcSwap::from_pointee(HashMap::new()),
@@ -175,7 +192,7 @@ impl Engine {
         &self.store
     }
 
-    pub fn get(&self, id: &CollectionId) -> Option<Arc<Snapshot>> {
+    pub fn get(&self, id: &CollectionId) -> Option<Served> {
         self.current.load().get(id).cloned()
     }
 
@@ -196,7 +213,7 @@ impl Engine {
     }
 
     /// The snapshot of a given version, if it is the current or the one before.
-    pub fn get_version(&self, id: &CollectionId, version: i64) -> Option<Arc<Snapshot>> {
+    pub fn get_version(&self, id: &CollectionId, version: i64) -> Option<Served> {
         [
             self.current.load().get(id).cloned(),
             self.previous.load().get(id).map(|r| r.snapshot.clone()),
@@ -207,9 +224,9 @@ impl Engine {
     }
 
     /// Every served collection, by id.
-    pub fn list(&self) -> Vec<Arc<Snapshot>> {
-        let mut all: Vec<Arc<Snapshot>> = self.current.load().values().cloned().collect();
-        all.sort_by(|a, b| a.entry.id.cmp(&b.entry.id));
+    pub fn list(&self) -> Vec<Served> {
+        let mut all: Vec<Served> = self.current.load().values().cloned().collect();
+        all.sort_by(|a, b| a.entry().id.cmp(&b.entry().id));
         all
     }
 
@@ -247,7 +264,7 @@ impl Engine {
         let mut failures = self.failures();
         let mut next: Snapshots = HashMap::with_capacity(entries.len());
         let mut previous: HashMap<CollectionId, Retired> = (**self.previous.load()).clone();
-        let mut retire: Vec<Arc<Snapshot>> = Vec::new();
+        let mut retire: Vec<Served> = Vec::new();
         let mut changed = 0;
         let now = std::time::Instant::now();
         let listed_ids: std::collections::HashSet<CollectionId> =
@@ -279,7 +296,9 @@ impl Engine {
                         status.build_seconds_total += started.elapsed().as_secs_f64();
                     }
                     failures.remove(&id);
-                    if let Some(prev) = held {
+                    // A PostGIS-served version is not held for cursors: its table is gone
+                    // once replaced, so its cursors get a 410 at once.
+                    if let Some(prev) = held.filter(|p| p.engine() == EngineKind::Memory) {
                         let displaced = previous.insert(
                             id.clone(),
                             Retired {
@@ -289,7 +308,8 @@ impl Engine {
                         );
                         retire.extend(displaced.map(|r| r.snapshot));
                     }
-                    next.insert(id, Arc::new(snapshot));
+                    retire.extend(held.filter(|p| p.engine() != EngineKind::Memory).cloned());
+                    next.insert(id, snapshot);
                     changed += 1;
                 }
                 // Replaced or deleted while read: the next refresh reads the new state.
@@ -359,8 +379,8 @@ impl Engine {
     /// Drops retired snapshots that no request holds any more, on a blocking thread, and
     /// gives the memory back (also after builds, whose read buffers are freed by then); ones
     /// still in use wait for a later refresh.
-    async fn bury(&self, retired: Vec<Arc<Snapshot>>, built: bool) {
-        let dead: Vec<Arc<Snapshot>> = {
+    async fn bury(&self, retired: Vec<Served>, built: bool) {
+        let dead: Vec<Served> = {
             let mut graveyard = lock(&self.graveyard);
             graveyard.extend(retired);
             let (dead, alive) = std::mem::take(&mut *graveyard)
@@ -380,8 +400,11 @@ impl Engine {
     }
 
     /// Reads one collection version from the store and builds its snapshot.
-    async fn build(&self, listed: &crate::catalog::CatalogEntry) -> Result<Snapshot, Build> {
+    async fn build(&self, listed: &crate::catalog::CatalogEntry) -> Result<Served, Build> {
         let max = self.options.max_features;
+        if let (true, Some(pool)) = (listed.feature_count > max, &self.read_pool) {
+            return self.open_in_postgis(pool.clone(), listed).await;
+        }
         if listed.feature_count > max {
             return Err(Build::Failed {
                 reason: format!(
@@ -423,7 +446,40 @@ impl Engine {
             ms = started.elapsed().as_millis() as u64,
             "snapshot built"
         );
-        Ok(snapshot)
+        Ok(Arc::new(MemorySource::new(snapshot)))
+    }
+
+    /// Serves `listed` from its table with the PostGIS engine.
+    async fn open_in_postgis(
+        &self,
+        pool: deadpool_postgres::Pool,
+        listed: &crate::catalog::CatalogEntry,
+    ) -> Result<Served, Build> {
+        let started = std::time::Instant::now();
+        match postgis::PostgisSource::open(
+            pool,
+            listed.clone(),
+            self.options.postgis,
+            self.collation.clone(),
+        )
+        .await
+        {
+            Ok(Some(source)) => {
+                tracing::info!(
+                    collection = %listed.id,
+                    version = listed.version,
+                    features = listed.feature_count,
+                    ms = started.elapsed().as_millis() as u64,
+                    "served from PostGIS (more features than --max-features)"
+                );
+                Ok(Arc::new(source))
+            }
+            Ok(None) | Err(EngineError::Changed(_)) => Err(Build::Moved),
+            Err(e) => Err(Build::Failed {
+                reason: format!("cannot open the collection in PostGIS: {e}"),
+                retry: true,
+            }),
+        }
     }
 
     /// Keeps the snapshots current: polls every `interval`, and refreshes as soon as the store

@@ -30,7 +30,7 @@ use crate::store::{StoredFeature, Value};
 /// the 7-bit code of [`put`], so the whole is valid UTF-8 and `json()` is a plain slice. The
 /// record is `[GeoJSON length][date/time attribute + 1, or 0][id at][id length]` and a tagged
 /// entry per attribute ([`tag`]); offsets count from the GeoJSON's start.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Feature {
     pub fid: i64,
     pub geometry: Option<Geom>,
@@ -887,6 +887,27 @@ impl Snapshot {
 
     pub fn version(&self) -> i64 {
         self.entry.version
+    }
+
+    /// What the documents say of this version (see [`super::Summary`]).
+    pub fn summary(&self) -> super::Summary {
+        let mut ids = super::source::IdKinds::default();
+        for f in &self.features {
+            if id_is_integer(f.id()) {
+                ids.integers = true;
+            } else {
+                ids.strings = true;
+            }
+            if ids.integers && ids.strings {
+                break;
+            }
+        }
+        super::Summary {
+            core_bbox: self.core_bbox,
+            ids,
+            example_id: self.features.first().map(|f| f.id().to_string()),
+            memory_bytes: self.memory_bytes,
+        }
     }
 
     /// The order of text in this snapshot, for binding filters to it.

@@ -14,11 +14,14 @@ pub mod seq;
 pub mod wkt;
 
 use std::borrow::Cow;
+#[cfg(test)]
 use std::sync::Arc;
 
 use crate::catalog::{AttrType, CatalogEntry};
 use crate::crs::{self, Crs};
 use crate::engine::snapshot::{feature_json, Feature, Geom};
+use crate::engine::Features;
+#[cfg(test)]
 use crate::engine::Snapshot;
 
 /// An encoding of features other than the GeoJSON page (and HTML).
@@ -319,18 +322,16 @@ pub const CHUNK: usize = 256;
 /// A page of features encoded a chunk at a time: the head with the first chunk, then a chunk
 /// per call, each encoded only when asked for.
 pub struct Chunks {
-    snapshot: Arc<Snapshot>,
-    items: Vec<u32>,
+    features: Features,
     next: usize,
     started: bool,
     encoder: Box<dyn FeatureEncoder>,
 }
 
 impl Chunks {
-    pub fn new(snapshot: Arc<Snapshot>, items: Vec<u32>, encoder: Box<dyn FeatureEncoder>) -> Self {
+    pub fn new(features: Features, encoder: Box<dyn FeatureEncoder>) -> Self {
         Self {
-            snapshot,
-            items,
+            features,
             next: 0,
             started: false,
             encoder,
@@ -342,7 +343,7 @@ impl Iterator for Chunks {
     type Item = Result<Vec<u8>, EncodeError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.started && self.next >= self.items.len() {
+        if self.started && self.next >= self.features.len() {
             return None;
         }
         let mut out = Vec::with_capacity(64 * 1024);
@@ -350,14 +351,11 @@ impl Iterator for Chunks {
             self.started = true;
             self.encoder.head(&mut out);
         }
-        let to = (self.next + CHUNK).min(self.items.len());
-        for &i in &self.items[self.next..to] {
-            if let Err(e) = self
-                .encoder
-                .feature(&self.snapshot.features[i as usize], &mut out)
-            {
+        let to = (self.next + CHUNK).min(self.features.len());
+        for f in (self.next..to).filter_map(|n| self.features.get(n)) {
+            if let Err(e) = self.encoder.feature(f, &mut out) {
                 // Nothing more after an error.
-                self.next = self.items.len();
+                self.next = self.features.len();
                 return Some(Err(e));
             }
         }
@@ -432,7 +430,7 @@ mod tests {
         let items: Vec<u32> = (0..s.features.len() as u32).collect();
         let layer = Layer::new(&s.entry, None, crs, s.features.iter());
         let encoder = encoder(encoding, &s.entry, layer, None);
-        Chunks::new(s.clone(), items, encoder)
+        Chunks::new(Features::held(s.clone(), items), encoder)
             .collect::<Result<Vec<_>, _>>()
             .expect("encoded")
     }
@@ -486,7 +484,10 @@ mod tests {
         for e in Encoding::ALL {
             let items: Vec<u32> = (0..s.features.len() as u32).collect();
             let layer = Layer::new(&s.entry, None, Crs::Crs84, s.features.iter());
-            let mut chunks = Chunks::new(s.clone(), items, encoder(e, &s.entry, layer, None));
+            let mut chunks = Chunks::new(
+                Features::held(s.clone(), items),
+                encoder(e, &s.entry, layer, None),
+            );
             let first = chunks.next().expect("a first chunk").expect("encoded");
             // The first chunk is ready with a CHUNK of features; the rest is not encoded yet.
             assert_eq!(chunks.next, CHUNK, "{e:?}");

@@ -167,6 +167,11 @@ pub trait Store: Send + Sync {
     fn watch(&self, changed: tokio::sync::mpsc::Sender<()>) {
         drop(changed);
     }
+    /// The PostGIS store, for the PostGIS engine, which reads its tables in place; `None`
+    /// for stores that have no SQL to offer (the embedded one).
+    fn postgis(&self) -> Option<&postgis::PostgisStore> {
+        None
+    }
     async fn list(&self) -> Result<Vec<CatalogEntry>>;
     async fn get(&self, id: &CollectionId) -> Result<Option<CatalogEntry>>;
     async fn delete(&self, id: &CollectionId) -> Result<()>;

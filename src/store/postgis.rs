@@ -84,7 +84,8 @@ pub fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
-fn table_ref(table: &str) -> String {
+/// A data table's name, schema included, quoted.
+pub fn table_ref(table: &str) -> String {
     format!("hamn_data.{}", quote_ident(table))
 }
 
@@ -114,6 +115,31 @@ impl PostgisStore {
         };
         store.migrate().await?;
         Ok(store)
+    }
+
+    /// A pool for the PostGIS engine's reads, of its own so that a burst of heavy reads cannot
+    /// take the connections that ingests and the catalog need, and with a per-statement time
+    /// limit: PostgreSQL itself cancels a query that runs past it.
+    pub fn read_pool(&self, statement_timeout: std::time::Duration, size: usize) -> Result<Pool> {
+        let (mut config, tls) = super::tls::connector(&self.url)?;
+        config.options(format!(
+            "-c statement_timeout={} -c default_transaction_read_only=on",
+            statement_timeout.as_millis().max(1)
+        ));
+        let manager = Manager::from_config(
+            config,
+            tls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        Pool::builder(manager)
+            .max_size(size.max(1))
+            .wait_timeout(Some(statement_timeout))
+            .create_timeout(Some(std::time::Duration::from_secs(15)))
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .build()
+            .map_err(pool_err)
     }
 
     /// Another handle on the same pool, for work that must finish on its own.
@@ -381,6 +407,10 @@ impl Store for PostgisStore {
         "postgis"
     }
 
+    fn postgis(&self) -> Option<&PostgisStore> {
+        Some(self)
+    }
+
     fn watch(&self, changed: tokio::sync::mpsc::Sender<()>) {
         tokio::spawn(listen(self.url.to_string(), changed));
     }
@@ -565,7 +595,8 @@ async fn read_rows(
     Ok(out)
 }
 
-fn read_value(row: &tokio_postgres::Row, idx: usize, kind: AttrType) -> Result<Value> {
+/// Column `idx` of `row` as a value of an attribute of type `kind`.
+pub fn read_value(row: &tokio_postgres::Row, idx: usize, kind: AttrType) -> Result<Value> {
     fn opt<T>(v: Option<T>, f: impl FnOnce(T) -> Value) -> Value {
         v.map_or(Value::Null, f)
     }

@@ -8,11 +8,9 @@ pub mod mvt;
 pub mod tm;
 pub mod tms;
 
-use std::sync::Arc;
-
 use bytes::Bytes;
 
-use crate::engine::{Query, Snapshot};
+use crate::engine::{EngineError, Query, Served};
 pub use mvt::TileOptions;
 pub use tms::TileId;
 
@@ -53,10 +51,10 @@ impl TileCache {
 }
 
 /// The cache key: every layer's collection and version, the tile, and the filter.
-fn key(layers: &[Arc<Snapshot>], tile: TileId, filter: &str) -> String {
+fn key(layers: &[Served], tile: TileId, filter: &str) -> String {
     let mut k = String::new();
     for s in layers {
-        k.push_str(s.entry.id.as_str());
+        k.push_str(s.entry().id.as_str());
         k.push('@');
         k.push_str(&s.version().to_string());
         k.push(',');
@@ -75,34 +73,33 @@ fn key(layers: &[Arc<Snapshot>], tile: TileId, filter: &str) -> String {
 /// features chosen by its query (`queries[i]` for `layers[i]`; missing means all).
 /// `filter_key` names the queries in the cache key. An empty result means no feature shows
 /// in the tile.
-pub fn render(
+pub async fn render(
     cache: &TileCache,
-    layers: &[Arc<Snapshot>],
+    layers: &[Served],
     tile: TileId,
     opts: TileOptions,
     queries: &[Query],
     filter_key: &str,
-) -> Bytes {
+) -> Result<Bytes, EngineError> {
     let k = cache.enabled().then(|| key(layers, tile, filter_key));
     if let Some(k) = &k {
         if let Some(hit) = cache.cache.get(k) {
             cache
                 .hits
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            return hit;
+            return Ok(hit);
         }
         cache
             .misses
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
-    let encoded: Vec<Vec<u8>> = layers
-        .iter()
-        .enumerate()
-        .filter_map(|(i, s)| {
-            let all = Query::default();
-            mvt::layer(s, tile, opts, queries.get(i).unwrap_or(&all))
-        })
-        .collect();
+    let all = Query::default();
+    let mut encoded: Vec<Vec<u8>> = Vec::with_capacity(layers.len());
+    for (i, s) in layers.iter().enumerate() {
+        if let Some(layer) = s.tile(tile, opts, queries.get(i).unwrap_or(&all)).await? {
+            encoded.push(layer);
+        }
+    }
     let bytes = if encoded.is_empty() {
         Bytes::new()
     } else {
@@ -112,13 +109,13 @@ pub fn render(
     if let (Some(k), false) = (k, queries.iter().any(Query::cancelled)) {
         cache.cache.insert(k, bytes.clone());
     }
-    bytes
+    Ok(bytes)
 }
 
 /// The tile from the cache, if it holds it (a cached tile is cheap whatever its zoom).
 pub fn cached(
     cache: &TileCache,
-    layers: &[Arc<Snapshot>],
+    layers: &[Served],
     tile: TileId,
     filter_key: &str,
 ) -> Option<Bytes> {
