@@ -1,0 +1,439 @@
+//! The two engines side by side: one `hamn serve` holds every demo collection in memory, the
+//! other (`--max-features 0`) serves every one from its PostGIS table, both on the same store.
+//! The same requests — pages walked by their links, boxes, filters of every kind, sorts,
+//! property selections, other CRSs and encodings, single features, tiles — must get the same
+//! answers: byte for byte for documents (after the server's own address and the time stamp),
+//! and the same features for tiles.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::{fetch, postgis, start, Server};
+use geozero::mvt::{Message, Tile};
+use serde_json::Value;
+
+/// Waits until `s` serves `n` collections (any number above 0 when `n` is `None`) and has
+/// none it cannot serve; returns how many it serves.
+fn wait_serving(s: &Server, n: Option<u64>) -> u64 {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(180);
+    loop {
+        let resp = fetch(&format!("{}/ready", s.base));
+        if resp.status() == 200 {
+            let doc: Value = resp.into_json().expect("JSON");
+            let served = doc["collections"].as_u64().unwrap_or(0);
+            let settled = doc["unavailable"] == 0 && served > 0;
+            if settled && n.is_none_or(|n| n == served) {
+                return served;
+            }
+        }
+        assert!(std::time::Instant::now() < deadline, "not ready");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+/// A response as comparable text: status, the headers that carry content, and the body with
+/// the server's address and the time stamp taken out.
+fn answer(base: &str, path: &str) -> String {
+    let resp = fetch(&format!("{base}{path}"));
+    let status = resp.status();
+    let mut head = String::new();
+    for h in [
+        "content-type",
+        "ogc-numbermatched",
+        "ogc-numberreturned",
+        "link",
+        "content-crs",
+    ] {
+        if let Some(v) = resp.header(h) {
+            head.push_str(&format!("{h}: {}\n", v.replace(base, "BASE")));
+        }
+    }
+    let mut body = Vec::new();
+    std::io::Read::read_to_end(&mut resp.into_reader(), &mut body).expect("body");
+    let text = match String::from_utf8(body) {
+        Ok(t) => t.replace(base, "BASE"),
+        Err(e) => format!("{:?}", e.into_bytes()),
+    };
+    // The time stamp of a page: when it was written, not what it holds.
+    let text = match text.find("\"timeStamp\":\"") {
+        Some(at) => {
+            let end = text[at + 13..]
+                .find('"')
+                .map_or(text.len(), |e| at + 13 + e + 1);
+            format!("{}{}", &text[..at], &text[end..])
+        }
+        None => text,
+    };
+    format!("{status}\n{head}\n{text}")
+}
+
+fn same(memory: &Server, sql: &Server, path: &str) -> String {
+    let a = answer(&memory.base, path);
+    let b = answer(&sql.base, path);
+    if a != b {
+        let at = a
+            .char_indices()
+            .zip(b.chars())
+            .find(|((_, x), y)| x != y)
+            .map_or(a.len().min(b.len()), |((i, _), _)| i);
+        let from = a.floor_char_boundary(at.saturating_sub(300));
+        let to = |t: &str| t.floor_char_boundary((at + 500).min(t.len()));
+        panic!(
+            "{path}: the engines differ at byte {at}\n--- memory ---\n…{}\n--- postgis ---\n…{}",
+            &a[from..to(&a)],
+            &b[from.min(b.len())..to(&b)]
+        );
+    }
+    a
+}
+
+/// A collection document, or the list of them, without its download links: bulk download
+/// files are written from the memory engine's features, so only collections in memory have
+/// them.
+fn without_downloads(mut doc: Value) -> Value {
+    fn strip(c: &mut Value) {
+        if let Some(links) = c["links"].as_array_mut() {
+            links.retain(|l| l["rel"] != "enclosure");
+        }
+    }
+    match doc["collections"].as_array_mut() {
+        Some(all) => all.iter_mut().for_each(strip),
+        None => strip(&mut doc),
+    }
+    doc
+}
+
+fn same_document(memory: &Server, sql: &Server, path: &str) {
+    let (sa, a) = common::get(&format!("{}{path}", memory.base));
+    let (sb, b) = common::get(&format!("{}{path}", sql.base));
+    let a = without_downloads(a)
+        .to_string()
+        .replace(&memory.base, "BASE");
+    let b = without_downloads(b).to_string().replace(&sql.base, "BASE");
+    assert_eq!((sa, a), (sb, b), "{path}");
+}
+
+/// What a CQL2 text literal of `v` is.
+fn literal(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(format!("'{}'", s.replace('\'', "''"))),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+fn enc(s: &str) -> String {
+    form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// Requests that exercise one collection, made from its own data.
+fn requests(base: &str, id: &str) -> Vec<String> {
+    let items = format!("/collections/{id}/items");
+    let (_, page) = common::get(&format!("{base}{items}?limit=200"));
+    let features = page["features"].as_array().cloned().unwrap_or_default();
+    let (_, queryables) = common::get(&format!("{base}/collections/{id}/queryables"));
+    let props: Vec<(String, String)> = queryables["properties"]
+        .as_object()
+        .map(|o| {
+            o.iter()
+                .filter_map(|(k, v)| Some((k.clone(), v["type"].as_str()?.to_string())))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut out = vec![
+        format!("{items}?limit=7"),
+        format!("{items}?limit=5&offset=11"),
+        format!("{items}?limit=3&f=csv"),
+        format!("{items}?limit=4&f=jsonfg"),
+        format!("{items}?limit=3&f=fgb"),
+        format!("{items}?limit=3&f=ndjson"),
+        format!("{items}?limit=5&crs={}", enc("http://www.opengis.net/def/crs/EPSG/0/3006")),
+        format!("{items}?limit=5&filter={}", enc("S_INTERSECTS(geometry, POLYGON((12.9 55.5, 13.3 55.5, 13.3 55.8, 12.9 55.8, 12.9 55.5)))")),
+        format!("{items}?filter={}", enc("geometry IS NULL")),
+    ];
+    if let Some(b) = page["features"]
+        .as_array()
+        .and_then(|f| f.first())
+        .and_then(|f| f["geometry"]["coordinates"].as_array().cloned())
+        .and_then(|c| Some((c.first()?.as_f64()?, c.get(1)?.as_f64()?)))
+    {
+        let (x, y) = b;
+        out.push(format!(
+            "{items}?limit=50&bbox={},{},{},{}",
+            x - 0.2,
+            y - 0.2,
+            x + 0.2,
+            y + 0.2
+        ));
+    }
+    for f in features.iter().take(3) {
+        let fid = match &f["id"] {
+            Value::String(s) => enc(s),
+            other => other.to_string(),
+        };
+        out.push(format!("/collections/{id}/items/{fid}"));
+        out.push(format!("/collections/{id}/items/{fid}?f=csv"));
+    }
+    let mut names: Vec<String> = Vec::new();
+    for (name, kind) in &props {
+        if name == "geometry" || name == "id" {
+            continue;
+        }
+        names.push(name.clone());
+        let quoted = format!("\"{name}\"");
+        // A value the data has, and one from further on.
+        let values: Vec<&Value> = features
+            .iter()
+            .map(|f| &f["properties"][name])
+            .filter(|v| !v.is_null())
+            .collect();
+        out.push(format!(
+            "{items}?limit=5&filter={}",
+            enc(&format!("{quoted} IS NULL"))
+        ));
+        out.push(format!(
+            "{items}?limit=5&filter={}",
+            enc(&format!("{quoted} IS NOT NULL"))
+        ));
+        if kind != "object" && kind != "array" {
+            out.push(format!("{items}?limit=9&sortby={}", enc(name)));
+            out.push(format!("{items}?limit=9&sortby=-{}", enc(name)));
+        }
+        let Some(v) = values.get(values.len() / 2).and_then(|v| literal(v)) else {
+            continue;
+        };
+        for op in ["=", "<>", "<", ">="] {
+            out.push(format!(
+                "{items}?limit=10&filter={}",
+                enc(&format!("{quoted} {op} {v}"))
+            ));
+        }
+        out.push(format!(
+            "{items}?limit=10&filter={}",
+            enc(&format!("NOT ({quoted} = {v}) OR {quoted} IS NULL"))
+        ));
+        if kind == "string" {
+            if let Some(Value::String(s)) = values.first() {
+                let start: String = s.chars().take(2).collect();
+                out.push(format!(
+                    "{items}?limit=10&filter={}",
+                    enc(&format!("{quoted} LIKE '{}%'", start.replace('\'', "''")))
+                ));
+                out.push(format!(
+                    "{items}?limit=10&filter={}",
+                    enc(&format!(
+                        "CASEI({quoted}) = CASEI('{}')",
+                        s.to_uppercase().replace('\'', "''")
+                    ))
+                ));
+                out.push(format!(
+                    "{items}?limit=10&filter={}",
+                    enc(&format!(
+                        "ACCENTI({quoted}) LIKE ACCENTI('%{}%')",
+                        start.replace('\'', "''")
+                    ))
+                ));
+            }
+        }
+        if kind == "number" || kind == "integer" {
+            out.push(format!(
+                "{items}?limit=10&filter={}",
+                enc(&format!("{quoted} * 2 BETWEEN 0 AND {v} * 3"))
+            ));
+        }
+        // Equality as a query parameter.
+        if let Some(Value::String(s)) = values.first() {
+            out.push(format!("{items}?limit=5&{}={}", enc(name), enc(s)));
+        }
+    }
+    if names.len() >= 2 {
+        out.push(format!(
+            "{items}?limit=5&properties={},{}",
+            enc(&names[0]),
+            enc(&names[1])
+        ));
+        out.push(format!(
+            "{items}?limit=6&sortby={},-{}",
+            enc(&names[1]),
+            enc(&names[0])
+        ));
+    }
+    out
+}
+
+/// Follows `next` from `start` for `pages` pages on both servers, comparing each, then walks
+/// back by `prev` from the last.
+fn walk(memory: &Server, sql: &Server, start: &str, pages: usize) {
+    let mut path = start.to_string();
+    let mut last = String::new();
+    for _ in 0..pages {
+        let text = same(memory, sql, &path);
+        last = path.clone();
+        let doc: Value = match text.split_once("\n\n") {
+            Some((_, body)) => serde_json::from_str(body).unwrap_or(Value::Null),
+            None => Value::Null,
+        };
+        let next = doc["links"].as_array().and_then(|l| {
+            l.iter()
+                .find(|l| l["rel"] == "next")
+                .and_then(|l| l["href"].as_str())
+                .map(|h| h.replace("BASE", ""))
+        });
+        match next {
+            Some(n) => path = n,
+            None => break,
+        }
+    }
+    let text = same(memory, sql, &last);
+    let doc: Value = text
+        .split_once("\n\n")
+        .and_then(|(_, b)| serde_json::from_str(b).ok())
+        .unwrap_or(Value::Null);
+    if let Some(prev) = doc["links"].as_array().and_then(|l| {
+        l.iter()
+            .find(|l| l["rel"] == "prev")
+            .and_then(|l| l["href"].as_str())
+            .map(|h| h.replace("BASE", ""))
+    }) {
+        same(memory, sql, &prev);
+    }
+}
+
+/// A tile's features, layer by layer: id, tags and geometry type (coordinates may differ by
+/// the grid's rounding; they are compared in `tests/postgis_tiles.rs`).
+fn tile_features(bytes: &[u8]) -> BTreeMap<String, Vec<String>> {
+    let tile = Tile::decode(bytes).expect("an MVT tile");
+    let mut out = BTreeMap::new();
+    for layer in tile.layers {
+        let mut features: Vec<String> = layer
+            .features
+            .iter()
+            .map(|f| {
+                let mut tags: Vec<String> = f
+                    .tags
+                    .chunks(2)
+                    .map(|kv| {
+                        let key = &layer.keys[kv[0] as usize];
+                        let v = &layer.values[kv[1] as usize];
+                        format!("{key}={v:?}")
+                    })
+                    .collect();
+                tags.sort();
+                format!("{:?} {:?} {}", f.id, f.r#type, tags.join(";"))
+            })
+            .collect();
+        features.sort();
+        out.insert(layer.name.clone(), features);
+    }
+    out
+}
+
+fn tile(base: &str, path: &str) -> (u16, BTreeMap<String, Vec<String>>) {
+    let resp = fetch(&format!("{base}{path}"));
+    let status = resp.status();
+    let mut body = Vec::new();
+    std::io::Read::read_to_end(&mut resp.into_reader(), &mut body).expect("body");
+    let features = if status == 200 {
+        tile_features(&body)
+    } else {
+        BTreeMap::new()
+    };
+    (status, features)
+}
+
+/// Tile x/y of lon/lat at zoom z (WebMercatorQuad).
+fn tile_of(lon: f64, lat: f64, z: u8) -> (u32, u32) {
+    let n = f64::from(1u32 << z);
+    let x = ((lon + 180.0) / 360.0 * n).floor();
+    let r = lat.to_radians();
+    let y = ((1.0 - (r.tan() + 1.0 / r.cos()).ln() / std::f64::consts::PI) / 2.0 * n).floor();
+    (x as u32, y as u32)
+}
+
+#[test]
+fn both_engines_answer_alike() {
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let Some(store) = rt.block_on(postgis()) else {
+        eprintln!("skipped: no PostGIS (HAMN_TEST_DATABASE_URL)");
+        return;
+    };
+    let args = store.args();
+    let memory = start(&args, &[]);
+    // The demo data is loaded once the server listens: wait for all of it (it is not served
+    // until whole), then for the other server to serve as many.
+    let mut n = wait_serving(&memory, None);
+    loop {
+        std::thread::sleep(std::time::Duration::from_secs(2));
+        let now = wait_serving(&memory, None);
+        if now == n {
+            break;
+        }
+        n = now;
+    }
+    let sql = start(&args, &["--no-demo", "--max-features", "0"]);
+    wait_serving(&sql, Some(n));
+
+    let (_, list) = common::get(&format!("{}/collections", memory.base));
+    let ids: Vec<String> = list["collections"]
+        .as_array()
+        .expect("collections")
+        .iter()
+        .filter_map(|c| c["id"].as_str().map(str::to_string))
+        .collect();
+    assert!(ids.len() >= 5, "the demo collections: {ids:?}");
+    same_document(&memory, &sql, "/collections");
+    let mut compared = 0;
+    for id in &ids {
+        same_document(&memory, &sql, &format!("/collections/{id}"));
+        for doc in ["queryables", "sortables", "schema"] {
+            same(&memory, &sql, &format!("/collections/{id}/{doc}"));
+        }
+        for path in requests(&memory.base, id) {
+            same(&memory, &sql, &path);
+            compared += 1;
+        }
+        walk(
+            &memory,
+            &sql,
+            &format!("/collections/{id}/items?limit=9"),
+            4,
+        );
+        walk(
+            &memory,
+            &sql,
+            &format!("/collections/{id}/items?limit=9&sortby=-id"),
+            3,
+        );
+        // Tiles over the collection's core area, zoom 6 to 15, and one far away.
+        let (_, doc) = common::get(&format!(
+            "{}/collections/{id}/tiles/WebMercatorQuad/tilejson.json",
+            memory.base
+        ));
+        let b: Vec<f64> = doc["bounds"]
+            .as_array()
+            .map(|b| b.iter().filter_map(Value::as_f64).collect())
+            .unwrap_or_default();
+        if b.len() == 4 {
+            let (cx, cy) = ((b[0] + b[2]) / 2.0, (b[1] + b[3]) / 2.0);
+            for z in [6u8, 9, 12, 15] {
+                let (x, y) = tile_of(cx, cy, z);
+                let path = format!("/collections/{id}/tiles/WebMercatorQuad/{z}/{y}/{x}");
+                let a = tile(&memory.base, &path);
+                let s = tile(&sql.base, &path);
+                assert_eq!(a, s, "{path}");
+                compared += 1;
+            }
+        }
+    }
+    eprintln!(
+        "{compared} requests answered alike by both engines over {} collections",
+        ids.len()
+    );
+    let (_, doc) = common::get(&format!("{}/collections/{}", sql.base, ids[0]));
+    assert!(
+        doc.get("engine").is_none(),
+        "the OGC document names no engine"
+    );
+}
