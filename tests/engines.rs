@@ -77,12 +77,16 @@ fn same(memory: &Server, sql: &Server, path: &str) -> String {
             .zip(b.chars())
             .find(|((_, x), y)| x != y)
             .map_or(a.len().min(b.len()), |((i, _), _)| i);
-        let from = a.floor_char_boundary(at.saturating_sub(300));
-        let to = |t: &str| t.floor_char_boundary((at + 500).min(t.len()));
+        let part = |t: &str| -> String {
+            t.chars()
+                .skip(t[..at.min(t.len())].chars().count().saturating_sub(300))
+                .take(800)
+                .collect()
+        };
         panic!(
             "{path}: the engines differ at byte {at}\n--- memory ---\n…{}\n--- postgis ---\n…{}",
-            &a[from..to(&a)],
-            &b[from.min(b.len())..to(&b)]
+            part(&a),
+            part(&b)
         );
     }
     a
