@@ -116,6 +116,16 @@ pub struct ServeArgs {
     /// are refused with a log line.
     #[arg(long, env = "HAMN_MAX_FEATURES", default_value_t = 5_000_000)]
     pub max_features: u64,
+    /// A streaming replica of the database (repeatable, or comma-separated): the PostGIS
+    /// engine's reads go to the replicas in turn; ingests, the catalog and notifications stay on
+    /// the primary. A read of a version the replica has not replayed yet goes to the primary.
+    #[arg(
+        long = "database-replica-url",
+        env = "HAMN_DATABASE_REPLICA_URLS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub database_replica_urls: Vec<String>,
     /// PostGIS engine: longest one query may run before PostgreSQL cancels it (the client gets 503).
     #[arg(long, env = "HAMN_STATEMENT_TIMEOUT_SECONDS", default_value_t = 30)]
     pub statement_timeout_seconds: u64,
@@ -854,6 +864,7 @@ async fn serve(
                 count_limit: args.count_limit,
                 ..Default::default()
             },
+            replica_urls: args.database_replica_urls.clone(),
             cursor_grace: std::time::Duration::from_secs(args.cursor_grace_seconds),
             ..Default::default()
         },

@@ -41,12 +41,14 @@ enum Build {
 }
 
 /// How the engine holds collections; `Default` is what `hamn serve` uses without flags.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct EngineOptions {
     /// Largest collection (in features) held in memory; a larger one is served by the PostGIS
     /// engine from its table, or (on the embedded store, which has no SQL) not at all.
     pub max_features: u64,
     pub postgis: postgis::PostgisOptions,
+    /// Streaming replicas the PostGIS engine reads from (the primary when there are none).
+    pub replica_urls: Vec<String>,
     /// How long the version before a swap stays held for cursors walking it.
     pub cursor_grace: Duration,
     /// Longest a refresh waits for the catalog, and for one collection's rows: a store that
@@ -60,6 +62,7 @@ impl Default for EngineOptions {
         Self {
             max_features: 5_000_000,
             postgis: postgis::PostgisOptions::default(),
+            replica_urls: Vec::new(),
             cursor_grace: Duration::from_secs(900),
             list_timeout: Duration::from_secs(30),
             read_timeout: Duration::from_secs(600),
@@ -90,7 +93,7 @@ pub struct RefreshStatus {
 pub struct Engine {
     store: Arc<dyn Store>,
     /// Connections of the PostGIS engine (on a PostGIS store only).
-    read_pool: Option<deadpool_postgres::Pool>,
+    readers: Option<postgis::Readers>,
     options: EngineOptions,
     current: ArcSwap<Snapshots>,
     /// The version each collection had before its latest swap, kept for `cursor_grace` so
@@ -146,15 +149,25 @@ impl Engine {
         options: EngineOptions,
         collation: Collation,
     ) -> Result<Arc<Self>, StoreError> {
-        let read_pool = match store.postgis() {
+        let readers = match store.postgis() {
             Some(pg) => {
-                Some(pg.read_pool(options.postgis.statement_timeout, options.postgis.pool_size)?)
+                let (timeout, size) =
+                    (options.postgis.statement_timeout, options.postgis.pool_size);
+                let replicas = options
+                    .replica_urls
+                    .iter()
+                    .map(|url| pg.read_pool(Some(url), timeout, size))
+                    .collect::<Result<Vec<_>, _>>()?;
+                Some(postgis::Readers::new(
+                    pg.read_pool(None, timeout, size)?,
+                    replicas,
+                ))
             }
             None => None,
         };
         let engine = Arc::new(Self {
             store,
-            read_pool,
+            readers,
             options,
             current: ArcSwap::from_pointee(HashMap::new()),
             previous: ArcSwap::from_pointee(HashMap::new()),
@@ -402,8 +415,8 @@ impl Engine {
     /// Reads one collection version from the store and builds its snapshot.
     async fn build(&self, listed: &crate::catalog::CatalogEntry) -> Result<Served, Build> {
         let max = self.options.max_features;
-        if let (true, Some(pool)) = (listed.feature_count > max, &self.read_pool) {
-            return self.open_in_postgis(pool.clone(), listed).await;
+        if let (true, Some(readers)) = (listed.feature_count > max, &self.readers) {
+            return self.open_in_postgis(readers.clone(), listed).await;
         }
         if listed.feature_count > max {
             return Err(Build::Failed {
@@ -452,12 +465,12 @@ impl Engine {
     /// Serves `listed` from its table with the PostGIS engine.
     async fn open_in_postgis(
         &self,
-        pool: deadpool_postgres::Pool,
+        readers: postgis::Readers,
         listed: &crate::catalog::CatalogEntry,
     ) -> Result<Served, Build> {
         let started = std::time::Instant::now();
         match postgis::PostgisSource::open(
-            pool,
+            readers,
             listed.clone(),
             self.options.postgis,
             self.collation.clone(),

@@ -120,8 +120,16 @@ impl PostgisStore {
     /// A pool for the PostGIS engine's reads, of its own so that a burst of heavy reads cannot
     /// take the connections that ingests and the catalog need, and with a per-statement time
     /// limit: PostgreSQL itself cancels a query that runs past it.
-    pub fn read_pool(&self, statement_timeout: std::time::Duration, size: usize) -> Result<Pool> {
-        let (mut config, tls) = super::tls::connector(&self.url)?;
+    /// `url` names a replica; `None` is this store's database.
+    pub fn read_pool(
+        &self,
+        url: Option<&str>,
+        statement_timeout: std::time::Duration,
+        size: usize,
+    ) -> Result<Pool> {
+        let (mut config, tls) = super::tls::connector(url.unwrap_or(&self.url))?;
+        // Named, so an operator (and the replica test) can see where the reads go.
+        config.application_name("hamn-read");
         config.options(format!(
             "-c statement_timeout={} -c default_transaction_read_only=on",
             statement_timeout.as_millis().max(1)

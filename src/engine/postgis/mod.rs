@@ -10,6 +10,12 @@
 //! writes numbers its own way, 9 decimals at most, so a page assembled by PostgreSQL would
 //! differ from the memory engine's in the last digits.)
 //!
+//! Reads go to the streaming replicas given (`--database-replica-url`) in turn, else to the
+//! primary. A version is opened on the primary, which always has the table of the catalog's
+//! current version; a replica that has not replayed that version yet answers "no such table",
+//! and the read is then made on the primary instead: a lagging replica never serves a version
+//! it lacks, and never holds a new version back.
+//!
 //! Paging is by keyset on `hamn_fid` (the primary key): a `next` cursor reads the rows after
 //! the last one it saw, at the same cost on page 1 and page 10,000. Sorted walks page by
 //! offset, as the memory engine's do. `numberMatched` is counted only up to `count_limit`
@@ -18,6 +24,8 @@
 pub mod compile;
 pub mod tile;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -53,12 +61,39 @@ impl Default for PostgisOptions {
     }
 }
 
+/// Where the PostGIS engine reads: the primary's read pool, and the replicas', taken in turn.
+#[derive(Clone)]
+pub struct Readers {
+    primary: Pool,
+    replicas: Arc<[Pool]>,
+    turn: Arc<AtomicUsize>,
+}
+
+impl Readers {
+    pub fn new(primary: Pool, replicas: Vec<Pool>) -> Self {
+        Self {
+            primary,
+            replicas: replicas.into(),
+            turn: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    /// The pool for the next read, and whether it is a replica.
+    fn next(&self) -> (&Pool, bool) {
+        if self.replicas.is_empty() {
+            return (&self.primary, false);
+        }
+        let n = self.turn.fetch_add(1, Ordering::Relaxed) % self.replicas.len();
+        (&self.replicas[n], true)
+    }
+}
+
 /// One collection version served from its table.
 pub struct PostgisSource {
     entry: CatalogEntry,
     /// The quoted, schema-qualified data table of this version.
     table: String,
-    pool: Pool,
+    readers: Readers,
     options: PostgisOptions,
     collation: Collation,
     summary: Summary,
@@ -75,6 +110,19 @@ fn db_error(e: tokio_postgres::Error, entry: &CatalogEntry, timeout: Duration) -
     }
 }
 
+async fn run(
+    client: &deadpool_postgres::Object,
+    sql: &str,
+    params: &compile::Params,
+) -> Result<Vec<tokio_postgres::Row>, tokio_postgres::Error> {
+    let statement = client.prepare_cached(sql).await?;
+    let refs: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = params
+        .iter()
+        .map(|p| p.as_ref() as &(dyn tokio_postgres::types::ToSql + Sync))
+        .collect();
+    client.query(&statement, &refs).await
+}
+
 fn pool_error(e: impl std::fmt::Display) -> EngineError {
     EngineError::Database(format!("no PostGIS connection: {e}"))
 }
@@ -84,12 +132,12 @@ impl PostgisSource {
     /// (one pass over the table for the kinds of ids, a sample for the core box). `Ok(None)`
     /// when the catalog has moved past this version meanwhile.
     pub async fn open(
-        pool: Pool,
+        readers: Readers,
         entry: CatalogEntry,
         options: PostgisOptions,
         collation: Collation,
     ) -> Result<Option<Self>, EngineError> {
-        let client = pool.get().await.map_err(pool_error)?;
+        let client = readers.primary.get().await.map_err(pool_error)?;
         let timeout = options.statement_timeout;
         let err = |e| db_error(e, &entry, timeout);
         let row = client
@@ -163,7 +211,7 @@ impl PostgisSource {
             columns: format!("hamn_fid, hamn_id, ST_AsBinary(geom){columns}"),
             entry,
             table,
-            pool,
+            readers,
             options,
             collation,
         }))
@@ -195,23 +243,25 @@ impl PostgisSource {
         ))
     }
 
-    /// Runs `sql` with `params` on a pooled connection as a prepared statement (kept per
-    /// connection, so a repeated query shape is planned once).
+    /// Runs `sql` with `params` as a prepared statement (kept per connection, so a repeated
+    /// query shape is planned once), on a replica if there are any: on the primary when the
+    /// replica has not replayed this version's table yet.
     async fn rows(
         &self,
         sql: &str,
         params: &compile::Params,
     ) -> Result<Vec<tokio_postgres::Row>, EngineError> {
-        let client = self.pool.get().await.map_err(pool_error)?;
-        let statement = client.prepare_cached(sql).await.map_err(|e| self.err(e))?;
-        let refs: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = params
-            .iter()
-            .map(|p| p.as_ref() as &(dyn tokio_postgres::types::ToSql + Sync))
-            .collect();
-        client
-            .query(&statement, &refs)
-            .await
-            .map_err(|e| self.err(e))
+        let (pool, replica) = self.readers.next();
+        let client = pool.get().await.map_err(pool_error)?;
+        match run(&client, sql, params).await {
+            Err(e) if replica && e.code() == Some(&SqlState::UNDEFINED_TABLE) => {
+                drop(client);
+                tracing::debug!(collection = %self.entry.id, "the replica lags; reading from the primary");
+                let primary = self.readers.primary.get().await.map_err(pool_error)?;
+                run(&primary, sql, params).await.map_err(|e| self.err(e))
+            }
+            result => result.map_err(|e| self.err(e)),
+        }
     }
 
     fn unsupported(e: compile::Unsupported) -> EngineError {
