@@ -141,7 +141,8 @@ pub struct ServeArgs {
     /// Memory for encoded vector tiles, in MiB (0: no tile cache).
     #[arg(long, env = "HAMN_TILE_CACHE_MB", default_value_t = 256)]
     pub tile_cache_mb: u64,
-    /// Most features in one layer of one tile (the first ones in feature order).
+    /// Most features in one layer of one tile; a denser tile shows a sample fixed per feature
+    /// (a hash of it), so a feature kept in one tile is kept in its neighbours too.
     #[arg(long, env = "HAMN_TILE_MAX_FEATURES", default_value_t = 10_000)]
     pub tile_max_features: usize,
     /// Log every request (one line each, target `access`). Costs some throughput under load.

@@ -169,7 +169,19 @@ fn fixture() -> Json {
 }
 
 /// A PostGIS store holding the fixture, a server on it, and the fixture's table name.
-async fn setup() -> Option<(TestStore, Server, String, tempfile::TempDir)> {
+/// The collection served by both engines: from memory, and from its table (`--max-features 0`).
+struct Engines {
+    memory: Server,
+    postgis: Server,
+}
+
+impl Engines {
+    fn each(&self) -> [(&'static str, &Server); 2] {
+        [("memory", &self.memory), ("postgis", &self.postgis)]
+    }
+}
+
+async fn setup() -> Option<(TestStore, Engines, String, tempfile::TempDir)> {
     let store = postgis().await?;
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("filtertest.geojson");
@@ -200,8 +212,11 @@ async fn setup() -> Option<(TestStore, Server, String, tempfile::TempDir)> {
             "{attributes}"
         );
     }
-    let server = start(&store.args(), &["--no-demo"]);
-    Some((store, server, format!("hamn_data.\"{table}\""), dir))
+    let engines = Engines {
+        memory: start(&store.args(), &["--no-demo"]),
+        postgis: start(&store.args(), &["--no-demo", "--max-features", "0"]),
+    };
+    Some((store, engines, format!("hamn_data.\"{table}\""), dir))
 }
 
 fn enc(s: &str) -> String {
@@ -368,7 +383,7 @@ fn trivial_ok(text: &str) -> bool {
 
 #[tokio::test]
 async fn filters_match_what_postgis_answers() {
-    let Some((store, s, table, _dir)) = setup().await else {
+    let Some((store, engines, table, _dir)) = setup().await else {
         return;
     };
     let client = sql(&store).await;
@@ -378,44 +393,45 @@ async fn filters_match_what_postgis_answers() {
         .expect("unaccent (postgresql-contrib)");
     let total = oracle(&client, &table, "true").await.len();
     assert_eq!(total, 399);
-    let mut classes = BTreeSet::new();
-    for (class, text, predicate) in TEXT_CASES {
-        let want = oracle(&client, &table, predicate).await;
-        let got = served(&s.base, &format!("filter={}", enc(text)));
-        assert_eq!(got, want, "{class}: {text}  vs SQL  {predicate}");
-        assert!(
-            trivial_ok(text) || (!want.is_empty() && want.len() < total),
-            "{text}: matches {} of {total}; the case tests nothing",
-            want.len()
-        );
-        classes.insert(*class);
-    }
-    // The relation cases were built to hit each relation at least once.
-    for (op, ids) in [
-        ("S_EQUALS", vec![1]),
-        ("S_TOUCHES", vec![2, 3]),
-        ("S_CROSSES", vec![4, 9]),
-        ("S_OVERLAPS", vec![5]),
-    ] {
-        let got = served(
-            &s.base,
-            &format!("filter={}", enc(&format!("{op}(geometry, {SQUARE})"))),
-        );
-        for id in ids {
-            assert!(got.contains(&id), "{op} should match feature {id}: {got:?}");
+    for (engine, s) in engines.each() {
+        let mut classes = BTreeSet::new();
+        for (class, text, predicate) in TEXT_CASES {
+            let want = oracle(&client, &table, predicate).await;
+            let got = served(&s.base, &format!("filter={}", enc(text)));
+            assert_eq!(got, want, "{engine}: {class}: {text}  vs SQL  {predicate}");
+            assert!(
+                trivial_ok(text) || (!want.is_empty() && want.len() < total),
+                "{text}: matches {} of {total}; the case tests nothing",
+                want.len()
+            );
+            classes.insert(*class);
         }
-    }
-    assert_eq!(classes.len(), 8);
+        // The relation cases were built to hit each relation at least once.
+        for (op, ids) in [
+            ("S_EQUALS", vec![1]),
+            ("S_TOUCHES", vec![2, 3]),
+            ("S_CROSSES", vec![4, 9]),
+            ("S_OVERLAPS", vec![5]),
+        ] {
+            let got = served(
+                &s.base,
+                &format!("filter={}", enc(&format!("{op}(geometry, {SQUARE})"))),
+            );
+            for id in ids {
+                assert!(got.contains(&id), "{op} should match feature {id}: {got:?}");
+            }
+        }
+        assert_eq!(classes.len(), 8);
 
-    // filter-crs: the same box in Web Mercator and in SWEREF 99 TM (northing first).
-    let want = oracle(
+        // filter-crs: the same box in Web Mercator and in SWEREF 99 TM (northing first).
+        let want = oracle(
         &client,
         &table,
         "ST_Intersects(geom, ST_Transform(ST_MakeEnvelope(1447153, 7361866, 1491681, 7438204, 3857), 4326))",
     )
     .await;
-    assert!(!want.is_empty());
-    let got = served(
+        assert!(!want.is_empty());
+        let got = served(
         &s.base,
         &format!(
             "filter={}&filter-crs={}",
@@ -423,29 +439,30 @@ async fn filters_match_what_postgis_answers() {
             enc("http://www.opengis.net/def/crs/EPSG/0/3857")
         ),
     );
-    // The polygon's edges are straight in Web Mercator as in the SQL envelope.
-    assert_eq!(got, want, "filter-crs=3857");
-    let want = oracle(
+        // The polygon's edges are straight in Web Mercator as in the SQL envelope.
+        assert_eq!(got, want, "filter-crs=3857");
+        let want = oracle(
         &client,
         &table,
         "ST_Within(geom, ST_Transform('SRID=3006;POLYGON((360000 6150000, 400000 6150000, 400000 6190000, 360000 6190000, 360000 6150000))'::geometry, 4326))",
     )
     .await;
-    let got = served(
+        let got = served(
         &s.base,
         &format!(
             "filter={}&filter-crs=EPSG:3006",
             enc("S_WITHIN(geometry, POLYGON((6150000 360000, 6150000 400000, 6190000 400000, 6190000 360000, 6150000 360000)))")
         ),
     );
-    assert!(!got.is_empty());
-    assert_eq!(got, want, "filter-crs=3006 takes northing, easting");
+        assert!(!got.is_empty());
+        assert_eq!(got, want, "filter-crs=3006 takes northing, easting");
+    }
 }
 
 /// The same predicates in CQL2-JSON.
 #[tokio::test]
 async fn json_filters_match_too() {
-    let Some((store, s, table, _dir)) = setup().await else {
+    let Some((store, engines, table, _dir)) = setup().await else {
         return;
     };
     let client = sql(&store).await;
@@ -453,7 +470,8 @@ async fn json_filters_match_too() {
         .batch_execute("SET TIME ZONE 'UTC'; CREATE EXTENSION IF NOT EXISTS unaccent")
         .await
         .expect("unaccent");
-    let cases = [
+    for (engine, s) in engines.each() {
+        let cases = [
         (
             json!({"op": "and", "args": [{"op": ">", "args": [{"property": "platser"}, 20]}, {"op": "=", "args": [{"property": "laddare"}, true]}]}),
             "platser > 20 AND laddare",
@@ -503,106 +521,109 @@ async fn json_filters_match_too() {
             "namn < 'Ängelholm' COLLATE \"sv-SE-x-icu\"",
         ),
     ];
-    for (filter, predicate) in cases {
-        let want = oracle(&client, &table, predicate).await;
-        let got = served(
-            &s.base,
-            &format!("filter-lang=cql2-json&filter={}", enc(&filter.to_string())),
-        );
-        assert!(!want.is_empty(), "{predicate}");
-        assert_eq!(got, want, "{filter}  vs SQL  {predicate}");
+        for (filter, predicate) in cases {
+            let want = oracle(&client, &table, predicate).await;
+            let got = served(
+                &s.base,
+                &format!("filter-lang=cql2-json&filter={}", enc(&filter.to_string())),
+            );
+            assert!(!want.is_empty(), "{predicate}");
+            assert_eq!(got, want, "{engine}: {filter}  vs SQL  {predicate}");
+        }
     }
 }
 
 /// Sorting by several keys, across pages, in the order PostgreSQL gives.
 #[tokio::test]
 async fn sortby_orders_pages_like_order_by() {
-    let Some((store, s, table, _dir)) = setup().await else {
+    let Some((store, engines, table, _dir)) = setup().await else {
         return;
     };
     let client = sql(&store).await;
-    let want: Vec<i64> = client
-        .query(
-            &format!(
-                "SELECT hamn_id::bigint FROM {table} WHERE platser > 20 \
+    for (engine, s) in engines.each() {
+        let want: Vec<i64> = client
+            .query(
+                &format!(
+                    "SELECT hamn_id::bigint FROM {table} WHERE platser > 20 \
                  ORDER BY kommun COLLATE \"sv-SE-x-icu\" ASC NULLS LAST, platser DESC NULLS LAST, \
                  hamn_fid"
-            ),
-            &[],
-        )
-        .await
-        .expect("order by")
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    let mut got = Vec::new();
-    let mut next = Some(format!(
-        "{}/collections/{ID}/items?limit=37&filter={}&sortby=%2Bkommun,-platser",
-        s.base,
-        enc("platser > 20")
-    ));
-    while let Some(url) = next {
-        let (status, doc) = get(&url);
-        assert_eq!(status, 200, "{url}: {doc}");
-        got.extend(
-            doc["features"]
+                ),
+                &[],
+            )
+            .await
+            .expect("order by")
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        let mut got = Vec::new();
+        let mut next = Some(format!(
+            "{}/collections/{ID}/items?limit=37&filter={}&sortby=%2Bkommun,-platser",
+            s.base,
+            enc("platser > 20")
+        ));
+        while let Some(url) = next {
+            let (status, doc) = get(&url);
+            assert_eq!(status, 200, "{url}: {doc}");
+            got.extend(
+                doc["features"]
+                    .as_array()
+                    .expect("features")
+                    .iter()
+                    .map(|f| f["id"].as_i64().expect("id")),
+            );
+            next = doc["links"]
                 .as_array()
-                .expect("features")
-                .iter()
-                .map(|f| f["id"].as_i64().expect("id")),
-        );
-        next = doc["links"]
+                .and_then(|l| l.iter().find(|l| l["rel"] == "next"))
+                .and_then(|l| l["href"].as_str())
+                .map(str::to_string);
+            if let Some(n) = &next {
+                assert!(n.contains("sortby=") && n.contains("filter="), "{n}");
+            }
+        }
+        assert!(want.len() > 100);
+        assert_eq!(got, want);
+        // Text alone, both ways: Swedish order, equal names in fid order, missing names last.
+        for (sortby, direction) in [("namn", "ASC"), ("-namn", "DESC")] {
+            let want = ordered(
+                &client,
+                &table,
+                &format!("namn COLLATE \"sv-SE-x-icu\" {direction} NULLS LAST, hamn_fid"),
+            )
+            .await;
+            let got = served_in_order(&s.base, &format!("limit=50&sortby={sortby}"));
+            assert_eq!(got, want, "{engine}: sortby={sortby}");
+        }
+        // Nulls come last, ascending or descending.
+        let (_, doc) = get(&format!(
+            "{}/collections/{ID}/items?limit=1000&sortby=-avgift",
+            s.base
+        ));
+        let values: Vec<&Json> = doc["features"]
+            .as_array()
+            .expect("features")
+            .iter()
+            .map(|f| &f["properties"]["avgift"])
+            .collect();
+        let first_null = values.iter().position(|v| v.is_null()).expect("some null");
+        assert!(values[first_null..].iter().all(|v| v.is_null()));
+        assert!(values[..first_null]
+            .windows(2)
+            .all(|w| w[0].as_f64() >= w[1].as_f64()));
+        // A cursor from an unsorted walk does not continue a sorted one.
+        let (_, first) = get(&format!("{}/collections/{ID}/items?limit=5", s.base));
+        let next = first["links"]
             .as_array()
             .and_then(|l| l.iter().find(|l| l["rel"] == "next"))
             .and_then(|l| l["href"].as_str())
-            .map(str::to_string);
-        if let Some(n) = &next {
-            assert!(n.contains("sortby=") && n.contains("filter="), "{n}");
-        }
+            .expect("next link")
+            .to_string();
+        let (status, doc) = get(&format!("{next}&sortby=-platser"));
+        assert_eq!(status, 400, "{doc}");
+        let (status, sortables) = get(&format!("{}/collections/{ID}/sortables", s.base));
+        assert_eq!(status, 200);
+        assert!(sortables["properties"]["platser"].is_object());
+        assert!(sortables["properties"].get("geometry").is_none());
     }
-    assert!(want.len() > 100);
-    assert_eq!(got, want);
-    // Text alone, both ways: Swedish order, equal names in fid order, missing names last.
-    for (sortby, direction) in [("namn", "ASC"), ("-namn", "DESC")] {
-        let want = ordered(
-            &client,
-            &table,
-            &format!("namn COLLATE \"sv-SE-x-icu\" {direction} NULLS LAST, hamn_fid"),
-        )
-        .await;
-        let got = served_in_order(&s.base, &format!("limit=50&sortby={sortby}"));
-        assert_eq!(got, want, "sortby={sortby}");
-    }
-    // Nulls come last, ascending or descending.
-    let (_, doc) = get(&format!(
-        "{}/collections/{ID}/items?limit=1000&sortby=-avgift",
-        s.base
-    ));
-    let values: Vec<&Json> = doc["features"]
-        .as_array()
-        .expect("features")
-        .iter()
-        .map(|f| &f["properties"]["avgift"])
-        .collect();
-    let first_null = values.iter().position(|v| v.is_null()).expect("some null");
-    assert!(values[first_null..].iter().all(|v| v.is_null()));
-    assert!(values[..first_null]
-        .windows(2)
-        .all(|w| w[0].as_f64() >= w[1].as_f64()));
-    // A cursor from an unsorted walk does not continue a sorted one.
-    let (_, first) = get(&format!("{}/collections/{ID}/items?limit=5", s.base));
-    let next = first["links"]
-        .as_array()
-        .and_then(|l| l.iter().find(|l| l["rel"] == "next"))
-        .and_then(|l| l["href"].as_str())
-        .expect("next link")
-        .to_string();
-    let (status, doc) = get(&format!("{next}&sortby=-platser"));
-    assert_eq!(status, 400, "{doc}");
-    let (status, sortables) = get(&format!("{}/collections/{ID}/sortables", s.base));
-    assert_eq!(status, 200);
-    assert!(sortables["properties"]["platser"].is_object());
-    assert!(sortables["properties"].get("geometry").is_none());
 }
 
 /// `--collation` picks the order of text: `bytes` gives the old byte order (PostgreSQL's "C"),
@@ -615,29 +636,37 @@ async fn the_collation_is_configurable() {
     let client = sql(&store).await;
     let mut answers = Vec::new();
     for (collation, sql_collation) in [("bytes", "C"), ("und", "und-x-icu")] {
-        let s = start(&store.args(), &["--no-demo", "--collation", collation]);
-        for (text, predicate) in [
-            ("namn > 'Z'", "namn > 'Z' {c}"),
-            ("namn BETWEEN 'Ä' AND 'Å'", "namn {c} BETWEEN 'Ä' AND 'Å'"),
-            ("kommun < 'Ängelholm'", "kommun < 'Ängelholm' {c}"),
-        ] {
-            let predicate = predicate.replace("{c}", &format!("COLLATE \"{sql_collation}\""));
-            let want = oracle(&client, &table, &predicate).await;
-            let got = served(&s.base, &format!("filter={}", enc(text)));
-            assert_eq!(
-                got, want,
-                "--collation {collation}: {text}  vs SQL  {predicate}"
-            );
-            answers.push(want);
+        for engine in ["memory", "postgis"] {
+            let mut extra = vec!["--no-demo", "--collation", collation];
+            if engine == "postgis" {
+                extra.extend(["--max-features", "0"]);
+            }
+            let s = start(&store.args(), &extra);
+            for (text, predicate) in [
+                ("namn > 'Z'", "namn > 'Z' {c}"),
+                ("namn BETWEEN 'Ä' AND 'Å'", "namn {c} BETWEEN 'Ä' AND 'Å'"),
+                ("kommun < 'Ängelholm'", "kommun < 'Ängelholm' {c}"),
+            ] {
+                let predicate = predicate.replace("{c}", &format!("COLLATE \"{sql_collation}\""));
+                let want = oracle(&client, &table, &predicate).await;
+                let got = served(&s.base, &format!("filter={}", enc(text)));
+                assert_eq!(
+                    got, want,
+                    "{engine}: --collation {collation}: {text}  vs SQL  {predicate}"
+                );
+                if engine == "memory" {
+                    answers.push(want);
+                }
+            }
+            let want = ordered(
+                &client,
+                &table,
+                &format!("namn COLLATE \"{sql_collation}\" ASC NULLS LAST, hamn_fid"),
+            )
+            .await;
+            let got = served_in_order(&s.base, "limit=100&sortby=namn");
+            assert_eq!(got, want, "{engine}: --collation {collation}: sortby=namn");
         }
-        let want = ordered(
-            &client,
-            &table,
-            &format!("namn COLLATE \"{sql_collation}\" ASC NULLS LAST, hamn_fid"),
-        )
-        .await;
-        let got = served_in_order(&s.base, "limit=100&sortby=namn");
-        assert_eq!(got, want, "--collation {collation}: sortby=namn");
     }
     // The two orders answer differently (else this tests nothing).
     assert_ne!(answers[..3], answers[3..]);
@@ -658,90 +687,94 @@ async fn the_collation_is_configurable() {
 /// A filtered tile holds exactly the filter's matches among the tile's features.
 #[tokio::test]
 async fn tiles_take_the_same_filter() {
-    let Some((_store, s, _table, _dir)) = setup().await else {
+    let Some((_store, engines, _table, _dir)) = setup().await else {
         return;
     };
-    let tile_of = |tile: &str, query: &str| {
-        let resp = fetch(&format!("{}/collections/{ID}/tiles/{tile}{query}", s.base));
-        let status = resp.status();
-        let mut body = Vec::new();
-        std::io::Read::read_to_end(&mut resp.into_reader(), &mut body).expect("read");
-        let ids: BTreeSet<i64> = if body.is_empty() || status != 200 {
-            BTreeSet::new()
-        } else {
-            use geozero::mvt::Message;
-            let t = geozero::mvt::Tile::decode(body.as_slice()).expect("MVT");
-            t.layers
-                .iter()
-                .flat_map(|l| l.features.iter().filter_map(|f| f.id))
-                .map(|i| i as i64)
-                .collect()
+    for (engine, s) in engines.each() {
+        let tile_of = |tile: &str, query: &str| {
+            let resp = fetch(&format!("{}/collections/{ID}/tiles/{tile}{query}", s.base));
+            let status = resp.status();
+            let mut body = Vec::new();
+            std::io::Read::read_to_end(&mut resp.into_reader(), &mut body).expect("read");
+            let ids: BTreeSet<i64> = if body.is_empty() || status != 200 {
+                BTreeSet::new()
+            } else {
+                use geozero::mvt::Message;
+                let t = geozero::mvt::Tile::decode(body.as_slice()).expect("MVT");
+                t.layers
+                    .iter()
+                    .flat_map(|l| l.features.iter().filter_map(|f| f.id))
+                    .map(|i| i as i64)
+                    .collect()
+            };
+            (status, ids)
         };
-        (status, ids)
-    };
-    let tile = |query: &str| tile_of("WebMercatorQuad/5/9/17", query);
-    let (status, all) = tile("");
-    assert_eq!(status, 200);
-    assert!(all.len() > 150, "tile 5/9/17 covers Skåne: {}", all.len());
-    // Tile 5/9/17 reaches down to latitude 55.8: the box lies inside it.
-    let f = "platser > 100 AND S_INTERSECTS(geometry, BBOX(12.0, 55.85, 14.5, 56.4))";
-    let (status, some) = tile(&format!("?filter={}", enc(f)));
-    assert_eq!(status, 200, "{f}");
-    let want = served(&s.base, &format!("filter={}", enc(f)));
-    assert_eq!(some, want);
-    let (status, none) = tile(&format!("?filter={}", enc("platser > 1000")));
-    assert_eq!((status, none.len()), (204, 0));
-    let (status, _) = tile(&format!("?filter={}", enc("nope > 1")));
-    assert_eq!(status, 400);
-    // The same on SWEREF99TM, whose level-0 tile 2/1 holds all of Skåne.
-    let (status, some) = tile_of("SWEREF99TM/0/2/1", &format!("?filter={}", enc(f)));
-    assert_eq!((status, &some), (200, &want), "{f}");
-    // TileJSON passes the filter on to its tile URLs.
-    let (status, tj) = get(&format!(
-        "{}/collections/{ID}/tiles/WebMercatorQuad/tilejson.json?filter={}",
-        s.base,
-        enc("platser > 100")
-    ));
-    assert_eq!(status, 200);
-    assert!(tj["tiles"][0].as_str().expect("url").contains("filter="));
+        let tile = |query: &str| tile_of("WebMercatorQuad/5/9/17", query);
+        let (status, all) = tile("");
+        assert_eq!(status, 200);
+        assert!(all.len() > 150, "tile 5/9/17 covers Skåne: {}", all.len());
+        // Tile 5/9/17 reaches down to latitude 55.8: the box lies inside it.
+        let f = "platser > 100 AND S_INTERSECTS(geometry, BBOX(12.0, 55.85, 14.5, 56.4))";
+        let (status, some) = tile(&format!("?filter={}", enc(f)));
+        assert_eq!(status, 200, "{f}");
+        let want = served(&s.base, &format!("filter={}", enc(f)));
+        assert_eq!(some, want, "{engine}: {f}");
+        let (status, none) = tile(&format!("?filter={}", enc("platser > 1000")));
+        assert_eq!((status, none.len()), (204, 0), "{engine}");
+        let (status, _) = tile(&format!("?filter={}", enc("nope > 1")));
+        assert_eq!(status, 400);
+        // The same on SWEREF99TM, whose level-0 tile 2/1 holds all of Skåne.
+        let (status, some) = tile_of("SWEREF99TM/0/2/1", &format!("?filter={}", enc(f)));
+        assert_eq!((status, &some), (200, &want), "{engine}: {f}");
+        // TileJSON passes the filter on to its tile URLs.
+        let (status, tj) = get(&format!(
+            "{}/collections/{ID}/tiles/WebMercatorQuad/tilejson.json?filter={}",
+            s.base,
+            enc("platser > 100")
+        ));
+        assert_eq!(status, 200);
+        assert!(tj["tiles"][0].as_str().expect("url").contains("filter="));
+    }
 }
 
 /// GDAL's OAPIF driver sees filter, features-filter, cql2-text and basic-cql2 declared and
 /// sends `-where` to the server as a CQL2 filter instead of filtering on its side.
 #[tokio::test]
 async fn gdal_pushes_where_down_to_the_server() {
-    let Some((store, s, table, _dir)) = setup().await else {
+    let Some((store, engines, table, _dir)) = setup().await else {
         return;
     };
     let client = sql(&store).await;
-    for (where_, predicate) in [
-        ("platser > 150", "platser > 150"),
-        (
-            "kommun = 'Höör' AND platser < 100",
-            "kommun = 'Höör' AND platser < 100",
-        ),
-        ("namn LIKE 'Hö%'", "namn LIKE 'Hö%'"),
-    ] {
-        let want = oracle(&client, &table, predicate).await;
-        let o = std::process::Command::new("ogrinfo")
-            .args(["-ro", "-al", "-q", "--config", "CPL_DEBUG", "ON"])
-            .arg(format!("OAPIF:{}/collections/{ID}", s.base))
-            .args(["-where", where_, "-oo", "PAGE_SIZE=1000"])
-            .output()
-            .expect("ogrinfo");
-        let out = String::from_utf8_lossy(&o.stdout);
-        let debug = String::from_utf8_lossy(&o.stderr);
-        assert!(o.status.success(), "{debug}");
-        let got: BTreeSet<i64> = out
-            .lines()
-            .filter_map(|l| l.trim().strip_prefix("nr (Integer"))
-            .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
-            .collect();
-        assert_eq!(got, want, "ogrinfo -where {where_}");
-        assert!(
-            debug.contains("filter="),
-            "GDAL filtered on its side: {debug}"
-        );
+    for (engine, s) in engines.each() {
+        for (where_, predicate) in [
+            ("platser > 150", "platser > 150"),
+            (
+                "kommun = 'Höör' AND platser < 100",
+                "kommun = 'Höör' AND platser < 100",
+            ),
+            ("namn LIKE 'Hö%'", "namn LIKE 'Hö%'"),
+        ] {
+            let want = oracle(&client, &table, predicate).await;
+            let o = std::process::Command::new("ogrinfo")
+                .args(["-ro", "-al", "-q", "--config", "CPL_DEBUG", "ON"])
+                .arg(format!("OAPIF:{}/collections/{ID}", s.base))
+                .args(["-where", where_, "-oo", "PAGE_SIZE=1000"])
+                .output()
+                .expect("ogrinfo");
+            let out = String::from_utf8_lossy(&o.stdout);
+            let debug = String::from_utf8_lossy(&o.stderr);
+            assert!(o.status.success(), "{debug}");
+            let got: BTreeSet<i64> = out
+                .lines()
+                .filter_map(|l| l.trim().strip_prefix("nr (Integer"))
+                .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
+                .collect();
+            assert_eq!(got, want, "{engine}: ogrinfo -where {where_}");
+            assert!(
+                debug.contains("filter="),
+                "GDAL filtered on its side: {debug}"
+            );
+        }
     }
 }
 

@@ -7,6 +7,7 @@
 
 use super::geometry::{near_box, projected_parts, quantise, shape_for_tile};
 use super::tms::TileId;
+use crate::catalog::CatalogEntry;
 use crate::engine::snapshot::{Feature, Geom, ValueRef};
 use crate::engine::{Query, Snapshot};
 
@@ -415,33 +416,55 @@ fn load_ahead(features: &[Feature], selected: &[u32]) {
     std::hint::black_box(sum);
 }
 
-/// A feature's place in the order of thinning: a hash of its position, so the order is
-/// fixed for a version, unrelated to where features lie, and the same in every tile.
-fn priority(index: u32) -> u64 {
-    // splitmix64's finaliser: consecutive inputs give unrelated outputs.
-    let mut z = u64::from(index).wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
+/// A feature's place in the order of thinning: a hash of its `fid`, so the order is fixed
+/// for a version, unrelated to where features lie, and the same in every tile. Integer steps
+/// that stay inside `i64` (31-bit words, multipliers below 2^31), so that PostgreSQL computes
+/// the same order on `bigint` ([`PRIORITY_SQL`]) for the PostGIS engine. Each step is a
+/// bijection on 31-bit words, so distinct fids below 2^31 never tie.
+pub fn priority(fid: i64) -> i64 {
+    const M: i64 = 0x7fff_ffff;
+    let mut z = ((fid & M) * PRIORITY[0] + 12345) & M;
+    z = ((z ^ (z >> 16)) * PRIORITY[1]) & M;
+    z = ((z ^ (z >> 13)) * PRIORITY[2]) & M;
+    z ^ (z >> 16)
 }
 
-/// When a tile has more candidates than it may hold, puts them in priority order, so the
-/// encoder (which stops at `max`) keeps a sample spread over the whole tile instead of the
-/// first features in id order (a few municipalities of a national dataset at low zoom). As
-/// the order is global, a feature kept in one tile is kept in a neighbour with fewer
-/// candidates too, and a shape crossing the edge is drawn in both. Only the first `max` and
-/// a margin for candidates that draw nothing are sorted.
-fn thin(selected: &mut [u32], max: usize) {
-    if selected.len() <= max {
-        return;
+/// The multipliers of [`priority`] (odd, below 2^31).
+const PRIORITY: [i64; 3] = [1_103_515_245, 739_982_445, 695_872_825];
+
+/// [`priority`] of the column `hamn_fid` as SQL, for `ORDER BY`.
+pub fn priority_sql() -> String {
+    let m = 0x7fff_ffff_i64;
+    let z1 = format!("(((hamn_fid & {m}) * {} + 12345) & {m})", PRIORITY[0]);
+    let z2 = format!("((({z1} # ({z1} >> 16)) * {}) & {m})", PRIORITY[1]);
+    let z3 = format!("((({z2} # ({z2} >> 13)) * {}) & {m})", PRIORITY[2]);
+    format!("({z3} # ({z3} >> 16))")
+}
+
+/// How many candidates a tile with more than `max` encodes first, in priority order: the
+/// first `max` and a margin for candidates that draw nothing in the tile. When that margin is
+/// not enough (small shapes vanish at low zoom), twice as many, and so on.
+pub fn first_round(max: usize) -> usize {
+    max + max / 4
+}
+
+/// Puts the `k` candidates first in priority order at the front of `selected`, in that order
+/// (the rest stay behind them in no order). Costs O(n + k log k), not a sort of all n.
+fn first_by_priority(selected: &mut [u32], k: usize, fid: impl Fn(u32) -> i64) {
+    let key = |&i: &u32| (priority(fid(i)), fid(i));
+    let k = k.min(selected.len());
+    if k < selected.len() {
+        selected.select_nth_unstable_by_key(k, key);
     }
-    let keep = (max + max / 4).min(selected.len() - 1);
-    selected.select_nth_unstable_by_key(keep, |&i| priority(i));
-    selected[..keep].sort_unstable_by_key(|&i| priority(i));
+    selected[..k].sort_unstable_by_key(key);
 }
 
 /// The encoded layer (an MVT `Layer` message) for `snapshot` in `tile`, or `None` when no
-/// feature shows in it.
+/// feature shows in it. A tile with more candidates than it may hold shows a sample spread
+/// over the whole tile, the first in priority order, instead of the first features in id
+/// order (a few municipalities of a national dataset at low zoom). As the order is global, a
+/// feature kept in one tile is kept in a neighbour with fewer candidates too, and a shape
+/// crossing the edge is drawn in both.
 pub fn layer(
     snapshot: &Snapshot,
     tile: TileId,
@@ -450,30 +473,66 @@ pub fn layer(
 ) -> Option<Vec<u8>> {
     let mut q = query.clone();
     q.bbox = vec![tile.lonlat_bounds(opts.buffer, opts.extent)];
+    let mut selected = snapshot.select(&q);
+    let features = &snapshot.features;
+    let encode = |candidates: &[u32]| {
+        // In chunks, so what was loaded is still in the cache when it is encoded.
+        let ordered = candidates.chunks(LOAD_AHEAD).flat_map(|chunk| {
+            load_ahead(features, chunk);
+            chunk.iter().filter_map(|&i| features.get(i as usize))
+        });
+        write_layer(
+            &snapshot.entry,
+            tile,
+            opts,
+            query,
+            candidates.len(),
+            ordered,
+        )
+    };
+    let max = opts.max_features;
+    if selected.len() <= max {
+        return encode(&selected).map(|(layer, _)| layer);
+    }
+    let fid = |i: u32| features.get(i as usize).map_or(0, |f| f.fid);
+    let mut k = first_round(max);
+    loop {
+        let k_now = k.min(selected.len());
+        first_by_priority(&mut selected, k_now, fid);
+        let out = encode(&selected[..k_now]);
+        let full = out.as_ref().is_some_and(|(_, n)| *n >= max);
+        if full || k_now == selected.len() || query.cancelled() {
+            return out.map(|(layer, _)| layer);
+        }
+        k = k.saturating_mul(2);
+    }
+}
+
+/// Encodes `features` (a tile's candidates: all in `fid` order when there are no more than
+/// `opts.max_features`, else the first in priority order) as the layer of `entry` in `tile`,
+/// up to `opts.max_features` that show in it, and how many that is; `None` when none does.
+/// Both engines write their tiles here.
+pub fn write_layer<'a>(
+    entry: &CatalogEntry,
+    tile: TileId,
+    opts: TileOptions,
+    query: &Query,
+    candidates: usize,
+    features: impl Iterator<Item = &'a Feature>,
+) -> Option<(Vec<u8>, usize)> {
     let [l, _, _, t] = tile.bounds();
     let span = tile.span();
     let extent = f64::from(opts.extent);
     // Clipped one unit inside the buffer, so rounding to the grid cannot carry a vertex past it.
     let [bl, bb, br, bt] = tile.buffered(opts.buffer.saturating_sub(1), opts.extent);
     let clip = geo::Rect::new(geo::coord! { x: bl, y: bb }, geo::coord! { x: br, y: bt });
-    let near = near_box(tile, q.bbox[0]);
-    let mut selected = snapshot.select(&q);
-    thin(&mut selected, opts.max_features);
-    let mut w = LayerWriter::new(
-        snapshot.entry.attributes.len(),
-        selected.len().min(opts.max_features),
-    );
+    let near = near_box(tile, tile.lonlat_bounds(opts.buffer, opts.extent));
+    let mut w = LayerWriter::new(entry.attributes.len(), candidates.min(opts.max_features));
     let mut geometry: Vec<u32> = Vec::with_capacity(64);
-    for (n, &i) in selected.iter().enumerate() {
+    for (n, f) in features.enumerate() {
         if w.count >= opts.max_features || (n % 256 == 0 && query.cancelled()) {
             break;
         }
-        // In chunks, so what was loaded is still in the cache when it is encoded.
-        if n % LOAD_AHEAD == 0 {
-            let chunk = &selected[n..selected.len().min(n + LOAD_AHEAD)];
-            load_ahead(&snapshot.features, chunk);
-        }
-        let f = &snapshot.features[i as usize];
         match &f.geometry {
             None => {}
             // Most features of large collections are points: straight to the grid.
@@ -516,10 +575,10 @@ pub fn layer(
     if w.count == 0 {
         return None;
     }
-    Some(w.finish(
-        snapshot.entry.id.as_str(),
-        &snapshot.entry.attributes,
-        opts.extent,
+    let count = w.count;
+    Some((
+        w.finish(entry.id.as_str(), &entry.attributes, opts.extent),
+        count,
     ))
 }
 
@@ -534,7 +593,7 @@ mod tests {
         let all: Vec<u32> = (0..10_000).collect();
         let kept = |candidates: &[u32], max: usize| -> std::collections::HashSet<u32> {
             let mut c = candidates.to_vec();
-            thin(&mut c, max);
+            first_by_priority(&mut c, max, i64::from);
             c.into_iter().take(max).collect()
         };
         let big = kept(&all, 100);
@@ -549,9 +608,11 @@ mod tests {
         }
         // Spread: the sample is not the first ids.
         assert!(big.iter().any(|&i| i > 5_000));
-        // Under the cap nothing moves.
-        let mut few: Vec<u32> = (0..50).collect();
-        thin(&mut few, 100);
-        assert_eq!(few, (0..50).collect::<Vec<_>>());
+        // The front is in priority order, and holds the first by priority of all.
+        let mut c = all.clone();
+        first_by_priority(&mut c, 100, i64::from);
+        let mut sorted = all.clone();
+        sorted.sort_by_key(|&i| (priority(i64::from(i)), i));
+        assert_eq!(c[..100], sorted[..100]);
     }
 }

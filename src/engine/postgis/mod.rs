@@ -1,14 +1,15 @@
 //! The PostGIS engine: serves a collection straight from its table in PostGIS, for
 //! collections too large for memory (`--max-features`). `compile` turns a bound query (boxes,
 //! time, attribute equality, a CQL2 predicate, sort keys) into SQL whose every value is a bind
-//! parameter; `tile` writes one vector tile layer with `ST_AsMVT`, as the memory engine's
-//! `tiles::mvt` does.
+//! parameter.
 //!
 //! Rows come back as the memory engine's [`Feature`]s, and every encoding is then written by
-//! the code that writes the memory engine's: the two engines give the same bytes for the same
-//! data, which is what the differential tests hold them to. (PostgreSQL's `ST_AsGeoJSON`
-//! writes numbers its own way, 9 decimals at most, so a page assembled by PostgreSQL would
-//! differ from the memory engine's in the last digits.)
+//! the code that writes the memory engine's, vector tiles included: the two engines give the
+//! same bytes for the same data, which is what the differential tests hold them to.
+//! PostgreSQL selects and thins (a tile's candidates in the memory engine's priority order,
+//! `tiles::mvt::priority`, computed in SQL), Rust encodes. (PostgreSQL's `ST_AsGeoJSON`
+//! writes numbers its own way, 9 decimals at most, and `ST_AsMVT` clips and rounds its own
+//! way, so documents or tiles assembled by PostgreSQL would differ from the memory engine's.)
 //!
 //! Reads go to the streaming replicas given (`--database-replica-url`) in turn, else to the
 //! primary. A version is opened on the primary, which always has the table of the catalog's
@@ -22,7 +23,6 @@
 //! rows, and left out beyond: a page never costs a count of a whole large table.
 
 pub mod compile;
-pub mod tile;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -37,7 +37,7 @@ use super::source::{EngineError, EngineKind, Features, IdKinds, Page, Source, Su
 use crate::catalog::CatalogEntry;
 use crate::collation::Collation;
 use crate::store::postgis::{quote_ident, read_value, table_ref};
-use crate::tiles::mvt::TileOptions;
+use crate::tiles::mvt::{self, TileOptions};
 use crate::tiles::tms::TileId;
 
 /// How the PostGIS engine reads.
@@ -99,6 +99,8 @@ pub struct PostgisSource {
     summary: Summary,
     /// `hamn_fid, hamn_id, ST_AsBinary(geom), <attribute columns>`.
     columns: String,
+    /// The collations queries on text need, as this database has them.
+    collations: compile::Collations,
 }
 
 /// Whether the collection moved on (its table was dropped by a newer version), else the error.
@@ -106,6 +108,13 @@ fn db_error(e: tokio_postgres::Error, entry: &CatalogEntry, timeout: Duration) -
     match e.code() {
         Some(&SqlState::UNDEFINED_TABLE) => EngineError::Changed(entry.id.to_string()),
         Some(&SqlState::QUERY_CANCELED) => EngineError::Timeout(timeout.as_secs()),
+        // Class 22, data exception: arithmetic in a filter that leaves float8's range, a LIKE
+        // pattern ending in its escape character. The query's doing, not the server's.
+        Some(c) if c.code().starts_with("22") => EngineError::Unsupported(format!(
+            "PostgreSQL cannot evaluate this query on this collection: {}",
+            e.as_db_error()
+                .map_or_else(|| e.to_string(), |d| d.message().to_string())
+        )),
         _ => EngineError::Database(format!("PostGIS: {e}")),
     }
 }
@@ -193,6 +202,25 @@ impl PostgisSource {
             }
             _ => None,
         };
+        let wanted = compile::Collations::wanted(&collation);
+        let found = client
+            .query_one(
+                "SELECT bool_or(collname = $1), bool_or(collname = 'und-x-icu') \
+                 FROM pg_collation WHERE collname IN ($1, 'und-x-icu')",
+                &[&wanted],
+            )
+            .await
+            .map_err(err)?;
+        let collations = compile::Collations {
+            order: found
+                .get::<_, Option<bool>>(0)
+                .unwrap_or(false)
+                .then_some(wanted),
+            root: found
+                .get::<_, Option<bool>>(1)
+                .unwrap_or(false)
+                .then(|| "und-x-icu".to_string()),
+        };
         let columns: String = entry
             .attributes
             .iter()
@@ -209,6 +237,7 @@ impl PostgisSource {
                 memory_bytes: 0,
             },
             columns: format!("hamn_fid, hamn_id, ST_AsBinary(geom){columns}"),
+            collations,
             entry,
             table,
             readers,
@@ -264,6 +293,11 @@ impl PostgisSource {
         }
     }
 
+    fn condition(&self, q: &Query, params: &mut compile::Params) -> Result<String, EngineError> {
+        compile::condition(q, &self.entry, &self.collations, &self.collation, params)
+            .map_err(Self::unsupported)
+    }
+
     fn unsupported(e: compile::Unsupported) -> EngineError {
         EngineError::Unsupported(format!("the PostGIS engine cannot run this query: {e}"))
     }
@@ -311,9 +345,9 @@ impl Source for PostgisSource {
 
     async fn items(&self, q: &Query, start: Start, limit: usize) -> Result<Page, EngineError> {
         let mut params = compile::Params::new();
-        let condition =
-            compile::condition(q, &self.entry, &mut params).map_err(Self::unsupported)?;
-        let order = compile::order_by(&q.sort, &self.entry, &self.collation);
+        let condition = self.condition(q, &mut params)?;
+        let order = compile::order_by(&q.sort, &self.entry, &self.collations, &self.collation)
+            .map_err(Self::unsupported)?;
         let take = limit.saturating_add(1);
         let (sql, reverse) = match start {
             Start::Offset(o) => (
@@ -363,7 +397,7 @@ impl Source for PostgisSource {
             Start::Offset(_) => params,
             Start::After(_) | Start::Before(_) => {
                 let mut p = compile::Params::new();
-                compile::condition(q, &self.entry, &mut p).map_err(Self::unsupported)?;
+                self.condition(q, &mut p)?;
                 p
             }
         };
@@ -376,6 +410,12 @@ impl Source for PostgisSource {
         let matched = match known {
             Some(n) => Some(n),
             None => self.count(q, &condition, &condition_params).await,
+        };
+        // An offset past the end starts where the matches end (its `prev` link leads back to
+        // the last page), as on the memory engine.
+        let first_position = match (start, matched) {
+            (Start::Offset(o), Some(n)) => o.min(n),
+            _ => first_position,
         };
         Ok(Page {
             matched,
@@ -396,14 +436,46 @@ impl Source for PostgisSource {
         rows.first().map(|r| self.feature(r)).transpose()
     }
 
+    /// The tile's candidates as the memory engine's `mvt::layer` takes them (all, in fid
+    /// order, when they are no more than `max`; else the first in priority order, more
+    /// rounds while too few of them show), encoded by the same writer.
     async fn tile(
         &self,
-        _tile: TileId,
-        _opts: TileOptions,
-        _q: &Query,
+        tile: TileId,
+        opts: TileOptions,
+        q: &Query,
     ) -> Result<Option<Vec<u8>>, EngineError> {
-        Err(EngineError::Unsupported(
-            "tiles of a collection served from PostGIS are not written yet".into(),
-        ))
+        let mut q = q.clone();
+        q.bbox = vec![tile.lonlat_bounds(opts.buffer, opts.extent)];
+        let mut params = compile::Params::new();
+        let condition = self.condition(&q, &mut params)?;
+        let max = opts.max_features;
+        let mut k = mvt::first_round(max);
+        loop {
+            let sql = format!(
+                "SELECT {} FROM {} WHERE {condition} ORDER BY {}, hamn_fid LIMIT {}",
+                self.columns,
+                self.table,
+                mvt::priority_sql(),
+                k.saturating_add(1)
+            );
+            let rows = self.rows(&sql, &params).await?;
+            let mut features = rows
+                .iter()
+                .map(|r| self.feature(r))
+                .collect::<Result<Vec<_>, _>>()?;
+            if features.len() <= max {
+                features.sort_unstable_by_key(|f| f.fid);
+            }
+            let more = features.len() > k;
+            features.truncate(k);
+            let out =
+                mvt::write_layer(&self.entry, tile, opts, &q, features.len(), features.iter());
+            let full = out.as_ref().is_some_and(|(_, n)| *n >= max);
+            if full || !more {
+                return Ok(out.map(|(layer, _)| layer));
+            }
+            k = k.saturating_mul(2);
+        }
     }
 }

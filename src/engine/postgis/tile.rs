@@ -1,1 +1,0 @@
-//! One vector tile layer by `ST_AsMVT` (placeholder: being written).
