@@ -43,6 +43,8 @@ if [ -z "${_HAMN_TEST_IN_POSTGIS:-}" ]; then
     export _HAMN_TEST_IN_POSTGIS=1
     # The cluster also takes TLS, so tests/tls.rs can check hamn's sslmode handling.
     export HAMN_TEST_PG_TLS=1
+    # And a streaming replica of it, for tests/replica.rs.
+    export HAMN_TEST_PG_REPLICA=1
     exec bash "$root/scripts/with-postgis.sh" bash "$root/scripts/test.sh" "$@"
 fi
 

@@ -20,6 +20,10 @@
 # CMD also gets HAMN_TEST_PG_CTL, a script that stops (`stop`) and starts again (`start`) the
 # cluster on the same data, for fault tests.
 #
+# With HAMN_TEST_PG_REPLICA=1 (scripts/test.sh sets it) a second cluster is made from the
+# first with pg_basebackup and runs as its hot-standby streaming replica on the next free
+# port; CMD gets HAMN_TEST_REPLICA_URL=postgres://postgres@127.0.0.1:PORT2/hamn_test.
+#
 # Example:
 #   bash scripts/with-postgis.sh sh -c 'psql "$HAMN_TEST_DATABASE_URL" -c "select postgis_full_version()"'
 set -euo pipefail
@@ -71,7 +75,7 @@ find_bindir() {
 
 bindir=$(find_bindir) ||
     die "no PostgreSQL server found (no /usr/lib/postgresql/*/bin/initdb); install one with: bash scripts/deps.sh postgis"
-for b in initdb pg_ctl pg_isready psql; do
+for b in initdb pg_ctl pg_isready psql pg_basebackup; do
     [ -x "$bindir/$b" ] || die "$bindir/$b not found"
 done
 
@@ -108,11 +112,23 @@ run_pg() {
 }
 
 pgpid=""   # our background child running the postmaster
+replica=""  # the replica's data directory, when there is one
+replicapid=""
 
 # shellcheck disable=SC2317  # only invoked through the trap
 cleanup() {
     set +e
     local pid
+    if [ -n "$replica" ] && [ -f "$replica/postmaster.pid" ]; then
+        if ! run_pg "$bindir/pg_ctl" -D "$replica" -m immediate -w -t 30 -s stop >/dev/null 2>&1; then
+            pid=$(head -n 1 "$replica/postmaster.pid" 2>/dev/null)
+            [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null
+        fi
+    fi
+    if [ -n "$replicapid" ]; then
+        kill "$replicapid" 2>/dev/null
+        wait "$replicapid" 2>/dev/null
+    fi
     if [ -n "$pgdata" ] && [ -f "$pgdata/postmaster.pid" ]; then
         # Immediate shutdown (the data is thrown away anyway); waits for the exit.
         if ! run_pg "$bindir/pg_ctl" -D "$pgdata" -m immediate -w -t 30 -s stop >/dev/null 2>&1; then
@@ -275,6 +291,43 @@ unset DATABASE_URL
 } >"$tmp/pgctl"
 chmod 755 "$tmp/pgctl"
 export HAMN_TEST_PG_CTL="$tmp/pgctl"
+
+# --- a streaming replica (HAMN_TEST_PG_REPLICA=1) ------------------------------
+if [ "${HAMN_TEST_PG_REPLICA:-}" = 1 ]; then
+    replica="$tmp/replica"
+    # -R writes standby.signal and primary_conninfo (the primary's socket); -X stream brings
+    # the WAL written meanwhile. initdb's pg_hba.conf already trusts local replication.
+    if ! run_pg "$bindir/pg_basebackup" -h "$pgdata" -p "$port" -U postgres -D "$replica" \
+        -R -X stream -c fast --no-sync >"$tmp/basebackup.log" 2>&1; then
+        cat "$tmp/basebackup.log" >&2
+        die "pg_basebackup could not copy the primary for the replica"
+    fi
+    rport=$((port + 1))
+    while ! port_free "$rport"; do
+        rport=$((rport + 1))
+        [ "$rport" -le "$PORT_LAST" ] || die "no free TCP port for the replica"
+    done
+    (cd "$tmp" && exec ${as_owner[@]+"${as_owner[@]}"} "$bindir/postgres" -D "$replica" -p "$rport" \
+        -c listen_addresses=127.0.0.1 -c "unix_socket_directories=$replica" \
+        -c max_connections=200 -c hot_standby=on -c fsync=off -c full_page_writes=off \
+        -c ssl=off) </dev/null >"$tmp/replica.log" 2>&1 &
+    replicapid=$!
+    rready=0
+    for _ in $(seq 1 150); do
+        if run_pg "$bindir/pg_isready" -q -h "$replica" -p "$rport" -U postgres -d postgres -t 2; then
+            rready=1
+            break
+        fi
+        kill -0 "$replicapid" 2>/dev/null || break
+        sleep 0.2
+    done
+    if [ "$rready" -ne 1 ]; then
+        cat "$tmp/replica.log" >&2
+        die "the replica did not start (its log is above)"
+    fi
+    export HAMN_TEST_REPLICA_URL="postgres://postgres@127.0.0.1:$rport/hamn_test"
+    msg "streaming replica running at $HAMN_TEST_REPLICA_URL"
+fi
 
 msg "PostgreSQL $versions running at $HAMN_TEST_DATABASE_URL (throwaway, data in $tmp)"
 

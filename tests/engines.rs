@@ -495,3 +495,110 @@ fn both_engines_answer_alike() {
         "the OGC document names no engine"
     );
 }
+
+/// The PostGIS engine's pages use the table's indexes, as `EXPLAIN` shows for the very
+/// statements it runs: a small box goes through the GiST index on `geom` (also inside a CQL2
+/// filter), the next page after a cursor too, never a scan of the whole table.
+#[test]
+fn postgis_pages_use_the_indexes() {
+    use hamn::engine::postgis::{PostgisOptions, PostgisSource, Readers};
+    use hamn::engine::{Filter, Query, Start};
+
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let Some(store) = postgis().await else {
+            eprintln!("skipped: no PostGIS (HAMN_TEST_DATABASE_URL)");
+            return;
+        };
+        // 40,000 points over Skåne, from a fixed generator.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("punkter.geojson");
+        let mut state = 7u64;
+        let mut next = || {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (state >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let features: Vec<Value> = (0..40_000)
+            .map(|n| {
+                serde_json::json!({"type": "Feature", "properties": {"n": n}, "geometry":
+                    {"type": "Point", "coordinates": [12.4 + next() * 2.2, 55.3 + next() * 1.2]}})
+            })
+            .collect();
+        std::fs::write(
+            &file,
+            serde_json::json!({"type": "FeatureCollection", "features": features}).to_string(),
+        )
+        .expect("write");
+        let o = store
+            .hamn()
+            .args(["ingest", &file.display().to_string(), "-c", "punkter"])
+            .output()
+            .expect("ingest");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+
+        let url = store.url.clone().expect("a PostGIS store");
+        let pg = hamn::store::postgis::PostgisStore::connect(&url)
+            .await
+            .expect("connect");
+        let pool = pg
+            .read_pool(None, std::time::Duration::from_secs(30), 2)
+            .expect("read pool");
+        let entry = store.entry("punkter").await;
+        let collation = hamn::collation::Collation::default();
+        let source = PostgisSource::open(
+            Readers::new(pool, Vec::new()),
+            entry.clone(),
+            PostgisOptions::default(),
+            collation.clone(),
+        )
+        .await
+        .expect("open")
+        .expect("the current version");
+        let client = common::sql(&store).await;
+        let explain = |q: Query, start: Start| {
+            let (sql, params) = source.page_statement(&q, start, 10).expect("statement");
+            let client = &client;
+            async move {
+                let refs: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = params
+                    .iter()
+                    .map(|p| p.as_ref() as &(dyn tokio_postgres::types::ToSql + Sync))
+                    .collect();
+                let rows = client
+                    .query(&format!("EXPLAIN {sql}"), &refs)
+                    .await
+                    .expect("explain");
+                rows.iter()
+                    .map(|r| r.get::<_, String>(0))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            }
+        };
+        let small_box = Query {
+            bbox: vec![[13.0, 55.6, 13.02, 55.61]],
+            ..Query::default()
+        };
+        let expr = hamn::cql2::parse(
+            "S_INTERSECTS(geometry, POLYGON((13.0 55.6, 13.02 55.6, 13.02 55.61, 13.0 55.6))) AND n > 5",
+            hamn::cql2::Lang::Text,
+        )
+        .expect("parses");
+        let filter = Filter::bind(&expr, &entry, hamn::crs::Crs::Crs84, &collation).expect("binds");
+        let filtered = Query {
+            filter: Some(std::sync::Arc::new(filter)),
+            ..Query::default()
+        };
+        for (what, q, start) in [
+            ("a small box", small_box.clone(), Start::Offset(0)),
+            ("the page after a cursor", small_box, Start::After(20_000)),
+            ("a CQL2 S_INTERSECTS", filtered, Start::Offset(0)),
+        ] {
+            let plan = explain(q, start).await;
+            assert!(
+                plan.contains("_geom") && !plan.contains("Seq Scan"),
+                "{what}: the GiST index is not used:\n{plan}"
+            );
+        }
+    });
+}

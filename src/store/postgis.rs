@@ -46,6 +46,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0005_changes",
         include_str!("../../migrations/0005_changes.sql"),
     ),
+    (
+        "0006_cql2_arithmetic",
+        include_str!("../../migrations/0006_cql2_arithmetic.sql"),
+    ),
 ];
 
 /// Key of the advisory lock that serialises migrations between processes.

@@ -6,10 +6,14 @@
 //! The SQL means what `engine::filter` means on the memory engine, case by case: SQL's own
 //! three-valued logic (which the memory evaluator follows), exact equality of text, order of
 //! text by the ICU collation of the same locale, dates as their midnight UTC, numbers compared
-//! across integer and real, division by zero as a missing value. Where SQL would raise an
-//! error that the memory engine turns into a missing value (`0 ^ -1`, a negative number to a
-//! fractional power) the expression says so first. Arithmetic that overflows `float8` is the
-//! one case PostgreSQL still refuses; it comes back as a 400 (see `PostgisSource`).
+//! across integer and real, a result that is not finite (overflow, division by zero, `0 ^ -1`)
+//! as a missing value. What PostgreSQL still refuses (integer arithmetic past `numeric`'s
+//! 131,072 digits, a LIKE pattern ending in its escape character) comes back as a 400 (see
+//! `PostgisSource`).
+//!
+//! The SQL grows with the filter, never faster: each operand appears once in what is made of
+//! it, except `BETWEEN`'s value (twice) and the ends of a temporal relation (instants and
+//! attributes, which do not nest).
 
 use std::fmt::Write;
 
@@ -267,7 +271,8 @@ impl Compiler<'_> {
                     // Exact for text under any deterministic collation: bytes.
                     format!("({a} {sql_op} {b})")
                 } else {
-                    format!("({} {sql_op} {b})", self.ordered(&a, ta)?)
+                    let (a, b) = (self.ordered(&a, ta)?, self.ordered(&b, ta)?);
+                    format!("({a} {sql_op} {b})")
                 }
             }
             Predicate::Between(v, low, high) => {
@@ -275,6 +280,7 @@ impl Compiler<'_> {
                 let (low, _) = self.scalar(low)?;
                 let (high, _) = self.scalar(high)?;
                 let v = self.ordered(&v, tv)?;
+                let (low, high) = (self.ordered(&low, tv)?, self.ordered(&high, tv)?);
                 format!("({v} >= {low} AND {v} <= {high})")
             }
             Predicate::In(v, list) => {
@@ -340,7 +346,9 @@ impl Compiler<'_> {
         Ok(format!("({})", parts.join(sep)))
     }
 
-    /// `a` ready for `<`, `>`, `BETWEEN`: text under the collation that orders it.
+    /// An operand of `<`, `>`, `BETWEEN` ready for comparing: text under the collation that
+    /// orders it, on every operand (an explicit collation on one side only would clash with
+    /// the one a folded operand carries).
     fn ordered(&self, a: &str, ty: Ty) -> Result<String, Unsupported> {
         Ok(if ty == Ty::Text {
             let name = self.collations.order(&Collations::wanted(self.collation))?;
@@ -408,52 +416,34 @@ impl Compiler<'_> {
 
     /// Arithmetic as the memory engine's: integers exactly (in `numeric`, which cannot
     /// overflow where the memory engine would fall back to reals), `/` and anything with a
-    /// real in `float8`; a zero divisor gives no value.
+    /// real in `float8` through the `hamn.cql2_*` functions (migrations/0006), which give no
+    /// value where the memory engine's result is not finite instead of raising an error.
     fn arith(&mut self, op: Op, a: &Scalar, b: &Scalar) -> Result<(String, Ty), Unsupported> {
         let (a, ta) = self.scalar(a)?;
         let (b, tb) = self.scalar(b)?;
         let ints = ta == Ty::Int && tb == Ty::Int;
+        let real = |f: &str| format!("hamn.cql2_{f}(({a})::float8, ({b})::float8)");
         Ok(match op {
-            Op::Add | Op::Sub | Op::Mul => {
-                let o = match op {
-                    Op::Add => "+",
-                    Op::Sub => "-",
-                    _ => "*",
-                };
-                if ints {
-                    (format!("(({a})::numeric {o} ({b})::numeric)"), Ty::Int)
-                } else {
-                    (format!("(({a})::float8 {o} ({b})::float8)"), Ty::Real)
-                }
-            }
-            Op::Div => (
-                format!("(({a})::float8 / NULLIF(({b})::float8, 0))"),
-                Ty::Real,
-            ),
+            Op::Add if ints => (format!("(({a})::numeric + ({b})::numeric)"), Ty::Int),
+            Op::Sub if ints => (format!("(({a})::numeric - ({b})::numeric)"), Ty::Int),
+            Op::Mul if ints => (format!("(({a})::numeric * ({b})::numeric)"), Ty::Int),
+            // Truncating, as Rust's integer division; no value for a zero divisor.
             Op::IntDiv if ints => (
                 format!("div(({a})::numeric, NULLIF(({b})::numeric, 0))"),
                 Ty::Int,
             ),
-            Op::IntDiv => (
-                format!("trunc(({a})::float8 / NULLIF(({b})::float8, 0))"),
-                Ty::Real,
-            ),
+            // The dividend's sign, as Rust's %.
             Op::Mod if ints => (
                 format!("mod(({a})::numeric, NULLIF(({b})::numeric, 0))"),
                 Ty::Int,
             ),
-            Op::Mod => (
-                format!("(mod(({a})::numeric, NULLIF(({b})::numeric, 0)))::float8"),
-                Ty::Real,
-            ),
-            Op::Pow => (
-                format!(
-                    "(CASE WHEN ({a})::float8 = 0 AND ({b})::float8 < 0 THEN NULL \
-                     WHEN ({a})::float8 < 0 AND ({b})::float8 <> trunc(({b})::float8) THEN NULL \
-                     ELSE power(({a})::float8, ({b})::float8) END)"
-                ),
-                Ty::Real,
-            ),
+            Op::Add => (real("add"), Ty::Real),
+            Op::Sub => (real("sub"), Ty::Real),
+            Op::Mul => (real("mul"), Ty::Real),
+            Op::Div => (real("div"), Ty::Real),
+            Op::IntDiv => (format!("trunc({})", real("div")), Ty::Real),
+            Op::Mod => (real("mod"), Ty::Real),
+            Op::Pow => (real("pow"), Ty::Real),
             other => return Err(Unsupported(format!("{} as arithmetic", other.name()))),
         })
     }

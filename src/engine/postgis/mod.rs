@@ -293,6 +293,43 @@ impl PostgisSource {
         }
     }
 
+    /// The statement that reads a page (`limit` + 1 rows, to know whether more follow) and
+    /// its parameters: by keyset on `hamn_fid` after or before a cursor's feature, by offset
+    /// otherwise. Public so that tests can `EXPLAIN` exactly what runs.
+    pub fn page_statement(
+        &self,
+        q: &Query,
+        start: Start,
+        limit: usize,
+    ) -> Result<(String, compile::Params), EngineError> {
+        let mut params = compile::Params::new();
+        let condition = self.condition(q, &mut params)?;
+        let order = compile::order_by(&q.sort, &self.entry, &self.collations, &self.collation)
+            .map_err(Self::unsupported)?;
+        let take = limit.saturating_add(1);
+        let (columns, table) = (&self.columns, &self.table);
+        let sql = match start {
+            Start::Offset(o) => format!(
+                "SELECT {columns} FROM {table} WHERE {condition} ORDER BY {order} LIMIT {take} OFFSET {o}"
+            ),
+            Start::After(fid) => {
+                params.push(Box::new(fid));
+                format!(
+                    "SELECT {columns} FROM {table} WHERE ({condition}) AND hamn_fid > ${} ORDER BY hamn_fid LIMIT {take}",
+                    params.len()
+                )
+            }
+            Start::Before(fid) => {
+                params.push(Box::new(fid));
+                format!(
+                    "SELECT {columns} FROM {table} WHERE ({condition}) AND hamn_fid < ${} ORDER BY hamn_fid DESC LIMIT {take}",
+                    params.len()
+                )
+            }
+        };
+        Ok((sql, params))
+    }
+
     fn condition(&self, q: &Query, params: &mut compile::Params) -> Result<String, EngineError> {
         compile::condition(q, &self.entry, &self.collations, &self.collation, params)
             .map_err(Self::unsupported)
@@ -344,44 +381,8 @@ impl Source for PostgisSource {
     }
 
     async fn items(&self, q: &Query, start: Start, limit: usize) -> Result<Page, EngineError> {
-        let mut params = compile::Params::new();
-        let condition = self.condition(q, &mut params)?;
-        let order = compile::order_by(&q.sort, &self.entry, &self.collations, &self.collation)
-            .map_err(Self::unsupported)?;
-        let take = limit.saturating_add(1);
-        let (sql, reverse) = match start {
-            Start::Offset(o) => (
-                format!(
-                    "SELECT {} FROM {} WHERE {condition} ORDER BY {order} LIMIT {take} OFFSET {o}",
-                    self.columns, self.table
-                ),
-                false,
-            ),
-            Start::After(fid) => {
-                params.push(Box::new(fid));
-                (
-                    format!(
-                        "SELECT {} FROM {} WHERE ({condition}) AND hamn_fid > ${} ORDER BY hamn_fid LIMIT {take}",
-                        self.columns,
-                        self.table,
-                        params.len()
-                    ),
-                    false,
-                )
-            }
-            Start::Before(fid) => {
-                params.push(Box::new(fid));
-                (
-                    format!(
-                        "SELECT {} FROM {} WHERE ({condition}) AND hamn_fid < ${} ORDER BY hamn_fid DESC LIMIT {take}",
-                        self.columns,
-                        self.table,
-                        params.len()
-                    ),
-                    true,
-                )
-            }
-        };
+        let (sql, params) = self.page_statement(q, start, limit)?;
+        let reverse = matches!(start, Start::Before(_));
         let rows = self.rows(&sql, &params).await?;
         let more = rows.len() > limit;
         let mut features = rows
@@ -392,15 +393,9 @@ impl Source for PostgisSource {
         if reverse {
             features.reverse();
         }
-        // The count's parameters are the condition's only (the cursor's fid came after them).
-        let condition_params = match start {
-            Start::Offset(_) => params,
-            Start::After(_) | Start::Before(_) => {
-                let mut p = compile::Params::new();
-                self.condition(q, &mut p)?;
-                p
-            }
-        };
+        // The count's statement has the condition's parameters only (no cursor's fid).
+        let mut condition_params = compile::Params::new();
+        let condition = self.condition(q, &mut condition_params)?;
         let (first_position, has_more, has_prev, known) = match start {
             Start::Offset(o) => (o, more, o > 0, (o == 0 && !more).then_some(features.len())),
             // The cursor came from a page whose last feature matched: there are features before.
