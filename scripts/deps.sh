@@ -10,7 +10,8 @@
 #   build    pkg-config clang libclang-dev libgdal-dev gdal-bin (+ build-essential
 #            if there is no `cc`, libssl-dev if Cargo.lock uses openssl-sys), and
 #            checks that `cargo` exists (prints how to get rustup if not).
-#   postgis  a PostgreSQL server with PostGIS 3 (Debian 12: postgresql-15-postgis-3).
+#   postgis  a PostgreSQL server with PostGIS 3 (Debian 12: postgresql-15-postgis-3), and
+#            PgBouncer (tests/pgbouncer.rs puts it in front of the test cluster).
 #   browser  chromium, nodejs and npm, and tests/browser's playwright-core (browser tests).
 #   api      python3 and python3-venv, and a venv in tests/api/.venv with the pinned
 #            schemathesis of tests/api/requirements.txt, from PyPI (tests/schemathesis.rs).
@@ -178,9 +179,22 @@ hamn_pg_postgis_version() {
     printf '%s\n' "$best"
 }
 
+# PgBouncer, which the tests run in front of the throwaway cluster (Debian 12: 1.18). Debian's
+# package also enables a system pgbouncer on 127.0.0.1:6432; the tests start their own.
+_hamn_deps_pgbouncer() {
+    { _hamn_deps_have pgbouncer || [ -x /usr/sbin/pgbouncer ]; } && return 0
+    _hamn_deps_can_apt || {
+        _hamn_deps_msg "please install PgBouncer (Debian: apt-get install pgbouncer)"
+        return 1
+    }
+    _hamn_deps_apt_update_once || return 1
+    _hamn_deps_install pgbouncer || return 1
+}
+
 hamn_deps_postgis() {
     local v newest pkg=""
     if v=$(hamn_pg_postgis_version); then
+        _hamn_deps_pgbouncer || return 1
         _hamn_deps_msg "postgis: ok (PostgreSQL $v with PostGIS)"
         return 0
     fi
@@ -209,6 +223,7 @@ hamn_deps_postgis() {
         _hamn_deps_msg "installed $pkg but found no /usr/lib/postgresql/<v>/bin with /usr/share/postgresql/<v>/extension/postgis.control"
         return 1
     fi
+    _hamn_deps_pgbouncer || return 1
     _hamn_deps_msg "postgis: ok (PostgreSQL $v with PostGIS)"
 }
 

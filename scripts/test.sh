@@ -45,6 +45,8 @@ if [ -z "${_HAMN_TEST_IN_POSTGIS:-}" ]; then
     export HAMN_TEST_PG_TLS=1
     # And a streaming replica of it, for tests/replica.rs.
     export HAMN_TEST_PG_REPLICA=1
+    # And PgBouncer in front of it, for tests/pgbouncer.rs.
+    export HAMN_TEST_PGBOUNCER=1
     exec bash "$root/scripts/with-postgis.sh" bash "$root/scripts/test.sh" "$@"
 fi
 

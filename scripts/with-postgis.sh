@@ -24,6 +24,10 @@
 # first with pg_basebackup and runs as its hot-standby streaming replica on the next free
 # port; CMD gets HAMN_TEST_REPLICA_URL=postgres://postgres@127.0.0.1:PORT2/hamn_test.
 #
+# With HAMN_TEST_PGBOUNCER=1 (scripts/test.sh sets it) PgBouncer runs in front of the first
+# cluster in session pooling, every database of it reachable, and CMD gets
+# HAMN_TEST_PGBOUNCER_URL=postgres://postgres@127.0.0.1:PORT3/hamn_test.
+#
 # Example:
 #   bash scripts/with-postgis.sh sh -c 'psql "$HAMN_TEST_DATABASE_URL" -c "select postgis_full_version()"'
 set -euo pipefail
@@ -114,6 +118,7 @@ run_pg() {
 pgpid=""   # our background child running the postmaster
 replica=""  # the replica's data directory, when there is one
 replicapid=""
+bouncerpid=""
 
 # shellcheck disable=SC2317  # only invoked through the trap
 cleanup() {
@@ -124,6 +129,10 @@ cleanup() {
             pid=$(head -n 1 "$replica/postmaster.pid" 2>/dev/null)
             [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null
         fi
+    fi
+    if [ -n "$bouncerpid" ]; then
+        kill "$bouncerpid" 2>/dev/null
+        wait "$bouncerpid" 2>/dev/null
     fi
     if [ -n "$replicapid" ]; then
         kill "$replicapid" 2>/dev/null
@@ -327,6 +336,56 @@ if [ "${HAMN_TEST_PG_REPLICA:-}" = 1 ]; then
     fi
     export HAMN_TEST_REPLICA_URL="postgres://postgres@127.0.0.1:$rport/hamn_test"
     msg "streaming replica running at $HAMN_TEST_REPLICA_URL"
+fi
+
+# --- PgBouncer in front (HAMN_TEST_PGBOUNCER=1) ----------------------------------
+if [ "${HAMN_TEST_PGBOUNCER:-}" = 1 ]; then
+    bouncer=$(command -v pgbouncer || true)
+    [ -n "$bouncer" ] || { [ -x /usr/sbin/pgbouncer ] && bouncer=/usr/sbin/pgbouncer; } ||
+        die "HAMN_TEST_PGBOUNCER=1 needs pgbouncer; install it with: bash scripts/deps.sh postgis"
+    bport=$((port + 2))
+    while ! port_free "$bport"; do
+        bport=$((bport + 1))
+        [ "$bport" -le "$PORT_LAST" ] || die "no free TCP port for PgBouncer"
+    done
+    mkdir -p "$tmp/pgbouncer"
+    printf '"postgres" ""\n' >"$tmp/pgbouncer/users.txt"
+    # Every database of the cluster (`*`), so the tests' own databases are reachable.
+    cat >"$tmp/pgbouncer/pgbouncer.ini" <<INI
+[databases]
+* = host=127.0.0.1 port=$port
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = $bport
+unix_socket_dir =
+auth_type = trust
+auth_file = $tmp/pgbouncer/users.txt
+pool_mode = session
+max_client_conn = 400
+default_pool_size = 40
+logfile = $tmp/pgbouncer/pgbouncer.log
+INI
+    if [ "$as_root" -eq 1 ]; then
+        chown -R postgres: "$tmp/pgbouncer"
+    fi
+    (cd "$tmp" && exec ${as_owner[@]+"${as_owner[@]}"} "$bouncer" "$tmp/pgbouncer/pgbouncer.ini") \
+        </dev/null >"$tmp/pgbouncer/stdout.log" 2>&1 &
+    bouncerpid=$!
+    bready=0
+    for _ in $(seq 1 100); do
+        if run_pg "$bindir/pg_isready" -q -h 127.0.0.1 -p "$bport" -U postgres -d hamn_test -t 2; then
+            bready=1
+            break
+        fi
+        kill -0 "$bouncerpid" 2>/dev/null || break
+        sleep 0.1
+    done
+    if [ "$bready" -ne 1 ]; then
+        cat "$tmp/pgbouncer/stdout.log" "$tmp/pgbouncer/pgbouncer.log" >&2 2>/dev/null
+        die "PgBouncer did not start (its log is above)"
+    fi
+    export HAMN_TEST_PGBOUNCER_URL="postgres://postgres@127.0.0.1:$bport/hamn_test"
+    msg "PgBouncer (session pooling) running at $HAMN_TEST_PGBOUNCER_URL"
 fi
 
 msg "PostgreSQL $versions running at $HAMN_TEST_DATABASE_URL (throwaway, data in $tmp)"

@@ -134,10 +134,6 @@ impl PostgisStore {
         let (mut config, tls) = super::tls::connector(url.unwrap_or(&self.url))?;
         // Named, so an operator (and the replica test) can see where the reads go.
         config.application_name("hamn-read");
-        config.options(format!(
-            "-c statement_timeout={} -c default_transaction_read_only=on",
-            statement_timeout.as_millis().max(1)
-        ));
         let manager = Manager::from_config(
             config,
             tls,
@@ -145,7 +141,23 @@ impl PostgisStore {
                 recycling_method: RecyclingMethod::Fast,
             },
         );
+        // Set on each new connection rather than as the startup parameter `options`, which
+        // PgBouncer refuses ("unsupported startup parameter: options"): this way the engine
+        // works through PgBouncer in session pooling too.
+        let setup = format!(
+            "SET statement_timeout = {}; SET default_transaction_read_only = on",
+            statement_timeout.as_millis().max(1)
+        );
         Pool::builder(manager)
+            .post_create(deadpool_postgres::Hook::async_fn(move |client, _| {
+                let setup = setup.clone();
+                Box::pin(async move {
+                    client
+                        .batch_execute(&setup)
+                        .await
+                        .map_err(deadpool_postgres::HookError::Backend)
+                })
+            }))
             .max_size(size.max(1))
             .wait_timeout(Some(statement_timeout))
             .create_timeout(Some(std::time::Duration::from_secs(15)))
