@@ -9,7 +9,7 @@
 #      and that copy is measured), ensures the 1M-point GeoJSON (benches/gen_points.py, default
 #      seed; reused from $HAMN_BENCH_DIR if already there), ingests it with hamn;
 #   2. starts hamn (serve --no-demo, in-memory R-tree; start-up time to /collections/points
-#      answering with itemCount 1000000, and RSS) and tipg (uvicorn, one worker) on the table
+#      answering with itemCount $COUNT, and RSS) and tipg (uvicorn, one worker) on the table
 #      hamn wrote (hamn_data."points_vN", primary key hamn_fid);
 #   3. writes seeded URL lists (benches/gen_urls.py): ~1 km boxes limit=100, ~10 km boxes
 #      limit=1000, single items by random id, the same boxes/ids for both servers;
@@ -44,13 +44,19 @@
 set -euo pipefail
 
 BENCH_DIR=${HAMN_BENCH_DIR:-/tmp/hamn-bench}
-OUT="$BENCH_DIR/features"
+OUT="${BENCH_OUT:-$BENCH_DIR/features}"
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # The binary measured: a copy made right after the build, so a concurrent rebuild of
 # target/release cannot swap it under the benchmark.
 HAMN="$OUT/hamn"
-FILE="$BENCH_DIR/points_1m.geojson"
-COUNT=1000000
+COUNT=${POINTS:-1000000}
+if [ "$COUNT" -eq 1000000 ]; then
+    FILE="$BENCH_DIR/points_1m.geojson"
+else
+    FILE="$BENCH_DIR/points_$COUNT.geojson"
+fi
+# Extra arguments for `hamn serve` (e.g. --max-features 0: the PostGIS engine).
+HAMN_SERVE_ARGS=${HAMN_SERVE_ARGS:-}
 TIPG_VENV=${TIPG_VENV:-/tmp/tipg-venv}
 BENCH_SECONDS=${BENCH_SECONDS:-15}
 WARMUP_SECONDS=${WARMUP_SECONDS:-3}
@@ -143,25 +149,25 @@ if [ "${HAMN_BENCH_INNER:-}" = 1 ]; then
     # --- hamn -------------------------------------------------------------------------------
     hamn_port=$(free_port "$HAMN_PORT")
     t0=$(now)
-    "$HAMN" --database-url "$URL" serve --no-demo --bind "127.0.0.1:$hamn_port" --max-limit 10000 \
+    "$HAMN" --database-url "$URL" serve $HAMN_SERVE_ARGS --no-demo --bind "127.0.0.1:$hamn_port" --max-limit 10000 \
         >"$LOGS/hamn.log" 2>&1 &
     hamn_pid=$!
     ready=0
     for _ in $(seq 1 6000); do # up to 300 s
         kill -0 "$hamn_pid" 2>/dev/null || { cat "$LOGS/hamn.log" >&2; die "hamn exited during start-up"; }
         c=$(curl -s -m 2 "http://127.0.0.1:$hamn_port/collections/points" 2>/dev/null || true)
-        if [ -n "$c" ] && printf '%s' "$c" | grep -q '"itemCount":1000000'; then
+        if [ -n "$c" ] && printf '%s' "$c" | grep -q "\"itemCount\":$COUNT"; then
             ready=1
             break
         fi
         sleep 0.05
     done
     t1=$(now)
-    [ "$ready" -eq 1 ] || die "hamn did not serve /collections/points with itemCount 1000000 within 300 s"
+    [ "$ready" -eq 1 ] || die "hamn did not serve /collections/points with itemCount $COUNT within 300 s"
     hamn_start=$(elapsed "$t0" "$t1")
     sleep 1
     hamn_rss0=$(rss_kib "$hamn_pid")
-    info hamn_start "$hamn_start s from process start to /collections/points answering (itemCount 1000000); $(grep -o 'snapshot built.*' "$LOGS/hamn.log" | sed 's/\x1b\[[0-9;]*m//g' | head -1)"
+    info hamn_start "$hamn_start s from process start to /collections/points answering (itemCount $COUNT); $(grep -o 'snapshot built.*' "$LOGS/hamn.log" | sed 's/\x1b\[[0-9;]*m//g' | head -1)"
     info hamn_rss_start "$hamn_rss0 KiB ($((hamn_rss0 / 1024)) MiB) after start; peak during start-up (VmHWM) $(awk '/^VmHWM/ {print $2}' "/proc/$hamn_pid/status") KiB"
 
     # --- tipg -------------------------------------------------------------------------------

@@ -67,14 +67,20 @@
 set -euo pipefail
 
 BENCH_DIR=${HAMN_BENCH_DIR:-/tmp/hamn-bench}
-OUT="$BENCH_DIR/tiles"
+OUT="${BENCH_OUT:-$BENCH_DIR/tiles}"
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 HAMN_SRC=$(cd "${HAMN_SRC:-$ROOT}" && pwd)
 # The binary measured: a copy made right after the build, so a concurrent rebuild of
 # target/release cannot swap it under the benchmark.
 HAMN="$OUT/hamn"
-FILE="$BENCH_DIR/points_1m.geojson"
-COUNT=1000000
+COUNT=${POINTS:-1000000}
+if [ "$COUNT" -eq 1000000 ]; then
+    FILE="$BENCH_DIR/points_1m.geojson"
+else
+    FILE="$BENCH_DIR/points_$COUNT.geojson"
+fi
+# Extra arguments for `hamn serve` (e.g. --max-features 0: the PostGIS engine).
+HAMN_SERVE_ARGS=${HAMN_SERVE_ARGS:-}
 if [ -z "${MARTIN:-}" ]; then
     MARTIN=$(command -v martin 2>/dev/null || echo "$HOME/.cargo/bin/martin")
 fi
@@ -198,18 +204,18 @@ if [ "${HAMN_BENCH_INNER:-}" = 1 ]; then
     # --- hamn, uncached and warm ------------------------------------------------------------
     hamn_port=$(free_port "$HAMN_PORT")
     t0=$(now)
-    "$HAMN" --database-url "$URL" serve --no-demo --bind "127.0.0.1:$hamn_port" \
+    "$HAMN" --database-url "$URL" serve $HAMN_SERVE_ARGS --no-demo --bind "127.0.0.1:$hamn_port" \
         --tile-cache-mb 0 --tile-max-features "$TILE_CAP" --access-log false \
         >"$LOGS/hamn.log" 2>&1 &
     hamn_pid=$!
-    wait_http "$hamn_pid" "$LOGS/hamn.log" "http://127.0.0.1:$hamn_port/collections/points" 300 hamn '"itemCount":1000000'
-    info hamn_start "$(elapsed "$t0" "$(now)") s to /collections/points with itemCount 1000000; RSS $(rss_kib "$hamn_pid") KiB; $(grep -o 'snapshot built.*' "$LOGS/hamn.log" | sed 's/\x1b\[[0-9;]*m//g' | head -1)"
+    wait_http "$hamn_pid" "$LOGS/hamn.log" "http://127.0.0.1:$hamn_port/collections/points" 300 hamn "\"itemCount\":$COUNT"
+    info hamn_start "$(elapsed "$t0" "$(now)") s to /collections/points with itemCount $COUNT; RSS $(rss_kib "$hamn_pid") KiB; $(grep -o 'snapshot built.*' "$LOGS/hamn.log" | sed 's/\x1b\[[0-9;]*m//g' | head -1)"
     warm_port=$(free_port $((hamn_port + 1)))
-    "$HAMN" --database-url "$URL" serve --no-demo --bind "127.0.0.1:$warm_port" \
+    "$HAMN" --database-url "$URL" serve $HAMN_SERVE_ARGS --no-demo --bind "127.0.0.1:$warm_port" \
         --tile-cache-mb "$WARM_CACHE_MB" --tile-max-features "$TILE_CAP" --access-log false \
         >"$LOGS/hamn-warm.log" 2>&1 &
     warm_pid=$!
-    wait_http "$warm_pid" "$LOGS/hamn-warm.log" "http://127.0.0.1:$warm_port/collections/points" 300 hamn-warm '"itemCount":1000000'
+    wait_http "$warm_pid" "$LOGS/hamn-warm.log" "http://127.0.0.1:$warm_port/collections/points" 300 hamn-warm "\"itemCount\":$COUNT"
 
     # --- Martin -------------------------------------------------------------------------------
     martin_port=$(free_port $((warm_port + 1)))

@@ -211,6 +211,32 @@ impl Bbox {
 /// Deepest zoom a collection's tiles may be offered at (WebMercatorQuad ends at 24).
 pub const MAX_ZOOM: u8 = 24;
 
+/// Which engine serves a collection, when the operator says (`hamn ingest --engine`): held in
+/// memory whatever its size, or served from its table in PostGIS whatever its size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EngineChoice {
+    Memory,
+    Postgis,
+}
+
+impl EngineChoice {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EngineChoice::Memory => "memory",
+            EngineChoice::Postgis => "postgis",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "memory" => Some(EngineChoice::Memory),
+            "postgis" => Some(EngineChoice::Postgis),
+            _ => None,
+        }
+    }
+}
+
 /// The zoom levels (tile matrices) at which a collection's vector tiles are offered:
 /// `min <= max <= MAX_ZOOM`, checked when made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -357,6 +383,9 @@ pub struct CatalogEntry {
     /// Zoom levels at which the collection is offered as vector tiles.
     #[serde(default)]
     pub zoom: ZoomRange,
+    /// The operator's choice of engine; `None` lets `--max-features` decide.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine: Option<EngineChoice>,
     /// Changes with every successful ingest; unique across the store, so it never repeats even
     /// when a collection is deleted and made again (it feeds ETags).
     pub version: i64,

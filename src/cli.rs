@@ -356,6 +356,11 @@ pub struct IngestArgs {
     /// Highest zoom at which the collection's vector tiles are offered [default: 22, or as before].
     #[arg(long, value_parser = clap::value_parser!(u8).range(0..=24))]
     pub max_zoom: Option<u8>,
+    /// Which engine serves the collection: memory (held in memory whatever its size),
+    /// postgis (served from its table whatever its size; PostGIS store only) or auto
+    /// (--max-features decides) [default: as before, else auto].
+    #[arg(long, value_parser = ["auto", "memory", "postgis"])]
+    pub engine: Option<String>,
     /// Do not draw a progress bar (it is drawn only on a terminal anyway).
     #[arg(long)]
     pub quiet: bool,
@@ -535,6 +540,10 @@ impl IngestArgs {
                     .map(str::to_string),
             },
             zoom: (self.min_zoom, self.max_zoom),
+            engine: self
+                .engine
+                .as_deref()
+                .map(crate::catalog::EngineChoice::parse),
             allow_gdal_paths: config.allow_gdal_paths,
             allow_any_gdal_driver: config.allow_any_gdal_driver,
             progress: !self.quiet && std::io::stderr().is_terminal(),

@@ -602,3 +602,92 @@ fn postgis_pages_use_the_indexes() {
         }
     });
 }
+
+/// `hamn ingest --engine` chooses the engine per collection, whatever its size, and the
+/// choice stays across re-ingests until `--engine auto`; operators see which engine serves
+/// each collection (/metrics, the admin API), the OGC documents do not. The embedded store
+/// refuses `--engine postgis`.
+#[test]
+fn an_operator_chooses_the_engine() {
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let Some(store) = rt.block_on(postgis()) else {
+        eprintln!("skipped: no PostGIS (HAMN_TEST_DATABASE_URL)");
+        return;
+    };
+    let file = common::data("bathing/hav_active_bathing_waters.geojson");
+    let ingest = |extra: &[&str]| {
+        let o = store
+            .hamn()
+            .args([
+                "ingest", &file, "-c", "valda", "--force", "--mode", "replace",
+            ])
+            .args(extra)
+            .output()
+            .expect("ingest");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    };
+    ingest(&["--engine", "postgis"]);
+    let s = start(&store.args(), &["--no-demo"]);
+    let token = common::make_token(&store.args(), &["--admin"]);
+    let engine_of = |want: &str| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let metrics = fetch(&format!("{}/metrics", s.base))
+                .into_string()
+                .unwrap_or_default();
+            let line =
+                format!("hamn_collection_engine{{collection=\"valda\",engine=\"{want}\"}} 1");
+            if metrics.lines().any(|l| l == line) {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "not served by {want}: {}",
+                metrics
+                    .lines()
+                    .filter(|l| l.starts_with("hamn_collection_engine"))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let admin: Value = ureq::get(&format!("{}/admin/collections", s.base))
+            .set("Authorization", &format!("Bearer {token}"))
+            .call()
+            .expect("admin collections")
+            .into_json()
+            .expect("JSON");
+        let view = admin["collections"]
+            .as_array()
+            .and_then(|c| c.iter().find(|c| c["id"] == "valda"))
+            .cloned()
+            .expect("valda in the admin list");
+        assert_eq!(view["engine"], want, "{view}");
+        view["engineChoice"].clone()
+    };
+    assert_eq!(engine_of("postgis"), "postgis");
+    let (status, page) = common::get(&format!("{}/collections/valda/items?limit=2", s.base));
+    assert_eq!(status, 200);
+    assert_eq!(page["features"].as_array().map(Vec::len), Some(2));
+    let (_, doc) = common::get(&format!("{}/collections/valda", s.base));
+    assert!(
+        !doc.to_string().contains("postgis"),
+        "the OGC document names the engine: {doc}"
+    );
+    // Kept across a re-ingest that does not say, dropped by --engine auto.
+    ingest(&[]);
+    assert_eq!(engine_of("postgis"), "postgis");
+    ingest(&["--engine", "auto"]);
+    assert_eq!(engine_of("memory"), Value::Null);
+
+    // The embedded store has no SQL engine.
+    let embedded = common::embedded();
+    let o = embedded
+        .hamn()
+        .args(["ingest", &file, "-c", "valda", "--engine", "postgis"])
+        .output()
+        .expect("ingest");
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("embedded store"), "{err}");
+}

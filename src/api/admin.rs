@@ -249,7 +249,7 @@ fn collection_view(
         _ => None,
     });
     let last_job = jobs.iter().find(|j| j.kind.collection() == Some(&e.id));
-    let served = state.engine.get(&e.id).map(|s| s.version());
+    let served = state.engine.get(&e.id);
     json!({
         "id": e.id,
         "title": e.meta.title,
@@ -262,7 +262,9 @@ fn collection_view(
         "language": e.meta.language,
         "featureCount": e.feature_count,
         "version": e.version,
-        "servedVersion": served,
+        "servedVersion": served.as_ref().map(|s| s.version()),
+        "engine": served.as_ref().map(|s| s.engine().name()),
+        "engineChoice": e.engine,
         "updated": e.updated,
         "sourceFile": e.source.name,
         "source": source,

@@ -165,6 +165,25 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     );
     metric(
         &mut out,
+        "hamn_collection_engine",
+        "gauge",
+        "The engine serving each collection (1): memory, or postgis (from its table).",
+        &served
+            .iter()
+            .map(|s| {
+                (
+                    format!(
+                        "collection=\"{}\",engine=\"{}\"",
+                        label(s.entry().id.as_str()),
+                        s.engine().name()
+                    ),
+                    1.0,
+                )
+            })
+            .collect::<Vec<_>>(),
+    );
+    metric(
+        &mut out,
         "hamn_collection_version",
         "gauge",
         "Version served per collection.",

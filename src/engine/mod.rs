@@ -414,7 +414,13 @@ impl Engine {
 
     /// Reads one collection version from the store and builds its snapshot.
     async fn build(&self, listed: &crate::catalog::CatalogEntry) -> Result<Served, Build> {
-        let max = self.options.max_features;
+        use crate::catalog::EngineChoice;
+        // The operator's choice first (`hamn ingest --engine`), else the size decides.
+        let max = match listed.engine {
+            Some(EngineChoice::Memory) => u64::MAX,
+            Some(EngineChoice::Postgis) => 0,
+            None => self.options.max_features,
+        };
         if let (true, Some(readers)) = (listed.feature_count > max, &self.readers) {
             return self.open_in_postgis(readers.clone(), listed).await;
         }

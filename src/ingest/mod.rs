@@ -96,6 +96,9 @@ pub struct IngestOptions {
     /// Zoom levels for vector tiles: `(min, max)`, either end optional (kept from the previous
     /// version, else 0 and 22).
     pub zoom: (Option<u8>, Option<u8>),
+    /// Which engine serves the collection: `None` keeps the previous version's choice,
+    /// `Some(None)` lets `--max-features` decide, `Some(Some(e))` is the operator's choice.
+    pub engine: Option<Option<crate::catalog::EngineChoice>>,
     /// The operator's permission to pass GDAL virtual paths and network sources through.
     pub allow_gdal_paths: bool,
     /// The operator's permission to open sources with any GDAL driver, not only the file
@@ -145,6 +148,7 @@ impl IngestOptions {
             encoding: None,
             meta: MetaOptions::default(),
             zoom: (None, None),
+            engine: None,
             allow_gdal_paths: false,
             allow_any_gdal_driver: false,
             progress: false,
@@ -401,6 +405,17 @@ async fn ingest_layer(
         opts.zoom.1.unwrap_or(old_zoom.max()),
     )
     .map_err(IngestError::Options)?;
+    let engine = match opts.engine {
+        Some(choice) => choice,
+        None => existing.as_ref().and_then(|e| e.engine),
+    };
+    if engine == Some(crate::catalog::EngineChoice::Postgis) && store.postgis().is_none() {
+        return Err(IngestError::Options(
+            "--engine postgis needs a PostGIS store (--database-url): the embedded store has \
+             no SQL engine, and serves every collection from memory"
+                .into(),
+        ));
+    }
     let p = prepared.clone();
     let mut read_opts = opts.read.clone();
     if let Some(t) = theme.map(|t| t.theme) {
@@ -758,6 +773,7 @@ async fn ingest_layer(
         created: now,
         updated: now,
         zoom,
+        engine,
         version: 0,
     };
     let stored = sink.commit(entry).await?;
@@ -859,6 +875,7 @@ pub async fn create_empty(
         created: now,
         updated: now,
         zoom: crate::catalog::ZoomRange::default(),
+        engine: None,
         version: 0,
     };
     Ok(sink.commit(entry).await?)

@@ -50,6 +50,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0006_cql2_arithmetic",
         include_str!("../../migrations/0006_cql2_arithmetic.sql"),
     ),
+    (
+        "0007_engine",
+        include_str!("../../migrations/0007_engine.sql"),
+    ),
 ];
 
 /// Key of the advisory lock that serialises migrations between processes.
@@ -340,7 +344,7 @@ async fn apply_migrations(client: &Object) -> Result<Vec<&'static str>> {
 const ENTRY_COLUMNS: &str = "id, title, description, keywords, theme, publisher, licence, \
     source_name, source_sha256, source_layer, source_crs, attributes, geometry_types, id_field, \
     datetime_field, feature_count, extent, temporal_start, temporal_end, created, updated, \
-    version, data_table, min_zoom, max_zoom, conforms_to, language";
+    version, data_table, min_zoom, max_zoom, conforms_to, language, engine";
 
 fn entry_from_row(row: &tokio_postgres::Row) -> Result<(CatalogEntry, String)> {
     let corrupt = |reason: String| StoreError::CorruptCatalog {
@@ -392,6 +396,9 @@ fn entry_from_row(row: &tokio_postgres::Row) -> Result<(CatalogEntry, String)> {
             )
             .unwrap_or_default()
         },
+        engine: row
+            .get::<_, Option<String>>("engine")
+            .and_then(|e| crate::catalog::EngineChoice::parse(&e)),
         version: row.get("version"),
     };
     Ok((entry, row.get("data_table")))
@@ -948,7 +955,7 @@ impl IngestSink for PgSink {
             .execute(
                 &format!(
                     "INSERT INTO hamn.collections ({ENTRY_COLUMNS}) VALUES \
-                     ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25,$26,$27) \
+                     ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25,$26,$27,$28) \
                      ON CONFLICT (id) DO UPDATE SET ({ENTRY_COLUMNS}) = \
                      (EXCLUDED.id, EXCLUDED.title, EXCLUDED.description, EXCLUDED.keywords, EXCLUDED.theme, \
                       EXCLUDED.publisher, EXCLUDED.licence, EXCLUDED.source_name, EXCLUDED.source_sha256, \
@@ -956,7 +963,7 @@ impl IngestSink for PgSink {
                       EXCLUDED.id_field, EXCLUDED.datetime_field, EXCLUDED.feature_count, EXCLUDED.extent, \
                       EXCLUDED.temporal_start, EXCLUDED.temporal_end, EXCLUDED.created, EXCLUDED.updated, \
                       EXCLUDED.version, EXCLUDED.data_table, EXCLUDED.min_zoom, EXCLUDED.max_zoom, \
-                      EXCLUDED.conforms_to, EXCLUDED.language)"
+                      EXCLUDED.conforms_to, EXCLUDED.language, EXCLUDED.engine)"
                 ),
                 &[
                     &entry.id.as_str(),
@@ -986,6 +993,7 @@ impl IngestSink for PgSink {
                     &i16::from(entry.zoom.max()),
                     &entry.meta.conforms_to,
                     &entry.meta.language,
+                    &entry.engine.map(|e| e.as_str()),
                 ],
             )
             .await?;
