@@ -21,8 +21,9 @@ pub async fn describe(
     store: &dyn Store,
     id: &CollectionId,
     meta: crate::catalog::Description,
+    engine: Option<crate::catalog::EngineChoice>,
 ) -> crate::store::Result<CatalogEntry> {
-    let d = store.set_description(id, meta).await?;
+    let d = store.set_description(id, meta, engine).await?;
     let change = Change {
         from: d.previous_version,
         to: d.entry.version,

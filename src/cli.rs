@@ -116,6 +116,13 @@ pub struct ServeArgs {
     /// are refused with a log line.
     #[arg(long, env = "HAMN_MAX_FEATURES", default_value_t = 5_000_000)]
     pub max_features: u64,
+    /// Memory the in-memory snapshots may take together, e.g. `8G`, `512M` (bytes, or K, M, G,
+    /// T with an optional `iB`/`B`, powers of 1024). Collections are taken into memory
+    /// smallest first while an estimate of each (from its table's size) fits; the rest are
+    /// served by the PostGIS engine. Needs a PostGIS store. Versions held for cursors
+    /// (--cursor-grace-seconds) and the tile cache come on top. [default: no budget]
+    #[arg(long, env = "HAMN_MEMORY_BUDGET", value_parser = parse_bytes)]
+    pub memory_budget: Option<u64>,
     /// A streaming replica of the database (repeatable, or comma-separated): the PostGIS
     /// engine's reads go to the replicas in turn; ingests, the catalog and notifications stay on
     /// the primary. A read of a version the replica has not replayed yet goes to the primary.
@@ -700,7 +707,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                         .await?
                         .ok_or_else(|| anyhow::anyhow!("collection '{}' not found", edit.id))?;
                     let meta = edit.apply(entry.meta)?;
-                    let entry = crate::changes::describe(store.as_ref(), &edit.id, meta).await?;
+                    let entry =
+                        crate::changes::describe(store.as_ref(), &edit.id, meta, entry.engine)
+                            .await?;
                     println!("{}: metadata changed, version {}", entry.id, entry.version);
                 }
             }
@@ -799,8 +808,14 @@ async fn serve(
             .clone()
             .or(config.file.basemap_style.clone()),
     )?;
-    let store: Arc<dyn crate::store::Store> = Arc::from(config.open_store().await?);
     let embedded = matches!(config.store, StoreConfig::Embedded { .. });
+    if embedded && args.memory_budget.is_some() {
+        anyhow::bail!(
+            "--memory-budget needs a PostGIS store (--database-url): the embedded store has no \
+             SQL engine to serve the collections that do not fit in memory"
+        );
+    }
+    let store: Arc<dyn crate::store::Store> = Arc::from(config.open_store().await?);
     // Demo data only when asked for (scripts/run.sh asks): a production store, embedded or
     // PostGIS, never gets it by surprise, not even when it is empty.
     let asked = args.demo_data.clone().or(config.file.demo_data.clone());
@@ -867,6 +882,7 @@ async fn serve(
         store,
         crate::engine::EngineOptions {
             max_features: args.max_features,
+            memory_budget: args.memory_budget,
             postgis: crate::engine::postgis::PostgisOptions {
                 statement_timeout: std::time::Duration::from_secs(
                     args.statement_timeout_seconds.max(1),
@@ -979,4 +995,45 @@ async fn serve(
     tracing::info!(%bind, store = if embedded { "embedded" } else { "postgis" }, "hamn listening on http://{bind}/");
     server.run().await?;
     Ok(())
+}
+
+/// `--memory-budget`'s sizes: bytes, or a number with K, M, G or T (powers of 1024).
+fn parse_bytes(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let number: f64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size like 8G, 512M or 1073741824"))?;
+    let shift = match unit.trim().to_ascii_uppercase().as_str() {
+        "" | "B" => 0,
+        "K" | "KB" | "KIB" => 10,
+        "M" | "MB" | "MIB" => 20,
+        "G" | "GB" | "GIB" => 30,
+        "T" | "TB" | "TIB" => 40,
+        other => return Err(format!("unknown size unit {other:?} (use K, M, G or T)")),
+    };
+    let bytes = number * (1u64 << shift) as f64;
+    if !bytes.is_finite() || bytes < 1.0 || bytes >= u64::MAX as f64 {
+        return Err(format!("{text:?} is out of range"));
+    }
+    Ok(bytes as u64)
+}
+
+#[cfg(test)]
+mod size_tests {
+    use super::parse_bytes;
+
+    #[test]
+    fn sizes_parse_in_powers_of_1024() {
+        assert_eq!(parse_bytes("8G"), Ok(8 << 30));
+        assert_eq!(parse_bytes("512MiB"), Ok(512 << 20));
+        assert_eq!(parse_bytes("1.5k"), Ok(1536));
+        assert_eq!(parse_bytes("1073741824"), Ok(1 << 30));
+        for bad in ["", "G", "8X", "-1G", "0", "1e3M", "99999999999T"] {
+            assert!(parse_bytes(bad).is_err(), "{bad:?} should be refused");
+        }
+    }
 }

@@ -604,7 +604,8 @@ fn postgis_pages_use_the_indexes() {
 }
 
 /// `hamn ingest --engine` chooses the engine per collection, whatever its size, and the
-/// choice stays across re-ingests until `--engine auto`; operators see which engine serves
+/// choice stays across re-ingests until `--engine auto`; the admin API changes it without an
+/// ingest (`PATCH … {"engine": …}`); operators see which engine serves
 /// each collection (/metrics, the admin API), the OGC documents do not. The embedded store
 /// refuses `--engine postgis`.
 #[test]
@@ -680,6 +681,33 @@ fn an_operator_chooses_the_engine() {
     ingest(&["--engine", "auto"]);
     assert_eq!(engine_of("memory"), Value::Null);
 
+    // The admin API moves it without an ingest, and back; a wrong name is a 400.
+    let patch =
+        |body: Value| match ureq::request("PATCH", &format!("{}/admin/collections/valda", s.base))
+            .set("Authorization", &format!("Bearer {token}"))
+            .send_json(body)
+        {
+            Ok(r) => r.status(),
+            Err(ureq::Error::Status(code, _)) => code,
+            Err(e) => panic!("PATCH: {e}"),
+        };
+    assert_eq!(patch(serde_json::json!({"engine": "postgis"})), 200);
+    assert_eq!(engine_of("postgis"), "postgis");
+    let (status, page) = common::get(&format!("{}/collections/valda/items?limit=2", s.base));
+    assert_eq!(
+        (status, page["features"].as_array().map(Vec::len)),
+        (200, Some(2))
+    );
+    assert_eq!(patch(serde_json::json!({"title": "Valda badplatser"})), 200);
+    assert_eq!(
+        engine_of("postgis"),
+        "postgis",
+        "a metadata change kept the choice"
+    );
+    assert_eq!(patch(serde_json::json!({"engine": "sql"})), 400);
+    assert_eq!(patch(serde_json::json!({"engine": "auto"})), 200);
+    assert_eq!(engine_of("memory"), Value::Null);
+
     // The embedded store has no SQL engine.
     let embedded = common::embedded();
     let o = embedded
@@ -690,4 +718,116 @@ fn an_operator_chooses_the_engine() {
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("embedded store"), "{err}");
+}
+
+/// `--memory-budget` takes collections into memory smallest first while their estimate (three
+/// times the table's bytes) fits, and serves the rest from PostGIS; an operator's
+/// `--engine memory` is kept whatever the budget; the embedded store refuses the flag.
+#[test]
+fn a_memory_budget_sends_the_largest_to_postgis() {
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let Some(store) = rt.block_on(postgis()) else {
+        eprintln!("skipped: no PostGIS (HAMN_TEST_DATABASE_URL)");
+        return;
+    };
+    let ingest = |file: &str, id: &str, extra: &[&str]| {
+        let o = store
+            .hamn()
+            .args(["ingest", &common::data(file), "-c", id, "--force"])
+            .args(extra)
+            .output()
+            .expect("ingest");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    };
+    ingest("synthetic/noise_malmo_lund_synthetic.geojson", "liten", &[]);
+    ingest("parking/malmo_miljoparkering.geojson", "stor", &[]);
+    ingest(
+        "synthetic/traffic_counts_malmo_lund_synthetic.geojson",
+        "vald",
+        &["--engine", "memory"],
+    );
+    let sizes: BTreeMap<String, i64> = rt.block_on(async {
+        common::sql(&store)
+            .await
+            .query(
+                "SELECT id, pg_table_size(to_regclass('hamn_data.' || quote_ident(data_table))) \
+                 FROM hamn.collections",
+                &[],
+            )
+            .await
+            .expect("table sizes")
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect()
+    });
+    let engines = |budget: &str| {
+        let s = start(&store.args(), &["--no-demo", "--memory-budget", budget]);
+        wait_serving(&s, Some(3));
+        let metrics = fetch(&format!("{}/metrics", s.base))
+            .into_string()
+            .expect("metrics");
+        let mut found = BTreeMap::new();
+        for line in metrics.lines() {
+            let Some(rest) = line.strip_prefix("hamn_collection_engine{collection=\"") else {
+                continue;
+            };
+            let (id, rest) = rest.split_once('"').expect("collection label");
+            let engine = rest.split('"').nth(1).expect("engine label");
+            found.insert(id.to_string(), engine.to_string());
+        }
+        found
+    };
+    let of = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    // Room for the small one and half the large one: the small one goes in first.
+    let budget = 3 * sizes["liten"] + 3 * sizes["stor"] / 2;
+    assert!(sizes["stor"] > 10 * sizes["liten"], "{sizes:?}");
+    assert_eq!(
+        engines(&budget.to_string()),
+        of(&[("liten", "memory"), ("stor", "postgis"), ("vald", "memory")])
+    );
+    assert_eq!(
+        engines("1"),
+        of(&[
+            ("liten", "postgis"),
+            ("stor", "postgis"),
+            ("vald", "memory")
+        ])
+    );
+    assert_eq!(
+        engines("1T"),
+        of(&[("liten", "memory"), ("stor", "memory"), ("vald", "memory")])
+    );
+
+    let embedded = common::embedded();
+    let mut child = embedded
+        .hamn()
+        .args(["serve", "--memory-budget", "1G", "--bind", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("serve");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the embedded store served with --memory-budget");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut err)
+        .expect("stderr");
+    assert!(!status.success());
+    assert!(
+        err.contains("--memory-budget needs a PostGIS store"),
+        "{err}"
+    );
 }

@@ -1012,8 +1012,9 @@ impl hamn::store::Store for ReplaceAfterList {
         &self,
         id: &hamn::catalog::CollectionId,
         meta: hamn::catalog::Description,
+        engine: Option<hamn::catalog::EngineChoice>,
     ) -> hamn::store::Result<hamn::store::Described> {
-        self.inner.set_description(id, meta).await
+        self.inner.set_description(id, meta, engine).await
     }
     async fn put_record(
         &self,

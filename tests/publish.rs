@@ -579,6 +579,35 @@ async fn uploads_are_ingested_and_bad_ones_change_nothing() {
         }
         assert_eq!(served(base, "bad"), Some(25));
 
+        // The engine: a wrong name is refused; PostGIS only where there is SQL.
+        let engine = |name: &str| {
+            send_json(
+                "PATCH",
+                &format!("{base}/admin/collections/bad"),
+                &admin,
+                json!({ "engine": name }),
+            )
+        };
+        let r = engine("sql");
+        assert_eq!(r.status, 400, "{kind}: {}", r.json);
+        let r = engine("postgis");
+        if store.url.is_some() {
+            assert_eq!(r.status, 200, "{kind}: {}", r.json);
+            assert_eq!(r.json["engineChoice"], "postgis", "{kind}: {}", r.json);
+            assert_eq!(engine("auto").json["engineChoice"], Json::Null);
+        } else {
+            assert_eq!(r.status, 400, "{kind}: {}", r.json);
+            assert!(
+                r.json["description"]
+                    .as_str()
+                    .unwrap_or("")
+                    .contains("embedded store"),
+                "{}",
+                r.json
+            );
+        }
+        assert_eq!(served(base, "bad"), Some(25), "{kind}");
+
         // Delete: gone from the API, 404 for a second delete.
         let r = req(
             "DELETE",

@@ -14,7 +14,7 @@ use tokio::io::AsyncWriteExt;
 
 use super::{quote, ApiError, AppState};
 use crate::auth::{AuthError, Scope, TokenRecord, Tokens};
-use crate::catalog::{CollectionId, Description};
+use crate::catalog::{CollectionId, Description, EngineChoice};
 use crate::publish::records::{JobRecord, SourceDoc};
 use crate::publish::{PublishError, Publisher, UploadOptions};
 use crate::store::{IngestMode, StoreError};
@@ -394,6 +394,8 @@ struct MetaPatch {
     conforms_to: Option<Vec<String>>,
     #[serde(default, deserialize_with = "nullable")]
     language: Option<Option<String>>,
+    /// `memory`, `postgis` or `auto` (the size and `--memory-budget` decide).
+    engine: Option<String>,
 }
 
 /// A field that is absent (keep), null (clear) or a value (set).
@@ -443,7 +445,23 @@ async fn patch_collection(
     if let Some(v) = patch.language {
         meta.language = language(v)?;
     }
-    let entry = crate::changes::describe(store.as_ref(), &id, meta)
+    let engine = match patch.engine.as_deref() {
+        None => entry.engine,
+        Some("auto") => None,
+        Some(other) => Some(EngineChoice::parse(other).ok_or_else(|| {
+            ApiError::BadRequest(format!(
+                "engine: {other:?} is not one of \"memory\", \"postgis\", \"auto\""
+            ))
+        })?),
+    };
+    if engine == Some(EngineChoice::Postgis) && store.postgis().is_none() {
+        return Err(ApiError::BadRequest(
+            "engine \"postgis\" needs a PostGIS store: the embedded store has no SQL engine, \
+             and serves every collection from memory"
+                .into(),
+        ));
+    }
+    let entry = crate::changes::describe(store.as_ref(), &id, meta, engine)
         .await
         .map_err(store_error)?;
     Ok(ok(view_of(&state, &entry).await?))

@@ -46,6 +46,10 @@ pub struct EngineOptions {
     /// Largest collection (in features) held in memory; a larger one is served by the PostGIS
     /// engine from its table, or (on the embedded store, which has no SQL) not at all.
     pub max_features: u64,
+    /// Heap bytes the in-memory snapshots may take together (`--memory-budget`): collections
+    /// are taken into memory smallest first while their estimate fits, the rest are served
+    /// by the PostGIS engine. `None`: `max_features` alone decides.
+    pub memory_budget: Option<u64>,
     pub postgis: postgis::PostgisOptions,
     /// Streaming replicas the PostGIS engine reads from (the primary when there are none).
     pub replica_urls: Vec<String>,
@@ -61,6 +65,7 @@ impl Default for EngineOptions {
     fn default() -> Self {
         Self {
             max_features: 5_000_000,
+            memory_budget: None,
             postgis: postgis::PostgisOptions::default(),
             replica_urls: Vec::new(),
             cursor_grace: Duration::from_secs(900),
@@ -129,6 +134,14 @@ pub struct Failure {
     pub since: std::time::SystemTime,
     next_try: std::time::Instant,
 }
+
+/// A snapshot takes about this many times its table's bytes in PostgreSQL (`pg_table_size`:
+/// pre-encoded JSON, the geometry, the R-tree and sort orders against rows). Measured with
+/// `hamn_collection_memory_bytes` on the demo data and 1M generated points: 2.7 for the points
+/// and for all together, from 0.7 (9 rows) to 6.5 (OSM polygons with many tags) per
+/// collection; see BENCHMARKS.md. An estimate to decide before reading, not a limit: polygon
+/// collections with many attributes can take twice as much.
+const MEMORY_PER_TABLE_BYTE: u64 = 3;
 
 /// The first retry after this, doubling to `MAX_BACKOFF`: a broken collection costs one log
 /// line per attempt, not one per refresh.
@@ -274,6 +287,15 @@ impl Engine {
                 ))
             })??;
         let old = self.current.load_full();
+        // Smallest first, so that under a memory budget many small collections stay in memory
+        // and the largest go to PostGIS.
+        let mut entries = entries;
+        entries.sort_by_key(|e| e.feature_count);
+        let mut in_memory: u64 = entries
+            .iter()
+            .filter_map(|e| old.get(&e.id).filter(|s| s.version() == e.version))
+            .map(|s| s.summary().memory_bytes as u64)
+            .sum();
         let mut failures = self.failures();
         let mut next: Snapshots = HashMap::with_capacity(entries.len());
         let mut previous: HashMap<CollectionId, Retired> = (**self.previous.load()).clone();
@@ -301,8 +323,13 @@ impl Engine {
                 }
             }
             let started = std::time::Instant::now();
-            match self.build(&listed).await {
+            let budget_left = self
+                .options
+                .memory_budget
+                .map(|b| b.saturating_sub(in_memory));
+            match self.build(&listed, budget_left).await {
                 Ok(snapshot) => {
+                    in_memory += snapshot.summary().memory_bytes as u64;
                     {
                         let mut status = lock(&self.status);
                         status.builds_total += 1;
@@ -412,8 +439,13 @@ impl Engine {
         .await;
     }
 
-    /// Reads one collection version from the store and builds its snapshot.
-    async fn build(&self, listed: &crate::catalog::CatalogEntry) -> Result<Served, Build> {
+    /// Reads one collection version from the store and builds its snapshot, or opens it in
+    /// PostGIS when it is too large for memory or would not fit in `budget_left` bytes.
+    async fn build(
+        &self,
+        listed: &crate::catalog::CatalogEntry,
+        budget_left: Option<u64>,
+    ) -> Result<Served, Build> {
         use crate::catalog::EngineChoice;
         // The operator's choice first (`hamn ingest --engine`), else the size decides.
         let max = match listed.engine {
@@ -421,8 +453,35 @@ impl Engine {
             Some(EngineChoice::Postgis) => 0,
             None => self.options.max_features,
         };
-        if let (true, Some(readers)) = (listed.feature_count > max, &self.readers) {
-            return self.open_in_postgis(readers.clone(), listed).await;
+        if let Some(readers) = &self.readers {
+            if listed.feature_count > max {
+                return self
+                    .open_in_postgis(readers.clone(), listed, "more features than --max-features")
+                    .await;
+            }
+            if let (None, Some(left)) = (listed.engine, budget_left) {
+                let estimate = match readers.table_bytes(listed).await {
+                    Ok(Some(bytes)) => bytes.saturating_mul(MEMORY_PER_TABLE_BYTE),
+                    Ok(None) => return Err(Build::Moved),
+                    Err(e) => {
+                        return Err(Build::Failed {
+                            reason: format!("cannot size the collection's table: {e}"),
+                            retry: true,
+                        })
+                    }
+                };
+                if estimate > left {
+                    tracing::info!(
+                        collection = %listed.id,
+                        estimate_bytes = estimate,
+                        budget_left_bytes = left,
+                        "over the memory budget"
+                    );
+                    return self
+                        .open_in_postgis(readers.clone(), listed, "over --memory-budget")
+                        .await;
+                }
+            }
         }
         if listed.feature_count > max {
             return Err(Build::Failed {
@@ -473,6 +532,7 @@ impl Engine {
         &self,
         readers: postgis::Readers,
         listed: &crate::catalog::CatalogEntry,
+        why: &str,
     ) -> Result<Served, Build> {
         let started = std::time::Instant::now();
         match postgis::PostgisSource::open(
@@ -489,7 +549,8 @@ impl Engine {
                     version = listed.version,
                     features = listed.feature_count,
                     ms = started.elapsed().as_millis() as u64,
-                    "served from PostGIS (more features than --max-features)"
+                    why,
+                    "served from PostGIS"
                 );
                 Ok(Arc::new(source))
             }

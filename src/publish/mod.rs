@@ -1137,7 +1137,7 @@ impl Publisher {
         // New metadata reaches a collection whose data is unchanged too.
         if let Ok(Some(entry)) = self.store.get(&id).await {
             if entry.meta != meta {
-                crate::changes::describe(self.store.as_ref(), &id, meta)
+                crate::changes::describe(self.store.as_ref(), &id, meta, entry.engine)
                     .await
                     .map_err(|e| e.to_string())?;
             }

@@ -371,7 +371,12 @@ impl Store for EmbeddedStore {
         Ok(())
     }
 
-    async fn set_description(&self, id: &CollectionId, meta: Description) -> Result<Described> {
+    async fn set_description(
+        &self,
+        id: &CollectionId,
+        meta: Description,
+        engine: Option<crate::catalog::EngineChoice>,
+    ) -> Result<Described> {
         let _lock = self.lock_async().await?;
         let mut catalog = self.read_catalog()?;
         let version = catalog.next_version.max(1);
@@ -380,6 +385,7 @@ impl Store for EmbeddedStore {
         };
         let previous_version = stored.entry.version;
         stored.entry.meta = meta;
+        stored.entry.engine = engine;
         stored.entry.version = version;
         stored.entry.updated = Utc::now();
         let entry = stored.entry.clone();

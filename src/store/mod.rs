@@ -183,9 +183,15 @@ pub trait Store: Send + Sync {
     /// under the read: read again.
     async fn read(&self, id: &CollectionId) -> Result<(CatalogEntry, Vec<StoredFeature>)>;
 
-    /// Replaces a collection's descriptive metadata. The features stay as they are; the
-    /// version changes (ETags and the engine follow versions).
-    async fn set_description(&self, id: &CollectionId, meta: Description) -> Result<Described>;
+    /// Replaces a collection's descriptive metadata and its engine choice (`None`: the size
+    /// decides). The features stay as they are; the version changes (ETags and the engine
+    /// follow versions, so every instance serves the new choice at its next refresh).
+    async fn set_description(
+        &self,
+        id: &CollectionId,
+        meta: Description,
+        engine: Option<crate::catalog::EngineChoice>,
+    ) -> Result<Described>;
 
     /// Writes (inserts or replaces) one record.
     async fn put_record(&self, kind: RecordKind, key: &str, doc: &serde_json::Value) -> Result<()>;

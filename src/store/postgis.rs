@@ -214,7 +214,12 @@ impl PostgisStore {
     }
 
     /// The metadata change, in one transaction (run detached: see `spawned`).
-    async fn set_description_txn(&self, id: &CollectionId, meta: Description) -> Result<Described> {
+    async fn set_description_txn(
+        &self,
+        id: &CollectionId,
+        meta: Description,
+        engine: Option<crate::catalog::EngineChoice>,
+    ) -> Result<Described> {
         let client = self.client().await?;
         client.batch_execute("BEGIN").await?;
         let updated = async {
@@ -232,7 +237,8 @@ impl PostgisStore {
                 .execute(
                     "UPDATE hamn.collections SET title = $2, description = $3, keywords = $4, \
                      theme = $5, publisher = $6, licence = $7, conforms_to = $8, language = $9, \
-                     version = nextval('hamn.version_seq'), updated = now() WHERE id = $1",
+                     engine = $10, version = nextval('hamn.version_seq'), updated = now() \
+                     WHERE id = $1",
                     &[
                         &id.as_str(),
                         &meta.title,
@@ -243,6 +249,7 @@ impl PostgisStore {
                         &meta.licence,
                         &meta.conforms_to,
                         &meta.language,
+                        &engine.map(|e| e.as_str()),
                     ],
                 )
                 .await?;
@@ -467,9 +474,14 @@ impl Store for PostgisStore {
         spawned(async move { store.delete_txn(&id).await }).await
     }
 
-    async fn set_description(&self, id: &CollectionId, meta: Description) -> Result<Described> {
+    async fn set_description(
+        &self,
+        id: &CollectionId,
+        meta: Description,
+        engine: Option<crate::catalog::EngineChoice>,
+    ) -> Result<Described> {
         let (store, id) = (self.detached(), id.clone());
-        spawned(async move { store.set_description_txn(&id, meta).await }).await
+        spawned(async move { store.set_description_txn(&id, meta, engine).await }).await
     }
 
     async fn put_record(&self, kind: RecordKind, key: &str, doc: &serde_json::Value) -> Result<()> {

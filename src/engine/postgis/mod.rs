@@ -78,6 +78,23 @@ impl Readers {
         }
     }
 
+    /// Bytes of `entry`'s table on the primary (heap and TOAST, without indexes), for the
+    /// memory budget's estimate; `None` once the catalog has moved past this version.
+    pub async fn table_bytes(&self, entry: &CatalogEntry) -> Result<Option<u64>, EngineError> {
+        let client = self.primary.get().await.map_err(pool_error)?;
+        let row = client
+            .query_opt(
+                "SELECT pg_table_size(to_regclass('hamn_data.' || quote_ident(data_table))) \
+                 FROM hamn.collections WHERE id = $1 AND version = $2",
+                &[&entry.id.as_str(), &entry.version],
+            )
+            .await
+            .map_err(|e| EngineError::Database(format!("PostGIS: {e}")))?;
+        Ok(row
+            .and_then(|r| r.get::<_, Option<i64>>(0))
+            .map(|b| b.max(0) as u64))
+    }
+
     /// The pool for the next read, and whether it is a replica.
     fn next(&self) -> (&Pool, bool) {
         if self.replicas.is_empty() {
