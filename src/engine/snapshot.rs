@@ -358,6 +358,21 @@ impl Feature {
         Self::alone(fid, geometry.map(Geom::from_geo), data)
     }
 
+    /// A feature without its GeoJSON (its text is empty; the id and values are in its record
+    /// as in any other): for the PostGIS engine's tiles, which encode ids, values and
+    /// geometry only, and would spend most of their time writing JSON nobody reads.
+    pub fn without_json(
+        entry: &CatalogEntry,
+        fid: i64,
+        id: &str,
+        values: &[Value],
+        geometry: Option<geo::Geometry<f64>>,
+    ) -> Self {
+        let mut encoder = Encoder::default();
+        let data = encoder.pack(id, values, datetime_attribute(entry));
+        Self::alone(fid, geometry.map(Geom::from_geo), data)
+    }
+
     /// A feature with the given GeoJSON text, which need not contain the id or the values (for
     /// tests of what is done with the text).
     #[cfg(test)]
@@ -1323,28 +1338,37 @@ mod tests {
         ] {
             let entry = typed_entry(datetime);
             let want = feature_json(&entry, id, geometry.as_ref(), &values, None);
-            let f = Feature::new(&entry, 7, id, &values, geometry);
-            assert_eq!(f.json(), want);
-            assert_eq!(f.id(), id);
-            assert_eq!(f.fid, 7);
-            let got = f.values();
-            assert_eq!(got.len(), values.len());
-            for (g, w) in got.iter().zip(&values) {
-                match (g, w) {
-                    (Value::Real(a), Value::Real(b)) => assert_eq!(a.to_bits(), b.to_bits()),
-                    (Value::DateTime(a), Value::DateTime(b)) => {
-                        assert_eq!(a.to_rfc3339(), b.to_rfc3339())
+            // With its GeoJSON, and without (the PostGIS engine's tiles): the same record.
+            let built = [
+                (Feature::new(&entry, 7, id, &values, geometry.clone()), want),
+                (
+                    Feature::without_json(&entry, 7, id, &values, geometry),
+                    String::new(),
+                ),
+            ];
+            for (f, json) in built {
+                assert_eq!(f.json(), json);
+                assert_eq!(f.id(), id);
+                assert_eq!(f.fid, 7);
+                let got = f.values();
+                assert_eq!(got.len(), values.len());
+                for (g, w) in got.iter().zip(&values) {
+                    match (g, w) {
+                        (Value::Real(a), Value::Real(b)) => assert_eq!(a.to_bits(), b.to_bits()),
+                        (Value::DateTime(a), Value::DateTime(b)) => {
+                            assert_eq!(a.to_rfc3339(), b.to_rfc3339())
+                        }
+                        (a, b) => assert_eq!(a, b),
                     }
-                    (a, b) => assert_eq!(a, b),
                 }
+                assert_eq!(f.value(values.len()), None);
+                assert_eq!(f.value(2), Some(ValueRef::Text(text)));
+                let instant = datetime.and_then(|d| {
+                    let i = entry.attributes.iter().position(|a| a.name == d)?;
+                    values[i].instant()
+                });
+                assert_eq!(f.instant(), instant);
             }
-            assert_eq!(f.value(values.len()), None);
-            assert_eq!(f.value(2), Some(ValueRef::Text(text)));
-            let instant = datetime.and_then(|d| {
-                let i = entry.attributes.iter().position(|a| a.name == d)?;
-                values[i].instant()
-            });
-            assert_eq!(f.instant(), instant);
         }
     }
 

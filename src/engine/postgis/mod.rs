@@ -37,6 +37,7 @@ use super::source::{EngineError, EngineKind, Features, IdKinds, Page, Source, Su
 use crate::catalog::CatalogEntry;
 use crate::collation::Collation;
 use crate::store::postgis::{quote_ident, read_value, table_ref};
+use crate::store::Value;
 use crate::tiles::mvt::{self, TileOptions};
 use crate::tiles::tms::TileId;
 
@@ -104,6 +105,9 @@ impl Readers {
         (&self.replicas[n], true)
     }
 }
+
+/// `Feature::new` (with its GeoJSON) or `Feature::without_json` (for tiles).
+type MakeFeature = fn(&CatalogEntry, i64, &str, &[Value], Option<geo::Geometry<f64>>) -> Feature;
 
 /// One collection version served from its table.
 pub struct PostgisSource {
@@ -268,6 +272,15 @@ impl PostgisSource {
     }
 
     fn feature(&self, row: &tokio_postgres::Row) -> Result<Feature, EngineError> {
+        self.read_feature(row, Feature::new)
+    }
+
+    /// A row as `make` builds it: with its GeoJSON for pages and items, without for tiles.
+    fn read_feature(
+        &self,
+        row: &tokio_postgres::Row,
+        make: MakeFeature,
+    ) -> Result<Feature, EngineError> {
         let bad = |e: crate::store::StoreError| EngineError::Database(e.to_string());
         let get = |e: tokio_postgres::Error| EngineError::Database(e.to_string());
         let values = self
@@ -280,7 +293,7 @@ impl PostgisSource {
             .map_err(bad)?;
         let wkb: Option<Vec<u8>> = row.try_get(2).map_err(get)?;
         let id: String = row.try_get(1).map_err(get)?;
-        Ok(Feature::new(
+        Ok(make(
             &self.entry,
             row.try_get(0).map_err(get)?,
             &id,
@@ -474,7 +487,7 @@ impl Source for PostgisSource {
             let rows = self.rows(&sql, &params).await?;
             let mut features = rows
                 .iter()
-                .map(|r| self.feature(r))
+                .map(|r| self.read_feature(r, Feature::without_json))
                 .collect::<Result<Vec<_>, _>>()?;
             if features.len() <= max {
                 features.sort_unstable_by_key(|f| f.fid);
