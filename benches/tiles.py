@@ -79,16 +79,17 @@ SERVERS = ("hamn", "martin")
 
 
 
-M64 = (1 << 64) - 1
 
 
-def thinning_priority(index):
-    """hamn's order for thinning a capped tile (src/tiles/mvt.rs `priority`): splitmix64's
-    finaliser of the feature's position in fid order. Here fids run 1..N, so position = fid - 1."""
-    z = (index + 0x9E3779B97F4A7C15) & M64
-    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & M64
-    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & M64
-    return z ^ (z >> 31)
+def thinning_priority(fid):
+    """hamn's order for thinning a capped tile (src/tiles/mvt.rs `priority`): a hash of the
+    fid in 31-bit steps (so PostgreSQL computes it too); ties, which distinct fids below 2^31
+    never make, by fid."""
+    m = 0x7FFFFFFF
+    z = ((fid & m) * 1_103_515_245 + 12345) & m
+    z = ((z ^ (z >> 16)) * 739_982_445) & m
+    z = ((z ^ (z >> 13)) * 695_872_825) & m
+    return (z ^ (z >> 16), fid)
 
 def lonlat_tile(lon, lat, z):
     n = 1 << z
@@ -114,7 +115,9 @@ def martin_path(src, z, x, y):
 def gen(args):
     os.makedirs(args.out, exist_ok=True)
     counts = {"dense": args.dense_count, "small": args.small_count}
-    for name, (zmin, zmax) in SETS.items():
+    lo, _, hi = args.dense_zooms.partition("-")
+    sets = dict(SETS, dense=(int(lo), int(hi or lo)))
+    for name, (zmin, zmax) in sets.items():
         rng = random.Random(f"{args.seed}/{name}")  # one stream per set
         tiles = []
         for _ in range(counts[name]):
@@ -466,7 +469,7 @@ FROM (VALUES {",".join(boxes)}) AS v(z, x, y, l, b, r, t);
             want = min(cap, total)
             # A capped tile keeps the features of lowest thinning priority (src/tiles/mvt.rs).
             box = [int(f) for f in in_box.split(",")] if in_box else []
-            expected = set(sorted(box, key=lambda f: thinning_priority(f - 1))[:cap])
+            expected = set(sorted(box, key=thinning_priority)[:cap])
             if hn != want or set(hf) != expected:
                 failures.append(f"{where}: hamn returned {hn} features; PostGIS finds {total} in its clip box, "
                                 f"so it should return the {want} of lowest thinning priority" + (" (it has other ids)" if hn == want else ""))
@@ -533,6 +536,7 @@ def main():
     g.add_argument("--seed", type=int, default=20240401)
     g.add_argument("--dense-count", type=int, default=1000)
     g.add_argument("--small-count", type=int, default=5000)
+    g.add_argument("--dense-zooms", default="10-14", help="zoom range of the dense list, e.g. 12-14")
     g.add_argument("--hamn-collection", default="points")
     g.add_argument("--martin-source", default="points")
     c = sub.add_parser("check")

@@ -21,7 +21,7 @@
 #        hamn-warm  a second hamn process with its tile cache on (--tile-cache-mb
 #                   WARM_CACHE_MB), every tile of both lists fetched once before timing;
 #   3. writes seeded tile lists over Skåne, where the points are (benches/tiles.py gen):
-#        dense  DENSE_COUNT tiles, z10-z14 (z10 tiles hit the 10,000 cap);
+#        dense  DENSE_COUNT tiles, z10-z14 (DENSE_ZOOMS; z10 tiles hit the 10,000 cap);
 #        small  SMALL_COUNT tiles, z15-z16 (a few to a few dozen points each);
 #   4. checks every distinct tile of both lists (or CHECK_SAMPLE of each) against both servers
 #      (benches/tiles.py check: decodes the MVTs and compares ids, points and properties;
@@ -56,7 +56,7 @@
 # Knobs (environment): HAMN_SRC (the hamn source tree to build; default: the repository this
 # script is in), MARTIN (martin binary; default: martin on PATH, else ~/.cargo/bin/martin),
 # BENCH_SECONDS (10), WARMUP_SECONDS (3), ROUNDS (2), CONNS (8), DENSE_COUNT (1000),
-# SMALL_COUNT (5000), TILE_SEED (20240401), CHECK_SAMPLE (0: check every distinct tile),
+# SMALL_COUNT (5000), DENSE_ZOOMS (10-14: the dense list's zoom levels), TILE_SEED (20240401), CHECK_SAMPLE (0: check every distinct tile),
 # TILE_CAP (10000: hamn --tile-max-features and Martin max_feature_count), WARM_CACHE_MB (256),
 # QUIET_BUSY (20), QUIET_WAIT (300, per run), FOREIGN_MAX (10: a run during which other
 # processes took more than this % of the CPU is repeated, up to ATTEMPTS (5) times in all; the
@@ -90,6 +90,7 @@ ROUNDS=${ROUNDS:-2}
 CONNS=${CONNS:-8}
 DENSE_COUNT=${DENSE_COUNT:-1000}
 SMALL_COUNT=${SMALL_COUNT:-5000}
+DENSE_ZOOMS=${DENSE_ZOOMS:-10-14}
 TILE_SEED=${TILE_SEED:-20240401}
 CHECK_SAMPLE=${CHECK_SAMPLE:-0}
 TILE_CAP=${TILE_CAP:-10000}
@@ -252,7 +253,7 @@ EOF
     info martin_start "$(elapsed "$t0" "$(now)") s to /catalog listing points; RSS $(rss_kib "$martin_pid") KiB; config $OUT/martin.yaml"
     # --- tile lists and the correctness check -------------------------------------------------
     python3 "$ROOT/benches/tiles.py" gen --out "$OUT/urls" --seed "$TILE_SEED" \
-        --dense-count "$DENSE_COUNT" --small-count "$SMALL_COUNT" 2>"$LOGS/gen.log"
+        --dense-count "$DENSE_COUNT" --small-count "$SMALL_COUNT" --dense-zooms "$DENSE_ZOOMS" 2>"$LOGS/gen.log"
     while IFS= read -r line; do info tiles "$line"; done <"$LOGS/gen.log"
     t0=$(now)
     python3 "$ROOT/benches/tiles.py" check --out "$OUT/urls" --seed "$TILE_SEED" --sample "$CHECK_SAMPLE" \
@@ -273,7 +274,7 @@ EOF
     # transactions (counted in pg_stat_database, which backends flush within 10 s when idle;
     # hamn's refresh polls add a few). And the same for hamn: none (it serves from memory).
     xacts() { q "SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = current_database()"; }
-    probe=$(sed -n 1p "$OUT/urls/z10.tiles") # a z10 tile: ~100 ms of PostGIS work each time
+    probe=$(sed -n 1p "$OUT/urls/z${DENSE_ZOOMS%%-*}.tiles") # a dense tile (z10: ~100 ms of PostGIS work each time)
     read -r pz px py <<<"$probe"
     sleep 11
     x0=$(xacts)
@@ -478,8 +479,10 @@ print(f"Mean of the rounds (undisturbed runs only, i.e. other processes took <= 
 print(" * = every run of that cell was disturbed, so the mean is of disturbed runs):")
 print(f"{'set':<6} {'server':<9} | {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} | {'req/s x martin':>14} {'p50 martin/x':>12} {'p99 martin/x':>12}")
 means = {}
+by_zoom_said = False
 for sc in ["dense", "small"] + [f"z{z}" for z in range(10, 17)]:
-    if sc == "z10" and (sc, "hamn") in groups:
+    if sc.startswith("z") and (sc, "hamn") in groups and not by_zoom_said:
+        by_zoom_said = True
         print(f"by zoom (the same tiles, uncached servers, one round of {zoom_seconds} s):")
     m = (sc, "martin")
     for srv in ("martin", "hamn", "hamn-warm"):
