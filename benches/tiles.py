@@ -86,10 +86,8 @@ def thinning_priority(fid):
     fid in 31-bit steps (so PostgreSQL computes it too); ties, which distinct fids below 2^31
     never make, by fid."""
     m = 0x7FFFFFFF
-    z = ((fid & m) * 1_103_515_245 + 12345) & m
-    z = ((z ^ (z >> 16)) * 739_982_445) & m
-    z = ((z ^ (z >> 13)) * 695_872_825) & m
-    return (z ^ (z >> 16), fid)
+    z = ((fid & m) * 1_103_515_245) & m
+    return (((z ^ (z >> 15)) * 739_982_445) & m, fid)
 
 def lonlat_tile(lon, lat, z):
     n = 1 << z

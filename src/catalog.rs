@@ -8,6 +8,38 @@ use std::str::FromStr;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+/// Whether a feature id is served as a JSON number: digits only, no leading zero, fewer than
+/// 16 of them (so that it is exact in every client's doubles). Every other id is a string.
+pub fn id_is_integer(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() < 16
+        && id.bytes().all(|b| b.is_ascii_digit())
+        && !(id.len() > 1 && id.starts_with('0'))
+}
+
+/// The kinds of feature ids a version serves ([`id_is_integer`]): for the JSON Schema type of
+/// `id`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IdKinds {
+    pub integers: bool,
+    pub strings: bool,
+}
+
+impl IdKinds {
+    pub fn add(&mut self, id: &str) {
+        if id_is_integer(id) {
+            self.integers = true;
+        } else {
+            self.strings = true;
+        }
+    }
+
+    /// Both kinds seen: no further id can change the answer.
+    pub fn complete(&self) -> bool {
+        self.integers && self.strings
+    }
+}
+
 /// Longest collection id. Kept well under PostgreSQL's 63-byte identifier limit because the
 /// PostGIS store derives table names from it (`<id>_v<version>`).
 pub const MAX_ID_LEN: usize = 48;

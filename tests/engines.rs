@@ -496,6 +496,113 @@ fn both_engines_answer_alike() {
     );
 }
 
+/// Ingest notes the kinds of a table's ids and its first id (`hamn.table_ids`), so that the
+/// PostGIS engine opens a version without scanning every id; an append, whose table also holds
+/// the rows it copied, reads them back from the table. A table without a note (ingested before
+/// there were notes) is scanned when opened, with the same answer.
+#[test]
+fn ingest_notes_the_kinds_of_ids() {
+    use hamn::engine::postgis::{PostgisOptions, PostgisSource, Readers};
+    use hamn::engine::Source;
+
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let Some(store) = postgis().await else {
+            eprintln!("skipped: no PostGIS (HAMN_TEST_DATABASE_URL)");
+            return;
+        };
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ingest = |name: &str, ids: &[&str], mode: &str| {
+            let file = dir.path().join(name);
+            let features: Vec<Value> = ids
+                .iter()
+                .enumerate()
+                .map(|(i, id)| {
+                    serde_json::json!({"type": "Feature", "properties": {"nr": id},
+                        "geometry": {"type": "Point", "coordinates": [13.0 + i as f64 / 100.0, 55.6]}})
+                })
+                .collect();
+            std::fs::write(
+                &file,
+                serde_json::json!({"type": "FeatureCollection", "features": features}).to_string(),
+            )
+            .expect("write");
+            let o = store
+                .hamn()
+                .args(["ingest", &file.display().to_string(), "-c", "nummer"])
+                .args(["--id-field", "nr", "--mode", mode, "--force"])
+                .output()
+                .expect("ingest");
+            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        };
+        let url = store.url.clone().expect("a PostGIS store");
+        let pg = hamn::store::postgis::PostgisStore::connect(&url)
+            .await
+            .expect("connect");
+        let pool = pg
+            .read_pool(None, std::time::Duration::from_secs(30), 2)
+            .expect("read pool");
+        let client = common::sql(&store).await;
+        let opened = |entry| {
+            let pool = pool.clone();
+            async move {
+                let source = PostgisSource::open(
+                    Readers::new(pool, Vec::new()),
+                    entry,
+                    PostgisOptions::default(),
+                    hamn::collation::Collation::default(),
+                )
+                .await
+                .expect("open")
+                .expect("the current version");
+                let s = source.summary();
+                (s.ids.integers, s.ids.strings, s.example_id.clone())
+            }
+        };
+        let noted = || async {
+            let entry = store.entry("nummer").await;
+            let row = client
+                .query_one(
+                    "SELECT i.integers, i.strings, i.example_id FROM hamn.collections c \
+                     JOIN hamn.table_ids i USING (data_table) WHERE c.id = 'nummer'",
+                    &[],
+                )
+                .await
+                .expect("a note on the current table");
+            let note: (bool, bool, Option<String>) = (row.get(0), row.get(1), row.get(2));
+            (entry, note)
+        };
+
+        ingest("a.geojson", &["7", "12", "30"], "replace");
+        let (entry, note) = noted().await;
+        assert_eq!(note, (true, false, Some("7".into())));
+        assert_eq!(opened(entry).await, note);
+
+        ingest("b.geojson", &["007", "x-1"], "append");
+        let (entry, note) = noted().await;
+        assert_eq!(note, (true, true, Some("7".into())), "the kept rows count");
+        assert_eq!(opened(entry.clone()).await, note);
+
+        // One note per live table: the replaced tables' notes went with them.
+        let notes: i64 = client
+            .query_one(
+                "SELECT count(*) FROM hamn.table_ids WHERE data_table LIKE 'nummer%'",
+                &[],
+            )
+            .await
+            .expect("count")
+            .get(0);
+        assert_eq!(notes, 1);
+
+        // A table from before the notes: the engine reads its ids.
+        client
+            .execute("DELETE FROM hamn.table_ids WHERE data_table LIKE 'nummer%'", &[])
+            .await
+            .expect("delete the note");
+        assert_eq!(opened(entry).await, (true, true, Some("7".into())));
+    });
+}
+
 /// The PostGIS engine's pages use the table's indexes, as `EXPLAIN` shows for the very
 /// statements it runs: a small box goes through the GiST index on `geom` (also inside a CQL2
 /// filter), the next page after a cursor too, never a scan of the whole table.

@@ -11,7 +11,7 @@ use std::cmp::Ordering;
 use std::sync::{Arc, OnceLock};
 
 use super::filter::Filter;
-use crate::catalog::{AttrType, CatalogEntry};
+use crate::catalog::{id_is_integer, AttrType, CatalogEntry};
 use crate::collation::Collation;
 use crate::store::{StoredFeature, Value};
 
@@ -816,15 +816,6 @@ pub fn id_json(id: &str) -> Json {
     }
 }
 
-/// Whether [`id_json`] serves `id` as a JSON number: digits only, no leading zero, fewer than
-/// 16 of them.
-pub fn id_is_integer(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() < 16
-        && id.bytes().all(|b| b.is_ascii_digit())
-        && !(id.len() > 1 && id.starts_with('0'))
-}
-
 /// The position of the collection's date/time attribute.
 fn datetime_attribute(entry: &CatalogEntry) -> Option<usize> {
     entry
@@ -908,12 +899,8 @@ impl Snapshot {
     pub fn summary(&self) -> super::Summary {
         let mut ids = super::source::IdKinds::default();
         for f in &self.features {
-            if id_is_integer(f.id()) {
-                ids.integers = true;
-            } else {
-                ids.strings = true;
-            }
-            if ids.integers && ids.strings {
+            ids.add(f.id());
+            if ids.complete() {
                 break;
             }
         }

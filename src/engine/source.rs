@@ -53,13 +53,7 @@ pub enum EngineError {
     Database(String),
 }
 
-/// The kinds of feature ids a collection serves (see `snapshot::id_json`): for the JSON
-/// Schema type of `id`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct IdKinds {
-    pub integers: bool,
-    pub strings: bool,
-}
+pub use crate::catalog::IdKinds;
 
 /// What a collection's documents say of it besides its catalog entry, found once per version.
 #[derive(Debug, Clone, Default)]

@@ -24,7 +24,7 @@ use super::{
     StoredFeature, Value,
 };
 use crate::catalog::{
-    AttrType, Attribute, Bbox, CatalogEntry, CollectionId, Description, SourceInfo,
+    AttrType, Attribute, Bbox, CatalogEntry, CollectionId, Description, IdKinds, SourceInfo,
 };
 
 /// The migrations, in order. Plain SQL files; each runs once, in its own transaction.
@@ -53,6 +53,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0007_engine",
         include_str!("../../migrations/0007_engine.sql"),
+    ),
+    (
+        "0008_table_ids",
+        include_str!("../../migrations/0008_table_ids.sql"),
     ),
 ];
 
@@ -148,8 +152,15 @@ impl PostgisStore {
         // Set on each new connection rather than as the startup parameter `options`, which
         // PgBouncer refuses ("unsupported startup parameter: options"): this way the engine
         // works through PgBouncer in session pooling too.
+        // JIT and parallel query are for long analytical statements; the engine's are short
+        // and many run at once. Planned with its values (a prepared statement's first five
+        // runs, and each new filter's), a dense tile of 10M points cost enough for JIT, which
+        // then took 52 ms of a 165 ms query, and eight such queries at once ran at half the
+        // rate with parallel workers, the cores being busy anyway. (Later runs use the generic
+        // plan, which neither feature touched in that measurement.)
         let setup = format!(
-            "SET statement_timeout = {}; SET default_transaction_read_only = on",
+            "SET statement_timeout = {}; SET default_transaction_read_only = on; \
+             SET jit = off; SET max_parallel_workers_per_gather = 0",
             statement_timeout.as_millis().max(1)
         );
         Pool::builder(manager)
@@ -194,9 +205,7 @@ impl PostgisStore {
             let Some(table) = table else {
                 return Err(StoreError::NotFound(id.clone()));
             };
-            client
-                .batch_execute(&format!("DROP TABLE IF EXISTS {}", table_ref(&table)))
-                .await?;
+            drop_data_table(&client, &table).await?;
             client
                 .execute(
                     "SELECT pg_notify($1, $2)",
@@ -571,6 +580,8 @@ impl Store for PostgisStore {
             table: String::new(),
             writer: None,
             first_fid: 1,
+            ids: IdKinds::default(),
+            first_id: None,
         };
         sink.start().await?;
         Ok(Box::new(sink))
@@ -658,6 +669,48 @@ pub fn read_value(row: &tokio_postgres::Row, idx: usize, kind: AttrType) -> Resu
     })
 }
 
+/// Drops a version's data table and what `hamn.table_ids` says of it.
+async fn drop_data_table(client: &Object, table: &str) -> Result<()> {
+    client
+        .batch_execute(&format!("DROP TABLE IF EXISTS {}", table_ref(table)))
+        .await?;
+    client
+        .execute(
+            "DELETE FROM hamn.table_ids WHERE data_table = $1",
+            &[&table],
+        )
+        .await?;
+    Ok(())
+}
+
+/// The kinds of ids in a data table and its first id, read from the table itself (one pass
+/// over it): for a table whose ingest did not see every row, and for tables from before
+/// `hamn.table_ids`. The pattern is [`crate::catalog::id_is_integer`]'s rule.
+pub async fn table_id_kinds(
+    client: &tokio_postgres::Client,
+    table: &str,
+) -> std::result::Result<(IdKinds, Option<String>), tokio_postgres::Error> {
+    let t = table_ref(table);
+    let row = client
+        .query_one(
+            &format!(
+                "SELECT coalesce(bool_or(hamn_id ~ '^(0|[1-9][0-9]{{0,14}})$'), false), \
+                        coalesce(bool_or(hamn_id !~ '^(0|[1-9][0-9]{{0,14}})$'), false), \
+                        (SELECT hamn_id FROM {t} ORDER BY hamn_fid LIMIT 1) \
+                 FROM {t}"
+            ),
+            &[],
+        )
+        .await?;
+    Ok((
+        IdKinds {
+            integers: row.get(0),
+            strings: row.get(1),
+        },
+        row.get(2),
+    ))
+}
+
 /// An ingest in progress: one connection, one open transaction, one COPY.
 struct PgSink {
     /// `None` only after commit; dropping the sink with a client still here aborts the ingest.
@@ -668,6 +721,9 @@ struct PgSink {
     table: String,
     writer: Option<Pin<Box<BinaryCopyInWriter>>>,
     first_fid: i64,
+    /// The kinds of the ids written, and the first of them (rows come in fid order).
+    ids: IdKinds,
+    first_id: Option<String>,
 }
 
 impl Drop for PgSink {
@@ -898,6 +954,10 @@ impl IngestSink for PgSink {
             .as_mut()
             .ok_or_else(|| StoreError::Task("COPY already finished".into()))?;
         for row in &rows {
+            self.ids.add(&row.id);
+            if self.first_id.is_none() {
+                self.first_id = Some(row.id.clone());
+            }
             let geom = row.geometry.as_deref().map(Ewkb);
             let mut params: Vec<&(dyn ToSql + Sync)> = Vec::with_capacity(row.values.len() + 3);
             params.push(&row.fid);
@@ -1009,10 +1069,24 @@ impl IngestSink for PgSink {
                 ],
             )
             .await?;
+        // An append's table holds rows copied from the old one as well: read its ids back.
+        let (ids, first_id) = match self.previous {
+            Some(_) if self.plan.mode == IngestMode::Append => {
+                table_id_kinds(client, &self.table).await?
+            }
+            _ => (self.ids, self.first_id.clone()),
+        };
+        client
+            .execute(
+                "INSERT INTO hamn.table_ids (data_table, integers, strings, example_id) \
+                 VALUES ($1, $2, $3, $4) ON CONFLICT (data_table) DO UPDATE SET \
+                 (integers, strings, example_id) = \
+                 (EXCLUDED.integers, EXCLUDED.strings, EXCLUDED.example_id)",
+                &[&self.table, &ids.integers, &ids.strings, &first_id],
+            )
+            .await?;
         if let Some((_, old_table)) = &old {
-            client
-                .batch_execute(&format!("DROP TABLE IF EXISTS {}", table_ref(old_table)))
-                .await?;
+            drop_data_table(client, old_table).await?;
         }
         client
             .execute(

@@ -36,7 +36,7 @@ use super::snapshot::{geometry_from_wkb, Feature, Query, Start};
 use super::source::{EngineError, EngineKind, Features, IdKinds, Page, Source, Summary};
 use crate::catalog::CatalogEntry;
 use crate::collation::Collation;
-use crate::store::postgis::{quote_ident, read_value, table_ref};
+use crate::store::postgis::{quote_ident, read_value, table_id_kinds, table_ref};
 use crate::store::Value;
 use crate::tiles::mvt::{self, TileOptions};
 use crate::tiles::tms::TileId;
@@ -159,7 +159,7 @@ fn pool_error(e: impl std::fmt::Display) -> EngineError {
 
 impl PostgisSource {
     /// Opens `entry`'s version for serving: finds its table and what the documents say of it
-    /// (one pass over the table for the kinds of ids, a sample for the core box). `Ok(None)`
+    /// (the kinds of ids as ingest noted them, a sample for the core box). `Ok(None)`
     /// when the catalog has moved past this version meanwhile.
     pub async fn open(
         readers: Readers,
@@ -172,26 +172,22 @@ impl PostgisSource {
         let err = |e| db_error(e, &entry, timeout);
         let row = client
             .query_opt(
-                "SELECT data_table FROM hamn.collections WHERE id = $1 AND version = $2",
+                "SELECT c.data_table, i.integers, i.strings, i.example_id \
+                 FROM hamn.collections c LEFT JOIN hamn.table_ids i USING (data_table) \
+                 WHERE c.id = $1 AND c.version = $2",
                 &[&entry.id.as_str(), &entry.version],
             )
             .await
             .map_err(err)?;
         let Some(row) = row else { return Ok(None) };
-        let table = table_ref(&row.get::<_, String>(0));
+        let data_table: String = row.get(0);
+        let table = table_ref(&data_table);
         // A public id is served as a JSON number when it looks like one (`id_is_integer`).
-        let ids = client
-            .query_one(
-                &format!(
-                    "SELECT coalesce(bool_or(hamn_id ~ '^(0|[1-9][0-9]{{0,14}})$'), false), \
-                            coalesce(bool_or(hamn_id !~ '^(0|[1-9][0-9]{{0,14}})$'), false), \
-                            (SELECT hamn_id FROM {table} ORDER BY hamn_fid LIMIT 1) \
-                     FROM {table}"
-                ),
-                &[],
-            )
-            .await
-            .map_err(err)?;
+        // Ingest notes which kinds a table holds; a table from before it did is read through.
+        let (ids, example_id) = match (row.get(1), row.get(2)) {
+            (Some(integers), Some(strings)) => (IdKinds { integers, strings }, row.get(3)),
+            _ => table_id_kinds(&client, &data_table).await.map_err(err)?,
+        };
         // Where most features are: the 1st and 99th percentiles of envelope centres, from a
         // sample of about 100,000 rows.
         let share = (1e7 / entry.feature_count.max(1) as f64).min(100.0);
@@ -250,11 +246,8 @@ impl PostgisSource {
         Ok(Some(Self {
             summary: Summary {
                 core_bbox,
-                ids: IdKinds {
-                    integers: ids.get(0),
-                    strings: ids.get(1),
-                },
-                example_id: ids.get(2),
+                ids,
+                example_id,
                 memory_bytes: 0,
             },
             columns: format!("hamn_fid, hamn_id, ST_AsBinary(geom){columns}"),
