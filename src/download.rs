@@ -10,9 +10,16 @@
 //! features takes seconds of one core, and the API must keep the other), and into a temporary
 //! name renamed when complete, so a half-written file is never served.
 //!
+//! The features come from the collection's engine in batches in `fid` order
+//! (`Source::batch`): from the memory engine's snapshot, or from the PostGIS engine's table,
+//! so a collection served from PostGIS has its files too, written without ever holding it whole.
+//!
 //! What is built when: a watcher looks at the engine's collections every second and queues
-//! every (version, format) not built yet; a request for one not built yet waits for that same
-//! build (never a second one). Files of versions the engine no longer holds are deleted, and at
+//! every (version, format) of the memory engine's not built yet; a request for one not built
+//! yet waits for that same build (never a second one). Files of collections served from PostGIS
+//! are built on the first request only: such a collection may be large, and every instance
+//! keeps files of its own, so an instance that is never asked never spends minutes of a core
+//! writing one. Files of versions the engine no longer holds are deleted, and at
 //! start what an earlier run left that is not current; a file of the current version from an
 //! earlier run is used again. A file's name carries a digest of its catalog entry, so a stale
 //! directory of another store can never pass for this one's.
@@ -29,7 +36,7 @@ use gdal_sys::{OGRFieldSubType, OGRFieldType, OGRwkbGeometryType};
 
 use crate::catalog::{AttrType, CatalogEntry, CollectionId};
 use crate::engine::snapshot::Geom;
-use crate::engine::{Engine, Snapshot};
+use crate::engine::{Engine, EngineKind, Served, Source};
 use crate::store::Value;
 
 /// A bulk download format.
@@ -161,14 +168,10 @@ impl Downloads {
     }
 
     /// The file of `s` in `format`: at once if built, else when its build ends.
-    pub async fn get(
-        self: &Arc<Self>,
-        s: &Arc<Snapshot>,
-        format: Format,
-    ) -> Result<Built, DownloadError> {
+    pub async fn get(self: &Arc<Self>, s: &Served, format: Format) -> Result<Built, DownloadError> {
         let mut rx = {
             let mut slots = lock(&self.slots);
-            match slots.get(&key(s, format)) {
+            match slots.get(&key(s.entry(), format)) {
                 Some(Slot::Ready(b)) => return Ok(b.clone()),
                 Some(Slot::Building(rx)) => rx.clone(),
                 Some(Slot::Failed(at)) if at.elapsed() < RETRY => {
@@ -188,11 +191,11 @@ impl Downloads {
     fn start(
         self: &Arc<Self>,
         slots: &mut HashMap<Key, Slot>,
-        s: Arc<Snapshot>,
+        s: Served,
         format: Format,
     ) -> tokio::sync::watch::Receiver<Option<Result<Built, DownloadError>>> {
         let (tx, rx) = tokio::sync::watch::channel(None);
-        let k = key(&s, format);
+        let k = key(s.entry(), format);
         slots.insert(k.clone(), Slot::Building(rx.clone()));
         let this = self.clone();
         tokio::spawn(async move {
@@ -204,17 +207,19 @@ impl Downloads {
                 let _ = tx.send(Some(Err(DownloadError::Superseded)));
                 return;
             }
-            let path = this.dir.join(file_name(&s, format));
+            let path = this.dir.join(file_name(s.entry(), format));
             let started = Instant::now();
             let built = {
                 let (s, path) = (s.clone(), path.clone());
+                // GDAL writes on a blocking thread, which waits there for each batch.
+                let runtime = tokio::runtime::Handle::current();
                 tokio::task::spawn_blocking(move || {
                     // Built before a restart: the name says which version and entry, and a
                     // file only gets its name once complete.
                     if let Ok(found) = digest(&path) {
                         return Ok(found);
                     }
-                    build(&s, format, &path)
+                    build(s.as_ref(), &runtime, format, &path)
                 })
                 .await
                 .map_err(|e| e.to_string())
@@ -222,7 +227,7 @@ impl Downloads {
             };
             let result = match built {
                 Ok((length, digest)) => {
-                    tracing::info!(collection = %s.entry.id, version = s.version(), format = format.name(), bytes = length, seconds = started.elapsed().as_secs_f64(), "download built");
+                    tracing::info!(collection = %s.entry().id, version = s.version(), format = format.name(), bytes = length, seconds = started.elapsed().as_secs_f64(), "download built");
                     Ok(Built {
                         path,
                         length,
@@ -230,7 +235,10 @@ impl Downloads {
                     })
                 }
                 Err(e) => {
-                    tracing::warn!(collection = %s.entry.id, version = s.version(), format = format.name(), error = %e, "download build failed");
+                    // A version replaced meanwhile (its table dropped) is no failure to report.
+                    if lock(&this.slots).contains_key(&k) {
+                        tracing::warn!(collection = %s.entry().id, version = s.version(), format = format.name(), error = %e, "download build failed");
+                    }
                     Err(DownloadError::Failed(format.title()))
                 }
             };
@@ -280,9 +288,9 @@ impl Downloads {
                 }
             }
         }
-        for s in current.iter().filter_map(|s| s.snapshot()) {
+        for s in current.iter().filter(|s| s.engine() == EngineKind::Memory) {
             for format in Format::ALL {
-                let due = match slots.get(&key(s, format)) {
+                let due = match slots.get(&key(s.entry(), format)) {
                     None => true,
                     Some(Slot::Failed(at)) => at.elapsed() >= RETRY,
                     Some(_) => false,
@@ -318,12 +326,12 @@ impl Downloads {
         }
     }
 
-    /// Forgets the file of `s` in `format` (it went missing): the next request or sync builds
-    /// it again.
-    pub fn forget(&self, s: &Snapshot, format: Format) {
+    /// Forgets the file of `entry`'s version in `format` (it went missing): the next request
+    /// or sync builds it again.
+    pub fn forget(&self, entry: &CatalogEntry, format: Format) {
         let mut slots = lock(&self.slots);
-        if matches!(slots.get(&key(s, format)), Some(Slot::Ready(_))) {
-            slots.remove(&key(s, format));
+        if matches!(slots.get(&key(entry, format)), Some(Slot::Ready(_))) {
+            slots.remove(&key(entry, format));
         }
     }
 
@@ -342,26 +350,30 @@ impl Downloads {
     }
 }
 
-fn key(s: &Snapshot, format: Format) -> Key {
-    (s.entry.id.clone(), s.version(), format)
+fn key(entry: &CatalogEntry, format: Format) -> Key {
+    (entry.id.clone(), entry.version, format)
 }
 
 /// `{id}-v{version}-{digest}.{ext}`: the digest of the catalog entry tells apart two stores'
 /// collections of one id and version.
-fn file_name(s: &Snapshot, format: Format) -> String {
+fn file_name(entry: &CatalogEntry, format: Format) -> String {
     use sha2::Digest;
-    let entry = serde_json::to_vec(&s.entry).unwrap_or_default();
-    let hex = hex::encode(&sha2::Sha256::digest(&entry)[..6]);
-    format!("{}-v{}-{hex}.{}", s.entry.id, s.version(), format.name())
+    let bytes = serde_json::to_vec(entry).unwrap_or_default();
+    let hex = hex::encode(&sha2::Sha256::digest(&bytes)[..6]);
+    format!("{}-v{}-{hex}.{}", entry.id, entry.version, format.name())
 }
 
 /// Writes `s` as `format` to `path` (through a temporary name beside it) and returns its
 /// length and digest.
-fn build(s: &Snapshot, format: Format, path: &Path) -> Result<(u64, String), String> {
+fn build(
+    s: &dyn Source,
+    runtime: &tokio::runtime::Handle,
+    format: Format,
+    path: &Path,
+) -> Result<(u64, String), String> {
     let partial = path.with_extension(format!("partial.{}", format.name()));
     let _ = std::fs::remove_file(&partial);
-    let result = write(s, format, &partial)
-        .map_err(|e| e.to_string())
+    let result = write(s, runtime, format, &partial)
         .and_then(|()| digest(&partial).map_err(|e| e.to_string()));
     match result {
         Ok(d) => {
@@ -385,9 +397,9 @@ fn digest(path: &Path) -> std::io::Result<(u64, String)> {
 
 /// The name the feature id column gets: `id`, or with underscores before it until no
 /// attribute has that name.
-fn id_column(s: &Snapshot) -> String {
+fn id_column(entry: &CatalogEntry) -> String {
     let mut name = "id".to_string();
-    while s.entry.attributes.iter().any(|a| a.name == name) {
+    while entry.attributes.iter().any(|a| a.name == name) {
         name.insert(0, '_');
     }
     name
@@ -408,12 +420,51 @@ fn field_type(kind: AttrType) -> (OGRFieldType::Type, OGRFieldSubType::Type) {
 /// Features written per GeoPackage transaction (SQLite commits are the cost).
 const BATCH: usize = 50_000;
 
-fn write(s: &Snapshot, format: Format, path: &Path) -> gdal::errors::Result<()> {
+/// Writes every feature of `s`, batch by batch (each fetched through `runtime`), as `format` to
+/// `path`.
+fn write(
+    s: &dyn Source,
+    runtime: &tokio::runtime::Handle,
+    format: Format,
+    path: &Path,
+) -> Result<(), String> {
+    let gdal = |e: gdal::errors::GdalError| e.to_string();
+    let mut ds = create(s.entry(), format, path).map_err(gdal)?;
+    let mut after = None;
+    loop {
+        let batch = runtime
+            .block_on(s.batch(after, BATCH))
+            .map_err(|e| e.to_string())?;
+        let Some(last) = batch.last() else { break };
+        after = Some(last.fid);
+        match format {
+            Format::GeoPackage => {
+                let txn = ds.start_transaction().map_err(gdal)?;
+                write_features(&txn.layer(0).map_err(gdal)?, batch.iter()).map_err(gdal)?;
+                txn.commit().map_err(gdal)?;
+            }
+            Format::FlatGeobuf => {
+                write_features(&ds.layer(0).map_err(gdal)?, batch.iter()).map_err(gdal)?
+            }
+        }
+        if batch.len() < BATCH {
+            break;
+        }
+    }
+    // Closing writes FlatGeobuf's index and header, and GeoPackage's last pages.
+    ds.close().map_err(gdal)
+}
+
+/// The file with its one layer and the layer's fields, no features yet.
+fn create(
+    entry: &CatalogEntry,
+    format: Format,
+    path: &Path,
+) -> gdal::errors::Result<gdal::Dataset> {
     let driver = DriverManager::get_driver_by_name(format.driver())?;
     let mut ds = driver.create_vector_only(path)?;
     let mut srs = SpatialRef::from_epsg(4326)?;
     srs.set_axis_mapping_strategy(AxisMappingStrategy::TraditionalGisOrder);
-    let entry = &s.entry;
     // FlatGeobuf's index is on by default (GDAL 3.6 takes no title for its header);
     // GeoPackage's contents table gets the title and description.
     let options: Vec<String> = match format {
@@ -439,30 +490,19 @@ fn write(s: &Snapshot, format: Format, path: &Path) -> gdal::errors::Result<()> 
         })?;
         crate::ingest::gdal_ext::add_field(
             &layer,
-            &id_column(s),
+            &id_column(entry),
             (OGRFieldType::OFTString, OGRFieldSubType::OFSTNone),
         )?;
         for a in &entry.attributes {
             crate::ingest::gdal_ext::add_field(&layer, &a.name, field_type(a.kind))?;
         }
     }
-    for batch in s.features.chunks(BATCH) {
-        match format {
-            Format::GeoPackage => {
-                let txn = ds.start_transaction()?;
-                write_features(&txn.layer(0)?, batch)?;
-                txn.commit()?;
-            }
-            Format::FlatGeobuf => write_features(&ds.layer(0)?, batch)?,
-        }
-    }
-    // Closing writes FlatGeobuf's index and header, and GeoPackage's last pages.
-    ds.close()
+    Ok(ds)
 }
 
-fn write_features(
+fn write_features<'a>(
     layer: &gdal::vector::Layer,
-    features: &[crate::engine::snapshot::Feature],
+    features: impl Iterator<Item = &'a crate::engine::snapshot::Feature>,
 ) -> gdal::errors::Result<()> {
     let defn = layer.defn();
     for f in features {

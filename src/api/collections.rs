@@ -19,11 +19,6 @@ use crate::search::{fold, Document, Query, Score};
 
 /// The bulk downloads of a collection version, with their lengths once built.
 pub fn enclosures(state: &AppState, s: &dyn Source) -> Vec<(DownloadFormat, Option<u64>)> {
-    // Download files are written from the features the memory engine holds; a collection
-    // served from PostGIS is too large for them and has none.
-    if s.snapshot().is_none() {
-        return Vec::new();
-    }
     DownloadFormat::ALL
         .into_iter()
         .map(|f| (f, state.downloads.length(s.entry(), f)))

@@ -541,7 +541,7 @@ pub fn graph(
             base,
             &service,
             &openapi,
-            s.snapshot().is_some().then_some(downloads),
+            downloads,
         )?;
         g.add(&catalog, dcat("dataset"), dataset.clone());
         g.add(&service, dcat("servesDataset"), dataset.clone());
@@ -616,8 +616,7 @@ fn dataset(
     base: &str,
     service: &NamedNode,
     openapi: &str,
-    // None when the collection has no bulk downloads (it is not held in memory).
-    downloads: Option<&crate::download::Downloads>,
+    downloads: &crate::download::Downloads,
 ) -> Result<NamedNode, String> {
     let dcat = |l: &str| term(ns::DCAT, l);
     let dct = |l: &str| term(ns::DCT, l);
@@ -738,12 +737,7 @@ fn dataset(
     ];
     // The bulk downloads: one file of the whole collection per format, at a URL that always
     // names the current version (harvesters keep it), with its size once built.
-    let formats = if downloads.is_some() {
-        crate::download::Format::ALL.to_vec()
-    } else {
-        Vec::new()
-    };
-    let files = formats.into_iter().map(|f| {
+    let files = crate::download::Format::ALL.into_iter().map(|f| {
         let title = match (f, lang == "sv") {
             (crate::download::Format::FlatGeobuf, true) => {
                 "Hela datamängden som en FlatGeobuf-fil (med rumsligt index)"
@@ -761,7 +755,7 @@ fn dataset(
             format!("{url}/download/{}", f.name()),
             f.media_type(),
             title,
-            Some(downloads.and_then(|d| d.length(entry, f))),
+            Some(downloads.length(entry, f)),
         )
     });
     let distributions = distributions

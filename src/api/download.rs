@@ -59,22 +59,12 @@ pub async fn download(
                 .finish());
         }
     };
-    let Some(snapshot) = s.snapshot() else {
-        return Err(ApiError::NotFound(format!(
-            "{} is served from PostGIS, too large for a download file; page through its items (f=fgb, f=csv …) instead",
-            s.entry().id
-        )));
-    };
-    let built = state
-        .downloads
-        .get(snapshot, format)
-        .await
-        .map_err(|e| match e {
-            DownloadError::Superseded => {
-                ApiError::Unavailable(format!("{e}; ask again for the new version"))
-            }
-            DownloadError::Failed(_) => ApiError::Unavailable(e.to_string()),
-        })?;
+    let built = state.downloads.get(&s, format).await.map_err(|e| match e {
+        DownloadError::Superseded => {
+            ApiError::Unavailable(format!("{e}; ask again for the new version"))
+        }
+        DownloadError::Failed(_) => ApiError::Unavailable(e.to_string()),
+    })?;
     let etag = format!("\"{}\"", built.digest);
     let mut resp = HttpResponse::Ok();
     resp.insert_header((header::ETAG, etag.clone()))
@@ -133,7 +123,7 @@ pub async fn download(
         tracing::warn!(path = %built.path.display(), error = %e, "cannot open a download");
         // Deleted from under us (an operator, another instance sharing the directory): built
         // again for the next request.
-        state.downloads.forget(snapshot, format);
+        state.downloads.forget(s.entry(), format);
         ApiError::Unavailable("the file is being prepared; ask again".into())
     })?;
     file.seek(SeekFrom::Start(start))

@@ -170,8 +170,11 @@ pub trait Source: Send + Sync {
         q: &Query,
     ) -> Result<Option<Vec<u8>>, EngineError>;
 
-    /// The memory engine's snapshot, for what only it offers (bulk download files, built from
-    /// the features it holds).
+    /// Up to `limit` features in `fid` order, those after `after` (from the first when
+    /// `None`): the whole version, batch by batch, for the bulk download files.
+    async fn batch(&self, after: Option<i64>, limit: usize) -> Result<Features, EngineError>;
+
+    /// The memory engine's snapshot, for tests that look inside it.
     fn snapshot(&self) -> Option<&Arc<Snapshot>> {
         None
     }
@@ -242,6 +245,15 @@ impl Source for MemorySource {
         q: &Query,
     ) -> Result<Option<Vec<u8>>, EngineError> {
         Ok(crate::tiles::mvt::layer(&self.snapshot, tile, opts, q))
+    }
+
+    async fn batch(&self, after: Option<i64>, limit: usize) -> Result<Features, EngineError> {
+        let features = &self.snapshot.features;
+        // The features are in fid order.
+        let from = after.map_or(0, |a| features.partition_point(|f| f.fid <= a));
+        let to = from.saturating_add(limit).min(features.len());
+        let items = (from..to).filter_map(|i| u32::try_from(i).ok()).collect();
+        Ok(Features::held(self.snapshot.clone(), items))
     }
 
     fn snapshot(&self) -> Option<&Arc<Snapshot>> {

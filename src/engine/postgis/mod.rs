@@ -454,6 +454,21 @@ impl Source for PostgisSource {
         rows.first().map(|r| self.feature(r)).transpose()
     }
 
+    async fn batch(&self, after: Option<i64>, limit: usize) -> Result<Features, EngineError> {
+        let params: compile::Params = vec![Box::new(after.unwrap_or(i64::MIN))];
+        let sql = format!(
+            "SELECT {} FROM {} WHERE hamn_fid > $1 ORDER BY hamn_fid LIMIT {limit}",
+            self.columns, self.table
+        );
+        let rows = self.rows(&sql, &params).await?;
+        // A download file is written from ids, values and geometry: no GeoJSON.
+        let features = rows
+            .iter()
+            .map(|r| self.read_feature(r, Feature::without_json))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Features::owned(features))
+    }
+
     /// The tile's candidates as the memory engine's `mvt::layer` takes them (all, in fid
     /// order, when they are no more than `max`; else the first in priority order, more
     /// rounds while too few of them show), encoded by the same writer.
