@@ -848,6 +848,9 @@ pub fn geometry_from_wkb(wkb: &[u8]) -> Option<geo::Geometry<f64>> {
     gdal::vector::Geometry::from_wkb(wkb).ok()?.to_geo().ok()
 }
 
+/// Features packed between two hand-backs of freed memory while a snapshot is built.
+const TRIM_EVERY: usize = 250_000;
+
 impl Snapshot {
     pub fn build(entry: CatalogEntry, stored: Vec<StoredFeature>, collation: Collation) -> Self {
         let datetime = datetime_attribute(&entry);
@@ -866,6 +869,12 @@ impl Snapshot {
             }
             let data = encoder.feature(&entry, datetime, &f.id, &f.values, geometry.as_ref());
             packer.push(f.fid, geometry.map(Geom::from_geo), data);
+            // The rows were read on another thread, into another of glibc's arenas, whose
+            // freed memory this thread's allocations do not reuse: handed back as the build
+            // goes, the rows already packed stop counting towards the build's peak.
+            if i % TRIM_EVERY == TRIM_EVERY - 1 {
+                super::trim::release_free_memory();
+            }
         }
         let features = packer.finish();
         let core_bbox = core_bbox(&nodes);
