@@ -514,6 +514,57 @@ fn both_engines_answer_alike() {
     );
 }
 
+/// Writes `features` as a GeoJSON file in `dir` and ingests it as collection `id` with
+/// `extra` arguments.
+fn ingest_features(
+    store: &common::TestStore,
+    dir: &std::path::Path,
+    id: &str,
+    features: Vec<Value>,
+    extra: &[&str],
+) {
+    let file = dir.join(format!("{id}.geojson"));
+    std::fs::write(
+        &file,
+        serde_json::json!({"type": "FeatureCollection", "features": features}).to_string(),
+    )
+    .expect("write");
+    let o = store
+        .hamn()
+        .args(["ingest", &file.display().to_string(), "-c", id])
+        .args(extra)
+        .output()
+        .expect("ingest");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+/// A read pool on `store`'s database, as `hamn serve` makes it.
+async fn read_pool(store: &common::TestStore) -> deadpool_postgres::Pool {
+    let url = store.url.clone().expect("a PostGIS store");
+    hamn::store::postgis::PostgisStore::connect(&url)
+        .await
+        .expect("connect")
+        .read_pool(None, std::time::Duration::from_secs(30), 2)
+        .expect("read pool")
+}
+
+/// The PostGIS engine's source of `entry`, which must be current.
+async fn open_postgis(
+    pool: deadpool_postgres::Pool,
+    entry: hamn::catalog::CatalogEntry,
+) -> hamn::engine::postgis::PostgisSource {
+    use hamn::engine::postgis::{PostgisOptions, PostgisSource, Readers};
+    PostgisSource::open(
+        Readers::new(pool, Vec::new()),
+        entry,
+        PostgisOptions::default(),
+        hamn::collation::Collation::default(),
+    )
+    .await
+    .expect("open")
+    .expect("the current version")
+}
+
 /// A collection served from PostGIS has its bulk downloads too, built at the first request
 /// from its table in batches (60,001 features: more than one batch), whole: ogrinfo counts
 /// every feature and every id once, and finds the first and last values.
@@ -525,25 +576,19 @@ fn a_postgis_collection_has_its_downloads() {
         return;
     };
     let dir = tempfile::tempdir().expect("tempdir");
-    let file = dir.path().join("punkter.geojson");
     let features: Vec<Value> = (0..60_001)
         .map(|n| {
             serde_json::json!({"type": "Feature", "properties": {"n": n}, "geometry":
                 {"type": "Point", "coordinates": [12.4 + f64::from(n % 1000) / 500.0, 55.3 + f64::from(n / 1000) / 60.0]}})
         })
         .collect();
-    std::fs::write(
-        &file,
-        serde_json::json!({"type": "FeatureCollection", "features": features}).to_string(),
-    )
-    .expect("write");
-    let o = store
-        .hamn()
-        .args(["ingest", &file.display().to_string(), "-c", "punkter"])
-        .args(["--engine", "postgis", "--force", "--mode", "replace"])
-        .output()
-        .expect("ingest");
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    ingest_features(
+        &store,
+        dir.path(),
+        "punkter",
+        features,
+        &["--engine", "postgis", "--force", "--mode", "replace"],
+    );
     let s = start(&store.args(), &["--no-demo"]);
     wait_serving(&s, Some(1));
     let enclosures = || -> Vec<Value> {
@@ -598,7 +643,6 @@ fn a_postgis_collection_has_its_downloads() {
 /// there were notes) is scanned when opened, with the same answer.
 #[test]
 fn ingest_notes_the_kinds_of_ids() {
-    use hamn::engine::postgis::{PostgisOptions, PostgisSource, Readers};
     use hamn::engine::Source;
 
     let rt = tokio::runtime::Runtime::new().expect("runtime");
@@ -608,8 +652,7 @@ fn ingest_notes_the_kinds_of_ids() {
             return;
         };
         let dir = tempfile::tempdir().expect("tempdir");
-        let ingest = |name: &str, ids: &[&str], mode: &str| {
-            let file = dir.path().join(name);
+        let ingest = |ids: &[&str], mode: &str| {
             let features: Vec<Value> = ids
                 .iter()
                 .enumerate()
@@ -618,39 +661,20 @@ fn ingest_notes_the_kinds_of_ids() {
                         "geometry": {"type": "Point", "coordinates": [13.0 + i as f64 / 100.0, 55.6]}})
                 })
                 .collect();
-            std::fs::write(
-                &file,
-                serde_json::json!({"type": "FeatureCollection", "features": features}).to_string(),
-            )
-            .expect("write");
-            let o = store
-                .hamn()
-                .args(["ingest", &file.display().to_string(), "-c", "nummer"])
-                .args(["--id-field", "nr", "--mode", mode, "--force"])
-                .output()
-                .expect("ingest");
-            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+            ingest_features(
+                &store,
+                dir.path(),
+                "nummer",
+                features,
+                &["--id-field", "nr", "--mode", mode, "--force"],
+            );
         };
-        let url = store.url.clone().expect("a PostGIS store");
-        let pg = hamn::store::postgis::PostgisStore::connect(&url)
-            .await
-            .expect("connect");
-        let pool = pg
-            .read_pool(None, std::time::Duration::from_secs(30), 2)
-            .expect("read pool");
+        let pool = read_pool(&store).await;
         let client = common::sql(&store).await;
         let opened = |entry| {
             let pool = pool.clone();
             async move {
-                let source = PostgisSource::open(
-                    Readers::new(pool, Vec::new()),
-                    entry,
-                    PostgisOptions::default(),
-                    hamn::collation::Collation::default(),
-                )
-                .await
-                .expect("open")
-                .expect("the current version");
+                let source = open_postgis(pool, entry).await;
                 let s = source.summary();
                 (s.ids.integers, s.ids.strings, s.example_id.clone())
             }
@@ -669,12 +693,12 @@ fn ingest_notes_the_kinds_of_ids() {
             (entry, note)
         };
 
-        ingest("a.geojson", &["7", "12", "30"], "replace");
+        ingest(&["7", "12", "30"], "replace");
         let (entry, note) = noted().await;
         assert_eq!(note, (true, false, Some("7".into())));
         assert_eq!(opened(entry).await, note);
 
-        ingest("b.geojson", &["007", "x-1"], "append");
+        ingest(&["007", "x-1"], "append");
         let (entry, note) = noted().await;
         assert_eq!(note, (true, true, Some("7".into())), "the kept rows count");
         assert_eq!(opened(entry.clone()).await, note);
@@ -704,7 +728,6 @@ fn ingest_notes_the_kinds_of_ids() {
 /// filter), the next page after a cursor too, never a scan of the whole table.
 #[test]
 fn postgis_pages_use_the_indexes() {
-    use hamn::engine::postgis::{PostgisOptions, PostgisSource, Readers};
     use hamn::engine::{Filter, Query, Start};
 
     let rt = tokio::runtime::Runtime::new().expect("runtime");
@@ -715,7 +738,6 @@ fn postgis_pages_use_the_indexes() {
         };
         // 40,000 points over Skåne, from a fixed generator.
         let dir = tempfile::tempdir().expect("tempdir");
-        let file = dir.path().join("punkter.geojson");
         let mut state = 7u64;
         let mut next = || {
             state = state
@@ -729,36 +751,11 @@ fn postgis_pages_use_the_indexes() {
                     {"type": "Point", "coordinates": [12.4 + next() * 2.2, 55.3 + next() * 1.2]}})
             })
             .collect();
-        std::fs::write(
-            &file,
-            serde_json::json!({"type": "FeatureCollection", "features": features}).to_string(),
-        )
-        .expect("write");
-        let o = store
-            .hamn()
-            .args(["ingest", &file.display().to_string(), "-c", "punkter"])
-            .output()
-            .expect("ingest");
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        ingest_features(&store, dir.path(), "punkter", features, &[]);
 
-        let url = store.url.clone().expect("a PostGIS store");
-        let pg = hamn::store::postgis::PostgisStore::connect(&url)
-            .await
-            .expect("connect");
-        let pool = pg
-            .read_pool(None, std::time::Duration::from_secs(30), 2)
-            .expect("read pool");
         let entry = store.entry("punkter").await;
         let collation = hamn::collation::Collation::default();
-        let source = PostgisSource::open(
-            Readers::new(pool, Vec::new()),
-            entry.clone(),
-            PostgisOptions::default(),
-            collation.clone(),
-        )
-        .await
-        .expect("open")
-        .expect("the current version");
+        let source = open_postgis(read_pool(&store).await, entry.clone()).await;
         let client = common::sql(&store).await;
         let explain = |q: Query, start: Start| {
             let (sql, params) = source.page_statement(&q, start, 10).expect("statement");
