@@ -1031,3 +1031,94 @@ fn a_memory_budget_sends_the_largest_to_postgis() {
         "{err}"
     );
 }
+
+/// The PostGIS engine writes a tile straight from its rows, borrowing their values, where
+/// the memory engine writes it from its snapshot: both tiles must be the same bytes for every
+/// kind of attribute value (text, numbers, booleans, dates, date-times, lists as JSON, SQL
+/// nulls), for text and numeric ids, points, lines and polygons and
+/// features without geometry, thinned or not, in both tile matrix sets.
+#[test]
+fn tiles_of_every_kind_of_value_agree() {
+    use hamn::catalog::AttrType;
+    use hamn::engine::{MemorySource, Query, Snapshot, Source};
+    use hamn::tiles::mvt::TileOptions;
+    use hamn::tiles::tms::{TileId, Tms};
+
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let Some(store) = postgis().await else {
+            eprintln!("skipped: no PostGIS (HAMN_TEST_DATABASE_URL)");
+            return;
+        };
+        let dir = tempfile::tempdir().expect("tempdir");
+        // Lists are JSON attributes (GDAL reads them as string and real lists).
+        let extra = [
+            serde_json::json!(["a", "ö"]),
+            serde_json::json!(["brygga", "bad \"strand\""]),
+            serde_json::json!([]),
+            Value::Null,
+        ];
+        let features: Vec<Value> = (0..300u32)
+            .map(|n| {
+                let (lon, lat) = (13.0 + f64::from(n % 20) / 400.0, 55.6 + f64::from(n / 20) / 800.0);
+                let geometry = match n % 10 {
+                    0 => Value::Null,
+                    1 => serde_json::json!({"type": "LineString",
+                        "coordinates": [[lon, lat], [lon + 0.01, lat + 0.004]]}),
+                    2 => serde_json::json!({"type": "Polygon", "coordinates": [[[lon, lat],
+                        [lon + 0.004, lat], [lon + 0.004, lat + 0.002], [lon, lat]]]}),
+                    _ => serde_json::json!({"type": "Point", "coordinates": [lon, lat]}),
+                };
+                let id = if n % 7 == 0 { format!("B-{n}") } else { n.to_string() };
+                let props = serde_json::json!({
+                    "nr": id,
+                    "namn": if n % 5 == 0 { Value::Null } else { format!("Plats {} å ä ö", n % 13).into() },
+                    "antal": n % 17,
+                    "andel": f64::from(n) / 8.0,
+                    "öppen": n % 3 == 0,
+                    "dag": format!("2024-06-{:02}", 1 + n % 28),
+                    "tid": format!("2024-06-{:02}T{:02}:30:00+02:00", 1 + n % 28, n % 24),
+                    "extra": extra[(n % 4) as usize],
+                    "djup": [1.5, f64::from(n) / 4.0],
+                });
+                serde_json::json!({"type": "Feature", "properties": props, "geometry": geometry})
+            })
+            .collect();
+        ingest_features(&store, dir.path(), "blandat", features, &["--id-field", "nr", "--force"]);
+
+        let entry = store.entry("blandat").await;
+        let kinds: Vec<AttrType> = entry.attributes.iter().map(|a| a.kind).collect();
+        for kind in [AttrType::Text, AttrType::Integer, AttrType::Real, AttrType::Boolean, AttrType::Date, AttrType::DateTime, AttrType::Json] {
+            assert!(kinds.contains(&kind), "no {kind:?} attribute: {:?}", entry.attributes);
+        }
+        let collation = hamn::collation::Collation::default();
+        let memory = MemorySource::new(Snapshot::build(
+            entry.clone(),
+            store.features("blandat").await,
+            collation,
+        ));
+        let sql = open_postgis(read_pool(&store).await, entry).await;
+
+        let mut compared = 0;
+        for max_features in [10_000, 25, 3] {
+            let opts = TileOptions { max_features, ..TileOptions::default() };
+            for tms in Tms::ALL {
+                for z in 8..=15u8 {
+                    // The tile holding the place, from the level's first tile and its span.
+                    let Some(first) = TileId::new(tms, z, 0, 0) else { continue };
+                    let (px, py) = tms.project(13.02, 55.62);
+                    let [l, _, _, t] = first.bounds();
+                    let (x, y) = ((px - l) / first.span(), (t - py) / first.span());
+                    let tile = TileId::new(tms, z, x.floor() as u32, y.floor() as u32);
+                    let Some(tile) = tile else { continue };
+                    let q = Query::default();
+                    let a = memory.tile(tile, opts, &q).await.expect("memory tile");
+                    let b = sql.tile(tile, opts, &q).await.expect("PostGIS tile");
+                    assert_eq!(a, b, "{tms:?} {z} (max {max_features}): the engines' tiles differ");
+                    compared += usize::from(a.is_some());
+                }
+            }
+        }
+        assert!(compared >= 20, "only {compared} tiles had features");
+    });
+}

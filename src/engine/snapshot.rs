@@ -569,7 +569,7 @@ impl Geom {
         }
     }
 
-    fn from_geo(g: geo::Geometry<f64>) -> Self {
+    pub fn from_geo(g: geo::Geometry<f64>) -> Self {
         match g {
             geo::Geometry::Point(p) => Geom::Point(p.x(), p.y()),
             other => Geom::Shape(Box::new(other)),

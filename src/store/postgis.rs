@@ -154,10 +154,10 @@ impl PostgisStore {
         // works through PgBouncer in session pooling too.
         // JIT and parallel query are for long analytical statements; the engine's are short
         // and many run at once. Planned with its values (a prepared statement's first five
-        // runs, and each new filter's), a dense tile of 10M points cost enough for JIT, which
+        // runs, and every run of a tile's statement, whose generic plan PostgreSQL estimates
+        // far costlier and never picks), a dense tile of 10M points cost enough for JIT, which
         // then took 52 ms of a 165 ms query, and eight such queries at once ran at half the
-        // rate with parallel workers, the cores being busy anyway. (Later runs use the generic
-        // plan, which neither feature touched in that measurement.)
+        // rate with parallel workers, the cores being busy anyway.
         let setup = format!(
             "SET statement_timeout = {}; SET default_transaction_read_only = on; \
              SET jit = off; SET max_parallel_workers_per_gather = 0",

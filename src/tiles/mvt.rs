@@ -383,10 +383,39 @@ fn commands(g: &geo::Geometry<f64>, out: &mut Vec<u32>) -> Option<u32> {
 }
 
 /// MVT ids are unsigned integers: numeric feature ids are kept, others use the sequence number.
-fn mvt_id(f: &Feature) -> u64 {
-    f.id()
-        .parse::<u64>()
-        .unwrap_or(u64::try_from(f.fid).unwrap_or(0))
+/// What a layer is written from: a feature of a snapshot, or a row the PostGIS engine read
+/// (borrowed from it, so a tile of rows is written without building a feature per row).
+pub trait TileFeature<'a> {
+    fn fid(&self) -> i64;
+    fn id(&self) -> &str;
+    fn geometry(&self) -> Option<&Geom>;
+    fn tag_values(&self) -> impl Iterator<Item = ValueRef<'a>> + 'a;
+
+    /// The MVT feature id: the public id when it is a whole number, else the fid.
+    fn mvt_id(&self) -> u64 {
+        self.id()
+            .parse::<u64>()
+            .unwrap_or(u64::try_from(self.fid()).unwrap_or(0))
+    }
+}
+
+impl<'a> TileFeature<'a> for &'a Feature {
+    fn fid(&self) -> i64 {
+        self.fid
+    }
+
+    fn id(&self) -> &str {
+        Feature::id(self)
+    }
+
+    fn geometry(&self) -> Option<&Geom> {
+        self.geometry.as_ref()
+    }
+
+    fn tag_values(&self) -> impl Iterator<Item = ValueRef<'a>> + 'a {
+        let f: &'a Feature = self;
+        f.value_refs()
+    }
 }
 
 /// Features loaded ahead of encoding at a time: few enough that they are still in the cache
@@ -513,13 +542,13 @@ pub fn layer(
 /// `opts.max_features`, else the first in priority order) as the layer of `entry` in `tile`,
 /// up to `opts.max_features` that show in it, and how many that is; `None` when none does.
 /// Both engines write their tiles here.
-pub fn write_layer<'a>(
+pub fn write_layer<'a, F: TileFeature<'a>>(
     entry: &CatalogEntry,
     tile: TileId,
     opts: TileOptions,
     query: &Query,
     candidates: usize,
-    features: impl Iterator<Item = &'a Feature>,
+    features: impl Iterator<Item = F>,
 ) -> Option<(Vec<u8>, usize)> {
     let [l, _, _, t] = tile.bounds();
     let span = tile.span();
@@ -534,7 +563,7 @@ pub fn write_layer<'a>(
         if w.count >= opts.max_features || (n % 256 == 0 && query.cancelled()) {
             break;
         }
-        match &f.geometry {
+        match f.geometry() {
             None => {}
             // Most features of large collections are points: straight to the grid.
             Some(Geom::Point(x, y)) => {
@@ -546,8 +575,8 @@ pub fn write_layer<'a>(
                 let gy = ((t - my) / span * extent).round() as i64;
                 geometry.clear();
                 geometry.extend([command(1, 1), zigzag(gx), zigzag(gy)]);
-                w.tags_of(f.value_refs());
-                w.feature(mvt_id(f), POINT, &geometry);
+                w.tags_of(f.tag_values());
+                w.feature(f.mvt_id(), POINT, &geometry);
             }
             Some(Geom::Shape(g)) => {
                 let mut tagged = false;
@@ -565,10 +594,10 @@ pub fn write_layer<'a>(
                         continue;
                     }
                     if !tagged {
-                        w.tags_of(f.value_refs());
+                        w.tags_of(f.tag_values());
                         tagged = true;
                     }
-                    w.feature(mvt_id(f), kind, &geometry);
+                    w.feature(f.mvt_id(), kind, &geometry);
                 }
             }
         }

@@ -32,9 +32,9 @@ use async_trait::async_trait;
 use deadpool_postgres::Pool;
 use tokio_postgres::error::SqlState;
 
-use super::snapshot::{geometry_from_wkb, Feature, Query, Start};
+use super::snapshot::{geometry_from_wkb, Feature, Geom, Query, Start, ValueRef};
 use super::source::{EngineError, EngineKind, Features, IdKinds, Page, Source, Summary};
-use crate::catalog::CatalogEntry;
+use crate::catalog::{AttrType, CatalogEntry};
 use crate::collation::Collation;
 use crate::store::postgis::{quote_ident, read_value, table_id_kinds, table_ref};
 use crate::store::Value;
@@ -380,6 +380,126 @@ impl PostgisSource {
     }
 }
 
+/// A row read for a tile, borrowed from it: what the layer writer takes and nothing more.
+/// (Building a `Feature` per row, its packed record and its copies of the text, cost more
+/// than writing the row into the tile.)
+struct TileRow<'r> {
+    fid: i64,
+    id: &'r str,
+    geometry: Option<Geom>,
+    values: &'r [ValueRef<'r>],
+}
+
+impl<'r> mvt::TileFeature<'r> for &TileRow<'r> {
+    fn fid(&self) -> i64 {
+        self.fid
+    }
+
+    fn id(&self) -> &str {
+        self.id
+    }
+
+    fn geometry(&self) -> Option<&Geom> {
+        self.geometry.as_ref()
+    }
+
+    fn tag_values(&self) -> impl Iterator<Item = ValueRef<'r>> + 'r {
+        self.values.iter().copied()
+    }
+}
+
+fn row_error(e: tokio_postgres::Error) -> EngineError {
+    EngineError::Database(e.to_string())
+}
+
+/// The JSON attributes' values of `rows` as the memory engine writes them (compact JSON
+/// text), row by row: `value_cells` borrows them.
+fn json_cells(
+    entry: &CatalogEntry,
+    rows: &[tokio_postgres::Row],
+) -> Result<Vec<String>, EngineError> {
+    let columns: Vec<usize> = (entry.attributes.iter().enumerate())
+        .filter(|(_, a)| a.kind == AttrType::Json)
+        .map(|(i, _)| i + 3)
+        .collect();
+    let mut out = Vec::new();
+    if columns.is_empty() {
+        return Ok(out);
+    }
+    for row in rows {
+        for &c in &columns {
+            let v: Option<serde_json::Value> = row.try_get(c).map_err(row_error)?;
+            out.push(v.map(|v| v.to_string()).unwrap_or_default());
+        }
+    }
+    Ok(out)
+}
+
+/// Every row's attribute values in attribute order, one row after another, borrowing the
+/// rows' text and `json` (from `json_cells`).
+fn value_cells<'r>(
+    entry: &CatalogEntry,
+    rows: &'r [tokio_postgres::Row],
+    json: &'r [String],
+) -> Result<Vec<ValueRef<'r>>, EngineError> {
+    let mut cells = Vec::with_capacity(rows.len() * entry.attributes.len());
+    let mut json = json.iter();
+    for row in rows {
+        for (i, a) in entry.attributes.iter().enumerate() {
+            let c = i + 3;
+            let v = match a.kind {
+                AttrType::Integer => row
+                    .try_get::<_, Option<i64>>(c)
+                    .map(|v| v.map(ValueRef::Integer)),
+                AttrType::Real => row
+                    .try_get::<_, Option<f64>>(c)
+                    .map(|v| v.map(ValueRef::Real)),
+                AttrType::Text => row
+                    .try_get::<_, Option<&str>>(c)
+                    .map(|v| v.map(ValueRef::Text)),
+                AttrType::Boolean => row
+                    .try_get::<_, Option<bool>>(c)
+                    .map(|v| v.map(ValueRef::Boolean)),
+                AttrType::Date => row
+                    .try_get::<_, Option<chrono::NaiveDate>>(c)
+                    .map(|v| v.map(ValueRef::Date)),
+                AttrType::DateTime => row
+                    .try_get::<_, Option<chrono::DateTime<chrono::Utc>>>(c)
+                    .map(|v| v.map(|t| ValueRef::DateTime(t.fixed_offset()))),
+                // Null JSON is an empty text here, and `Null` as everywhere else.
+                AttrType::Json => Ok(json
+                    .next()
+                    .filter(|t| !t.is_empty())
+                    .map(|t| ValueRef::Json(t.as_str()))),
+            }
+            .map_err(row_error)?;
+            cells.push(v.unwrap_or(ValueRef::Null));
+        }
+    }
+    Ok(cells)
+}
+
+/// The rows of a tile's statement (`hamn_fid, hamn_id, ST_AsBinary(geom), <attributes>`)
+/// with their values from `cells` (`value_cells`), `width` to a row.
+fn tile_rows<'r>(
+    rows: &'r [tokio_postgres::Row],
+    cells: &'r [ValueRef<'r>],
+    width: usize,
+) -> Result<Vec<TileRow<'r>>, EngineError> {
+    rows.iter()
+        .enumerate()
+        .map(|(i, row)| {
+            let wkb: Option<&[u8]> = row.try_get(2).map_err(row_error)?;
+            Ok(TileRow {
+                fid: row.try_get(0).map_err(row_error)?,
+                id: row.try_get(1).map_err(row_error)?,
+                geometry: wkb.and_then(geometry_from_wkb).map(Geom::from_geo),
+                values: cells.get(i * width..(i + 1) * width).unwrap_or(&[]),
+            })
+        })
+        .collect()
+}
+
 #[async_trait]
 impl Source for PostgisSource {
     fn entry(&self) -> &CatalogEntry {
@@ -501,10 +621,9 @@ impl Source for PostgisSource {
                 k.saturating_add(1)
             );
             let rows = self.rows(&sql, &params).await?;
-            let mut features = rows
-                .iter()
-                .map(|r| self.read_feature(r, Feature::without_json))
-                .collect::<Result<Vec<_>, _>>()?;
+            let json = json_cells(&self.entry, &rows)?;
+            let cells = value_cells(&self.entry, &rows, &json)?;
+            let mut features = tile_rows(&rows, &cells, self.entry.attributes.len())?;
             if features.len() <= max {
                 features.sort_unstable_by_key(|f| f.fid);
             }
