@@ -184,7 +184,7 @@ if [ "${HAMN_BENCH_INNER:-}" = 1 ]; then
     props=$(q "SELECT string_agg(format('        %s: %s', column_name, udt_name), E'\n' ORDER BY ordinal_position)
                FROM information_schema.columns
                WHERE table_schema = 'hamn_data' AND table_name = '$table'
-                 AND column_name NOT IN ('hamn_fid', 'hamn_id', 'geom')")
+                 AND column_name NOT IN ('hamn_fid', 'hamn_id', 'geom', 'hamn_prio')")
     info columns "$(q "SELECT string_agg(column_name || ' ' || udt_name, ', ' ORDER BY ordinal_position) FROM information_schema.columns WHERE table_schema = 'hamn_data' AND table_name = '$table'")"
 
     wait_http() { # PID LOG URL SECONDS WHAT [GREP]: until URL answers (and its body matches GREP)

@@ -1122,3 +1122,113 @@ fn tiles_of_every_kind_of_value_agree() {
         assert!(compared >= 20, "only {compared} tiles had features");
     });
 }
+
+/// A tile with far more candidates than it may show is read one priority level at a time
+/// (each level with its partial index) and must come out as the memory engine's tile: 6,000
+/// points, caps that take one to several levels and cut inside one, both tile matrix sets.
+/// Then the same tiles from the table as it was before ingest stored the priority (no column,
+/// no levels): the thinning order computed from the fid instead.
+#[test]
+fn crowded_tiles_read_by_level_agree() {
+    use hamn::engine::{MemorySource, Query, Snapshot, Source};
+    use hamn::tiles::mvt::TileOptions;
+    use hamn::tiles::tms::{TileId, Tms};
+
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let Some(store) = postgis().await else {
+            eprintln!("skipped: no PostGIS (HAMN_TEST_DATABASE_URL)");
+            return;
+        };
+        let dir = tempfile::tempdir().expect("tempdir");
+        // Scattered by a fixed sequence (no two points alike), denser towards one corner.
+        let features: Vec<Value> = (0..6000u32)
+            .map(|n| {
+                let a = f64::from(n.wrapping_mul(2_654_435_761) % 10_007) / 10_007.0;
+                let b = f64::from(n.wrapping_mul(40_503) % 9_973) / 9_973.0;
+                let (lon, lat) = (13.0 + 0.3 * a * a, 55.55 + 0.15 * b * b);
+                serde_json::json!({"type": "Feature",
+                    "properties": {"n": n, "namn": format!("p{}", n % 97)},
+                    "geometry": {"type": "Point", "coordinates": [lon, lat]}})
+            })
+            .collect();
+        ingest_features(&store, dir.path(), "trangsel", features, &["--force"]);
+        let entry = store.entry("trangsel").await;
+        let collation = hamn::collation::Collation::default();
+        let memory = MemorySource::new(Snapshot::build(
+            entry.clone(),
+            store.features("trangsel").await,
+            collation,
+        ));
+        let client = common::sql(&store).await;
+        let table: String = client
+            .query_one("SELECT data_table FROM hamn.collections WHERE id = 'trangsel'", &[])
+            .await
+            .expect("table")
+            .get(0);
+        let levels: Vec<String> = (0..hamn::store::postgis::PRIORITY_LEVELS)
+            .map(|j| hamn::store::postgis::level_index(&table, j))
+            .collect();
+        let level_scans = || async {
+            client
+                .query_one(
+                    "SELECT coalesce(sum(idx_scan), 0)::bigint FROM pg_stat_user_indexes \
+                     WHERE schemaname = 'hamn_data' AND indexrelname = ANY($1)",
+                    &[&levels],
+                )
+                .await
+                .expect("index statistics")
+                .get::<_, i64>(0)
+        };
+        let compare = |sql: hamn::engine::postgis::PostgisSource| {
+            let memory = &memory;
+            async move {
+                let mut compared = 0;
+                for max_features in [1500, 200, 30] {
+                    let opts = TileOptions { max_features, ..TileOptions::default() };
+                    for tms in Tms::ALL {
+                        for z in 7..=14u8 {
+                            let Some(first) = TileId::new(tms, z, 0, 0) else { continue };
+                            for (lon, lat) in [(13.01, 55.56), (13.05, 55.58), (13.2, 55.65)] {
+                                let (px, py) = tms.project(lon, lat);
+                                let [l, _, _, t] = first.bounds();
+                                let (x, y) = ((px - l) / first.span(), (t - py) / first.span());
+                                let Some(tile) = TileId::new(tms, z, x.floor() as u32, y.floor() as u32) else { continue };
+                                let q = Query::default();
+                                let a = memory.tile(tile, opts, &q).await.expect("memory tile");
+                                let b = sql.tile(tile, opts, &q).await.expect("PostGIS tile");
+                                assert_eq!(a, b, "{tms:?} {z} at {lon},{lat} (max {max_features}): the engines' tiles differ");
+                                compared += usize::from(a.is_some());
+                            }
+                        }
+                    }
+                }
+                compared
+            }
+        };
+        let before = level_scans().await;
+        let pool = read_pool(&store).await;
+        let compared = compare(open_postgis(pool.clone(), entry.clone()).await).await;
+        assert!(compared >= 60, "only {compared} tiles had features");
+        // A backend hands its statistics over when it ends.
+        pool.close();
+        drop(pool);
+        let mut scans = before;
+        for _ in 0..50 {
+            scans = level_scans().await;
+            if scans > before {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+        assert!(scans > before, "no tile was read by priority level");
+
+        // A table from before the priority was stored: dropping the column drops the levels.
+        client
+            .batch_execute(&format!("ALTER TABLE hamn_data.\"{table}\" DROP COLUMN hamn_prio"))
+            .await
+            .expect("drop the priority");
+        let compared = compare(open_postgis(read_pool(&store).await, entry).await).await;
+        assert!(compared >= 60, "only {compared} tiles had features");
+    });
+}

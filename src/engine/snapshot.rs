@@ -672,7 +672,7 @@ impl Query {
 
     /// True when the query tests nothing but (perhaps) boxes: no time, attributes, filter or
     /// order.
-    fn plain(&self) -> bool {
+    pub(crate) fn plain(&self) -> bool {
         self.datetime.is_none()
             && self.equals.is_empty()
             && self.filter.is_none()

@@ -101,6 +101,30 @@ pub fn table_ref(table: &str) -> String {
     format!("hamn_data.{}", quote_ident(table))
 }
 
+/// Each row's thinning priority (`tiles::mvt::priority` of its fid), stored as a generated
+/// column, so that a tile with far more candidates than it may show can read them one range of
+/// priority at a time, each range with a partial spatial index of its own: it stops after the
+/// ranges that hold enough, instead of reading every candidate to sort them (the ranges and
+/// their indexes: [`priority_level`], [`level_index`]).
+pub const PRIORITY_COLUMN: &str = "hamn_prio";
+
+/// How many equal ranges of priority ("levels") a data table has a partial index for.
+/// Sixteen: a tile with 1.7 times the candidates it may show reads ten sixteenths of them;
+/// more levels cut closer, but each is an index scan and a plan of its own.
+pub const PRIORITY_LEVELS: usize = 16;
+
+/// The priorities `[lo, hi)` of level `j` (priorities are 31-bit, `0..2^31`).
+pub fn priority_level(j: usize) -> (i64, i64) {
+    let width = (1_i64 << 31) / PRIORITY_LEVELS as i64;
+    let j = j as i64;
+    (j * width, (j + 1) * width)
+}
+
+/// The (unquoted) name of level `j`'s partial index on `table`.
+pub fn level_index(table: &str, j: usize) -> String {
+    format!("{table}_p{j}")
+}
+
 impl PostgisStore {
     /// Connects (lazily, through a pool) and runs pending migrations.
     pub async fn connect(url: &str) -> Result<Self> {
@@ -778,8 +802,10 @@ impl PgSink {
         client
             .batch_execute(&format!(
                 "CREATE TABLE {} (hamn_fid bigint NOT NULL, hamn_id text NOT NULL, \
-                 geom geometry(Geometry, 4326){columns})",
-                table_ref(&table)
+                 geom geometry(Geometry, 4326), \
+                 {PRIORITY_COLUMN} integer GENERATED ALWAYS AS ({}) STORED{columns})",
+                table_ref(&table),
+                crate::tiles::mvt::priority_sql()
             ))
             .await?;
         let mut previous = previous;
@@ -989,9 +1015,19 @@ impl IngestSink for PgSink {
             ))
             .await
             .map_err(duplicate_or)?;
+        let levels: String = (0..PRIORITY_LEVELS)
+            .map(|j| {
+                let (lo, hi) = priority_level(j);
+                format!(
+                    "CREATE INDEX {} ON {table} USING gist (geom) \
+                     WHERE {PRIORITY_COLUMN} >= {lo} AND {PRIORITY_COLUMN} < {hi}; ",
+                    quote_ident(&level_index(&self.table, j))
+                )
+            })
+            .collect();
         client
             .batch_execute(&format!(
-                "CREATE INDEX {} ON {table} USING gist (geom); ANALYZE {table}",
+                "CREATE INDEX {} ON {table} USING gist (geom); {levels}ANALYZE {table}",
                 index_name("geom")
             ))
             .await?;

@@ -36,7 +36,10 @@ use super::snapshot::{geometry_from_wkb, Feature, Geom, Query, Start, ValueRef};
 use super::source::{EngineError, EngineKind, Features, IdKinds, Page, Source, Summary};
 use crate::catalog::{AttrType, CatalogEntry};
 use crate::collation::Collation;
-use crate::store::postgis::{quote_ident, read_value, table_id_kinds, table_ref};
+use crate::store::postgis::{
+    level_index, priority_level, quote_ident, read_value, table_id_kinds, table_ref,
+    PRIORITY_COLUMN, PRIORITY_LEVELS,
+};
 use crate::store::Value;
 use crate::tiles::mvt::{self, TileOptions};
 use crate::tiles::tms::TileId;
@@ -122,6 +125,39 @@ pub struct PostgisSource {
     columns: String,
     /// The collations queries on text need, as this database has them.
     collations: compile::Collations,
+    /// A tile's thinning order: the stored priority column where the table has one, else
+    /// the same priority computed from `hamn_fid` (tables from before it was stored).
+    priority: String,
+    /// Where the features are, for guessing which tiles to read by priority level; `None`
+    /// for a table without the levels' indexes.
+    crowd: Option<Crowd>,
+}
+
+/// A sample of a table's envelope centres, to guess before asking whether a tile holds far
+/// more candidates than it may show. Reading such a tile one priority level at a time stops
+/// once enough are found (z12 tiles of 10M points: 1.6-1.9 times faster); for a tile that is
+/// not capped every level is read, sixteen statements where one would do (small tiles: eight
+/// times slower). So the guess decides, and a wrong one costs time, never a different tile.
+struct Crowd {
+    centres: rstar::RTree<[f64; 2]>,
+    /// Rows of the table per sampled centre.
+    scale: f64,
+}
+
+impl Crowd {
+    /// Whether about `n` or more features have their centre inside `b` (west, south, east,
+    /// north).
+    fn at_least(&self, b: &[f64; 4], n: usize) -> bool {
+        let sampled = ((n as f64 / self.scale).ceil() as usize).max(1);
+        let area = rstar::AABB::from_corners([b[0], b[1]], [b[2], b[3]]);
+        self.centres.locate_in_envelope(&area).take(sampled).count() >= sampled
+    }
+}
+
+/// PostgreSQL's `percentile_disc(p)` of `sorted` (ascending, not empty).
+fn percentile_disc(sorted: &[f64], p: f64) -> f64 {
+    let at = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[at - 1]
 }
 
 /// Whether the collection moved on (its table was dropped by a newer version), else the error.
@@ -188,36 +224,64 @@ impl PostgisSource {
             (Some(integers), Some(strings)) => (IdKinds { integers, strings }, row.get(3)),
             _ => table_id_kinds(&client, &data_table).await.map_err(err)?,
         };
-        // Where most features are: the 1st and 99th percentiles of envelope centres, from a
-        // sample of about 100,000 rows.
+        // Where the features are: envelope centres of about 100,000 rows (every row of a
+        // smaller table), for the core box and for guessing which tiles are crowded.
         let share = (1e7 / entry.feature_count.max(1) as f64).min(100.0);
-        let core = client
-            .query_one(
+        let sample = client
+            .query(
                 &format!(
-                    "SELECT percentile_disc(0.01) WITHIN GROUP (ORDER BY x), \
-                            percentile_disc(0.01) WITHIN GROUP (ORDER BY y), \
-                            percentile_disc(0.99) WITHIN GROUP (ORDER BY x), \
-                            percentile_disc(0.99) WITHIN GROUP (ORDER BY y) \
-                     FROM (SELECT (ST_XMin(geom) + ST_XMax(geom)) / 2 AS x, \
-                                  (ST_YMin(geom) + ST_YMax(geom)) / 2 AS y \
-                           FROM {table} TABLESAMPLE SYSTEM ({share}) \
-                           WHERE geom IS NOT NULL) c"
+                    "SELECT (ST_XMin(geom) + ST_XMax(geom)) / 2, (ST_YMin(geom) + ST_YMax(geom)) / 2 \
+                     FROM {table} TABLESAMPLE SYSTEM ({share}) WHERE geom IS NOT NULL"
                 ),
                 &[],
             )
             .await
             .map_err(err)?;
-        let core_bbox = match (
-            core.get::<_, Option<f64>>(0),
-            core.get::<_, Option<f64>>(1),
-            core.get::<_, Option<f64>>(2),
-            core.get::<_, Option<f64>>(3),
-        ) {
-            (Some(w), Some(s), Some(e), Some(n)) => {
-                let pad = 0.005;
-                Some([w - pad, s - pad, e + pad, n + pad])
-            }
-            _ => None,
+        // An empty geometry has no envelope: its centre is NULL.
+        let centres: Vec<[f64; 2]> = sample
+            .iter()
+            .filter_map(|r| Some([r.try_get(0).ok()?, r.try_get(1).ok()?]))
+            .collect();
+        drop(sample);
+        // Where most features are: the 1st and 99th percentiles of the centres.
+        let core_bbox = (!centres.is_empty()).then(|| {
+            let mut xs: Vec<f64> = centres.iter().map(|c| c[0]).collect();
+            let mut ys: Vec<f64> = centres.iter().map(|c| c[1]).collect();
+            xs.sort_unstable_by(f64::total_cmp);
+            ys.sort_unstable_by(f64::total_cmp);
+            let pad = 0.005;
+            [
+                percentile_disc(&xs, 0.01) - pad,
+                percentile_disc(&ys, 0.01) - pad,
+                percentile_disc(&xs, 0.99) + pad,
+                percentile_disc(&ys, 0.99) + pad,
+            ]
+        });
+        // Ingest gives every table the priority column and the levels' indexes; a table
+        // from before that has neither.
+        let names: Vec<String> = (0..PRIORITY_LEVELS)
+            .map(|j| level_index(&data_table, j))
+            .collect();
+        let levels: i64 = client
+            .query_one(
+                "SELECT count(*) FROM pg_index i \
+                 JOIN pg_class c ON c.oid = i.indexrelid \
+                 JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE n.nspname = 'hamn_data' AND c.relname = ANY($1) AND i.indisvalid",
+                &[&names],
+            )
+            .await
+            .map_err(err)?
+            .get(0);
+        let levels = levels == PRIORITY_LEVELS as i64;
+        let crowd = (levels && !centres.is_empty()).then(|| Crowd {
+            scale: entry.feature_count as f64 / centres.len() as f64,
+            centres: rstar::RTree::bulk_load(centres),
+        });
+        let priority = if levels {
+            PRIORITY_COLUMN.to_string()
+        } else {
+            mvt::priority_sql()
         };
         let wanted = compile::Collations::wanted(&collation);
         let found = client
@@ -252,12 +316,47 @@ impl PostgisSource {
             },
             columns: format!("hamn_fid, hamn_id, ST_AsBinary(geom){columns}"),
             collations,
+            priority,
+            crowd,
             entry,
             table,
             readers,
             options,
             collation,
         }))
+    }
+
+    /// The first `n` rows matching `condition` in thinning order, read one priority level at
+    /// a time (each with its partial index), stopping at the level that completes them: the
+    /// same rows as one statement ordered by priority, without reading the levels after.
+    /// Each level is a statement of its own rather than a `UNION ALL` under one `LIMIT`,
+    /// whose stopping early would rest on `Append` running its branches in order.
+    async fn by_level(
+        &self,
+        condition: &str,
+        params: &mut compile::Params,
+        n: usize,
+    ) -> Result<Vec<tokio_postgres::Row>, EngineError> {
+        // The limit is a parameter: one prepared statement per level, whatever it is.
+        params.push(Box::new(0_i64));
+        let limit = params.len();
+        let mut rows = Vec::new();
+        for j in 0..PRIORITY_LEVELS {
+            let left = n - rows.len();
+            params[limit - 1] = Box::new(i64::try_from(left).unwrap_or(i64::MAX));
+            let (lo, hi) = priority_level(j);
+            let sql = format!(
+                "SELECT {} FROM {} WHERE {PRIORITY_COLUMN} >= {lo} AND {PRIORITY_COLUMN} < {hi} \
+                 AND ({condition}) ORDER BY {PRIORITY_COLUMN}, hamn_fid LIMIT ${limit}",
+                self.columns, self.table
+            );
+            rows.extend(self.rows(&sql, params).await?);
+            if rows.len() >= n {
+                break;
+            }
+        }
+        params.pop();
+        Ok(rows)
     }
 
     fn err(&self, e: tokio_postgres::Error) -> EngineError {
@@ -613,14 +712,26 @@ impl Source for PostgisSource {
             mvt::first_round(max)
         };
         loop {
-            let sql = format!(
-                "SELECT {} FROM {} WHERE {condition} ORDER BY {}, hamn_fid LIMIT {}",
-                self.columns,
-                self.table,
-                mvt::priority_sql(),
-                k.saturating_add(1)
-            );
-            let rows = self.rows(&sql, &params).await?;
+            // By level only when the guess is well past the cap: a tile with 1.5 times the
+            // candidates it reads stops after eleven levels of sixteen.
+            let crowded = q.plain()
+                && self
+                    .crowd
+                    .as_ref()
+                    .is_some_and(|c| c.at_least(&q.bbox[0], k.saturating_add(k / 2)));
+            let rows = if crowded {
+                self.by_level(&condition, &mut params, k.saturating_add(1))
+                    .await?
+            } else {
+                let sql = format!(
+                    "SELECT {} FROM {} WHERE {condition} ORDER BY {}, hamn_fid LIMIT {}",
+                    self.columns,
+                    self.table,
+                    self.priority,
+                    k.saturating_add(1)
+                );
+                self.rows(&sql, &params).await?
+            };
             let json = json_cells(&self.entry, &rows)?;
             let cells = value_cells(&self.entry, &rows, &json)?;
             let mut features = tile_rows(&rows, &cells, self.entry.attributes.len())?;
