@@ -565,6 +565,32 @@ async fn open_postgis(
     .expect("the current version")
 }
 
+/// The memory engine's source of `entry` (collection `id` of `store`), as the server builds it.
+async fn open_memory(
+    store: &common::TestStore,
+    id: &str,
+    entry: hamn::catalog::CatalogEntry,
+) -> hamn::engine::MemorySource {
+    use hamn::engine::{MemorySource, Snapshot};
+    let collation = hamn::collation::Collation::default();
+    MemorySource::new(Snapshot::build(entry, store.features(id).await, collation))
+}
+
+/// The tile of `tms` at zoom `z` that holds the place `lon`, `lat`: from the level's first
+/// tile and its span.
+fn tile_holding(
+    tms: hamn::tiles::tms::Tms,
+    z: u8,
+    lon: f64,
+    lat: f64,
+) -> Option<hamn::tiles::tms::TileId> {
+    let first = hamn::tiles::tms::TileId::new(tms, z, 0, 0)?;
+    let (px, py) = tms.project(lon, lat);
+    let [l, _, _, t] = first.bounds();
+    let (x, y) = ((px - l) / first.span(), (t - py) / first.span());
+    hamn::tiles::tms::TileId::new(tms, z, x.floor() as u32, y.floor() as u32)
+}
+
 /// A collection served from PostGIS has its bulk downloads too, built at the first request
 /// from its table in batches (60,001 features: more than one batch), whole: ogrinfo counts
 /// every feature and every id once, and finds the first and last values.
@@ -1040,9 +1066,9 @@ fn a_memory_budget_sends_the_largest_to_postgis() {
 #[test]
 fn tiles_of_every_kind_of_value_agree() {
     use hamn::catalog::AttrType;
-    use hamn::engine::{MemorySource, Query, Snapshot, Source};
+    use hamn::engine::{Query, Source};
     use hamn::tiles::mvt::TileOptions;
-    use hamn::tiles::tms::{TileId, Tms};
+    use hamn::tiles::tms::Tms;
 
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     rt.block_on(async {
@@ -1091,12 +1117,7 @@ fn tiles_of_every_kind_of_value_agree() {
         for kind in [AttrType::Text, AttrType::Integer, AttrType::Real, AttrType::Boolean, AttrType::Date, AttrType::DateTime, AttrType::Json] {
             assert!(kinds.contains(&kind), "no {kind:?} attribute: {:?}", entry.attributes);
         }
-        let collation = hamn::collation::Collation::default();
-        let memory = MemorySource::new(Snapshot::build(
-            entry.clone(),
-            store.features("blandat").await,
-            collation,
-        ));
+        let memory = open_memory(&store, "blandat", entry.clone()).await;
         let sql = open_postgis(read_pool(&store).await, entry).await;
 
         let mut compared = 0;
@@ -1104,13 +1125,7 @@ fn tiles_of_every_kind_of_value_agree() {
             let opts = TileOptions { max_features, ..TileOptions::default() };
             for tms in Tms::ALL {
                 for z in 8..=15u8 {
-                    // The tile holding the place, from the level's first tile and its span.
-                    let Some(first) = TileId::new(tms, z, 0, 0) else { continue };
-                    let (px, py) = tms.project(13.02, 55.62);
-                    let [l, _, _, t] = first.bounds();
-                    let (x, y) = ((px - l) / first.span(), (t - py) / first.span());
-                    let tile = TileId::new(tms, z, x.floor() as u32, y.floor() as u32);
-                    let Some(tile) = tile else { continue };
+                    let Some(tile) = tile_holding(tms, z, 13.02, 55.62) else { continue };
                     let q = Query::default();
                     let a = memory.tile(tile, opts, &q).await.expect("memory tile");
                     let b = sql.tile(tile, opts, &q).await.expect("PostGIS tile");
@@ -1130,9 +1145,9 @@ fn tiles_of_every_kind_of_value_agree() {
 /// no levels): the thinning order computed from the fid instead.
 #[test]
 fn crowded_tiles_read_by_level_agree() {
-    use hamn::engine::{MemorySource, Query, Snapshot, Source};
+    use hamn::engine::{Query, Source};
     use hamn::tiles::mvt::TileOptions;
-    use hamn::tiles::tms::{TileId, Tms};
+    use hamn::tiles::tms::Tms;
 
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     rt.block_on(async {
@@ -1154,12 +1169,7 @@ fn crowded_tiles_read_by_level_agree() {
             .collect();
         ingest_features(&store, dir.path(), "trangsel", features, &["--force"]);
         let entry = store.entry("trangsel").await;
-        let collation = hamn::collation::Collation::default();
-        let memory = MemorySource::new(Snapshot::build(
-            entry.clone(),
-            store.features("trangsel").await,
-            collation,
-        ));
+        let memory = open_memory(&store, "trangsel", entry.clone()).await;
         let client = common::sql(&store).await;
         let table: String = client
             .query_one("SELECT data_table FROM hamn.collections WHERE id = 'trangsel'", &[])
@@ -1188,12 +1198,8 @@ fn crowded_tiles_read_by_level_agree() {
                     let opts = TileOptions { max_features, ..TileOptions::default() };
                     for tms in Tms::ALL {
                         for z in 7..=14u8 {
-                            let Some(first) = TileId::new(tms, z, 0, 0) else { continue };
                             for (lon, lat) in [(13.01, 55.56), (13.05, 55.58), (13.2, 55.65)] {
-                                let (px, py) = tms.project(lon, lat);
-                                let [l, _, _, t] = first.bounds();
-                                let (x, y) = ((px - l) / first.span(), (t - py) / first.span());
-                                let Some(tile) = TileId::new(tms, z, x.floor() as u32, y.floor() as u32) else { continue };
+                                let Some(tile) = tile_holding(tms, z, lon, lat) else { continue };
                                 let q = Query::default();
                                 let a = memory.tile(tile, opts, &q).await.expect("memory tile");
                                 let b = sql.tile(tile, opts, &q).await.expect("PostGIS tile");
